@@ -1,0 +1,56 @@
+"""Every error Escala raises on purpose, in one place."""
+
+from __future__ import annotations
+
+
+class EscalaError(Exception):
+    """Base of Escala's own errors."""
+
+
+class ConfigError(EscalaError):
+    """A configuration or definition file is wrong. Names the file, the place and why.
+
+    ``place`` is the key in a settings file (``kb.answer_threshold``), or a path such
+    as ``flow password_reset, step ask_email`` in a flow file.
+    """
+
+    def __init__(self, file: str, place: str, reason: str) -> None:
+        self.file = file
+        self.place = place
+        self.reason = reason
+        super().__init__(f"{file}: {place}: {reason}" if place else f"{file}: {reason}")
+
+
+class StoreError(EscalaError):
+    """The store could not do what was asked (unreachable, corrupt ...)."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached; callers answer 503 so providers retry."""
+
+
+class LockTimeout(StoreError):
+    """A conversation's lock could not be taken in time."""
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"timed out waiting for the lock of conversation {conversation_id}")
+        self.conversation_id = conversation_id
+
+
+class LockLost(StoreError):
+    """A write was attempted with a lease that no longer holds the lock (fencing)."""
+
+    def __init__(self, conversation_id: str, token: int) -> None:
+        super().__init__(f"lock of conversation {conversation_id} lost (token {token})")
+        self.conversation_id = conversation_id
+        self.token = token
+
+
+class DeliveryError(EscalaError):
+    """A channel could not deliver an outbound message."""
+
+    def __init__(self, channel: str, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(f"{channel}: {reason}")
+        self.channel = channel
+        self.reason = reason
+        self.permanent = permanent

@@ -1,0 +1,257 @@
+"""The domain model every layer shares.
+
+Frozen dataclasses only: a change is a new value (``dataclasses.replace``), so the
+store is the one place where state changes, and no provider type ever crosses into
+``bot/``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from flows.position import FlowPosition
+
+#: Locales Escala speaks to customers in. Brazilian Portuguese first.
+LOCALES: tuple[str, ...] = ("pt-BR", "en")
+DEFAULT_LOCALE = "pt-BR"
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def normalize_locale(value: str | None, default: str = DEFAULT_LOCALE) -> str:
+    """Map a provider language code (``pt``, ``pt-br``, ``en-US`` ...) to a locale we speak."""
+    if not value:
+        return default
+    lowered = value.lower()
+    if lowered.startswith("pt"):
+        return "pt-BR"
+    if lowered.startswith("en"):
+        return "en"
+    return default
+
+
+class Priority(enum.IntEnum):
+    """Ticket priority; a higher value is served first."""
+
+    LOW = 0
+    NORMAL = 1
+    HIGH = 2
+    URGENT = 3
+
+    @classmethod
+    def parse(cls, value: str) -> Priority:
+        return cls[value.strip().upper()]
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class TicketState(enum.StrEnum):
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Direction(enum.StrEnum):
+    """Who wrote a transcript line."""
+
+    INBOUND = "inbound"  # the customer
+    BOT = "bot"  # the bot, to the customer
+    AGENT = "agent"  # a human agent, to the customer
+    NOTE = "note"  # a private agent note, never sent to the customer
+    SYSTEM = "system"  # a system line (escalation reason, delivery failure ...)
+
+
+@dataclass(frozen=True)
+class Tier:
+    """A support tier and its promise: the expected time to a first human response."""
+
+    name: str
+    level: int
+    first_response_minutes: int
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: str
+    name: str
+    tiers: tuple[str, ...]
+    max_concurrent: int = 5
+    skills: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """How a contact is reached on one channel (telegram chat id, phone number ...)."""
+
+    channel: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: str
+    identities: tuple[Identity, ...]
+    locale: str = DEFAULT_LOCALE
+    name: str = ""
+    attributes: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    #: The provider says we can no longer reach them (Telegram 403 ...).
+    unreachable: bool = False
+    #: They opted out (SMS STOP): nothing more is sent until they opt back in.
+    opted_out: bool = False
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An option offered to the customer. ``id`` comes back when it is picked."""
+
+    id: str
+    label: str
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """What a channel adapter hands the engine: channel-neutral, provider-free.
+
+    ``choice_id`` is set when the customer pressed a button (Telegram callback,
+    Slack action); typed replies (``2``, an option's text) are resolved by the engine.
+    """
+
+    channel: str
+    address: str
+    text: str
+    provider_message_id: str
+    received_at: datetime
+    locale: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    choice_id: str | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What the engine asks a channel to send. Choices degrade per channel."""
+
+    text: str
+    choices: tuple[Choice, ...] = ()
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One customer on one channel address. The ticket, if any, says who owns it."""
+
+    id: str
+    contact_id: str
+    channel: str
+    address: str
+    locale: str
+    created_at: datetime
+    updated_at: datetime
+    #: The open (queued or assigned) ticket, if a human queue owns the conversation.
+    ticket_id: str | None = None
+    #: The last ticket, kept after it is resolved for status questions and CSAT.
+    last_ticket_id: str | None = None
+    flow: FlowPosition | None = None
+    #: Choices offered in the last bot message, so ``2`` or a label resolves to one.
+    pending_choices: tuple[Choice, ...] = ()
+    failed_attempts: int = 0
+    tags: tuple[str, ...] = ()
+    #: Ticket whose CSAT answer we are waiting for, and how many invalid answers so far.
+    csat_ticket_id: str | None = None
+    csat_retries: int = 0
+
+
+@dataclass(frozen=True)
+class Message:
+    """A transcript line."""
+
+    id: str
+    conversation_id: str
+    direction: Direction
+    text: str
+    at: datetime
+    author: str = ""
+    provider_message_id: str = ""
+
+
+@dataclass(frozen=True)
+class TriageDecision:
+    """Where a conversation goes and why. ``reasons`` are shown to agents."""
+
+    tier: str
+    priority: Priority
+    skills: tuple[str, ...]
+    private: bool
+    reasons: tuple[str, ...]
+    rule: str | None = None
+    #: True when a rule says "hand off now" (a complex or urgent problem).
+    handoff: bool = False
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: str
+    number: int
+    conversation_id: str
+    tier: str
+    priority: Priority
+    state: TicketState
+    created_at: datetime
+    #: When it entered its current queue (age in queue orders take-next).
+    queued_at: datetime
+    skills: tuple[str, ...] = ()
+    private: bool = False
+    reasons: tuple[str, ...] = ()
+    assignee: str | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    #: Tiers this ticket has been in, oldest first.
+    tier_history: tuple[str, ...] = ()
+    csat: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"#{self.number}"
+
+
+@dataclass(frozen=True)
+class Event:
+    """An append-only record of a state change; KPIs and reports come from events."""
+
+    id: str
+    kind: str
+    at: datetime
+    conversation_id: str | None = None
+    ticket_id: str | None = None
+    data: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+
+
+class EventKind(enum.StrEnum):
+    MESSAGE_IN = "message.in"
+    KB_ANSWERED = "kb.answered"
+    KB_SUGGESTED = "kb.suggested"
+    KB_MISSED = "kb.missed"
+    FLOW_STARTED = "flow.started"
+    FLOW_ENDED = "flow.ended"
+    TRIAGED = "triage.decided"
+    HANDOFF = "ticket.opened"
+    CLAIMED = "ticket.claimed"
+    RELEASED = "ticket.released"
+    ESCALATED = "ticket.escalated"
+    AGENT_REPLY = "ticket.agent_reply"
+    NOTE = "ticket.note"
+    RESOLVED = "ticket.resolved"
+    CSAT_ASKED = "csat.asked"
+    CSAT_RECORDED = "csat.recorded"
+    CSAT_DROPPED = "csat.dropped"
+    DELIVERY_FAILED = "delivery.failed"
+    CANCELLED = "conversation.cancelled"
+    RESTARTED = "conversation.restarted"

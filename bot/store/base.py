@@ -1,0 +1,234 @@
+"""The store contract: every piece of state Escala keeps goes through it.
+
+Two backends implement it: :class:`~bot.store.memory.MemoryStore` (the embedded
+default) and a Redis backend for production. One contract test suite
+(``tests/contract``) runs against every backend.
+
+Rules of the contract:
+
+* Anything that must be atomic (dedupe, ticket numbering, claim, take-next,
+  escalate, release, resolve, due timers) is **one** store operation. The engine
+  never does read-modify-write on shared ticket state.
+* Conversation state is loaded and saved only under the conversation's lock; the
+  lock hands out a :class:`Lease` whose fencing token the store checks on save,
+  so a process that lost its lock (paused too long) cannot overwrite the next holder.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import enum
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.errors import LockTimeout
+from bot.models import Contact, Conversation, Event, Identity, Message, Ticket
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Proof of holding a conversation's lock. ``token`` grows with every grant."""
+
+    conversation_id: str
+    token: int
+
+
+class ChangeError(enum.StrEnum):
+    """Why a ticket operation did not happen."""
+
+    NOT_FOUND = "not_found"
+    ALREADY_CLAIMED = "already_claimed"
+    NOT_QUEUED = "not_queued"
+    NOT_ASSIGNEE = "not_assignee"
+    NOT_OPEN = "not_open"
+    SAME_TIER = "same_tier"
+    AT_CAPACITY = "at_capacity"
+
+
+@dataclass(frozen=True)
+class TicketChange:
+    """The result of an atomic ticket operation: the ticket after it, or why not."""
+
+    ticket: Ticket | None
+    error: ChangeError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Store(abc.ABC):
+    """Abstract store. Implementations must make every method safe under concurrency."""
+
+    # -- dedupe and numbering -------------------------------------------------
+
+    @abc.abstractmethod
+    async def mark_seen(self, key: str, ttl_seconds: int) -> bool:
+        """Record ``key`` (a provider message id); True the first time, False for a duplicate.
+
+        The key is forgotten after ``ttl_seconds``.
+        """
+
+    @abc.abstractmethod
+    async def next_ticket_number(self) -> int:
+        """A new human-friendly ticket number; never the same twice."""
+
+    # -- contacts and conversations -------------------------------------------
+
+    @abc.abstractmethod
+    async def get_contact(self, contact_id: str) -> Contact | None: ...
+
+    @abc.abstractmethod
+    async def find_contact(self, identity: Identity) -> Contact | None: ...
+
+    @abc.abstractmethod
+    async def save_contact(self, contact: Contact) -> None:
+        """Create or replace a contact and index it by each of its identities."""
+
+    @abc.abstractmethod
+    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    @abc.abstractmethod
+    async def find_conversation(self, channel: str, address: str) -> Conversation | None: ...
+
+    @abc.abstractmethod
+    async def save_conversation(self, conversation: Conversation, lease: Lease) -> None:
+        """Create or replace a conversation. Raises :class:`~bot.errors.LockLost` when
+        ``lease`` is no longer the current holder of the conversation's lock."""
+
+    # -- transcript and events --------------------------------------------------
+
+    @abc.abstractmethod
+    async def append_message(self, message: Message) -> None: ...
+
+    @abc.abstractmethod
+    async def transcript(self, conversation_id: str, limit: int | None = None) -> list[Message]:
+        """The conversation's messages, oldest first; the last ``limit`` when given."""
+
+    @abc.abstractmethod
+    async def append_event(self, event: Event) -> None: ...
+
+    @abc.abstractmethod
+    async def events(
+        self, *, conversation_id: str | None = None, ticket_id: str | None = None
+    ) -> list[Event]:
+        """Events oldest first, for a conversation, a ticket, or (neither given) all."""
+
+    # -- tickets and queues -------------------------------------------------------
+
+    @abc.abstractmethod
+    async def open_ticket(self, ticket: Ticket) -> None:
+        """Store a new ``QUEUED`` ticket and put it in its tier's queue, atomically."""
+
+    @abc.abstractmethod
+    async def get_ticket(self, ticket_id: str) -> Ticket | None: ...
+
+    @abc.abstractmethod
+    async def find_ticket(self, number: int) -> Ticket | None: ...
+
+    @abc.abstractmethod
+    async def claim(
+        self, ticket_id: str, agent_id: str, now: datetime, max_open: int | None = None
+    ) -> TicketChange:
+        """Assign a queued ticket to ``agent_id``. Exactly one of concurrent claims wins.
+
+        Refused with ``AT_CAPACITY`` when the agent already holds ``max_open`` tickets.
+        """
+
+    @abc.abstractmethod
+    async def take_next(
+        self, tiers: Sequence[str], agent_id: str, now: datetime, max_open: int | None = None
+    ) -> TicketChange:
+        """Claim the best ticket waiting in any of ``tiers``: highest priority, then
+        oldest in queue. ``NOT_FOUND`` when every one of those queues is empty."""
+
+    @abc.abstractmethod
+    async def escalate(self, ticket_id: str, to_tier: str, now: datetime) -> TicketChange:
+        """Move an open ticket to the queue of ``to_tier``, unassigned."""
+
+    @abc.abstractmethod
+    async def release(self, ticket_id: str, agent_id: str, now: datetime) -> TicketChange:
+        """Give an assigned ticket back to its queue (keeps its place by priority and
+        original age). Only the assignee may release."""
+
+    @abc.abstractmethod
+    async def resolve(self, ticket_id: str, agent_id: str, now: datetime) -> TicketChange:
+        """Mark an assigned ticket resolved. Only the assignee may resolve."""
+
+    @abc.abstractmethod
+    async def mark_first_response(self, ticket_id: str, now: datetime) -> TicketChange:
+        """Record the first human response time, once (later calls keep the first)."""
+
+    @abc.abstractmethod
+    async def record_csat(self, ticket_id: str, score: int) -> TicketChange:
+        """Store the customer's satisfaction score on a resolved ticket."""
+
+    @abc.abstractmethod
+    async def queue(self, tier: str) -> list[Ticket]:
+        """The tier's waiting tickets in the order take-next serves them."""
+
+    @abc.abstractmethod
+    async def assigned(self, agent_id: str) -> list[Ticket]:
+        """Tickets currently assigned to an agent."""
+
+    # -- locks and timers -----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def try_lock(self, conversation_id: str, ttl_seconds: float) -> Lease | None:
+        """Take the conversation's lock if free (or expired); None when held."""
+
+    @abc.abstractmethod
+    async def unlock(self, lease: Lease) -> None:
+        """Give the lock back; a no-op when ``lease`` is no longer the holder."""
+
+    @abc.abstractmethod
+    async def schedule(self, timer_id: str, due_at: datetime) -> None:
+        """Set (or move) a timer."""
+
+    @abc.abstractmethod
+    async def pop_due(self, now: datetime, limit: int = 100) -> list[str]:
+        """Remove and return timers due at ``now``; each is handed to one caller only."""
+
+    async def ping(self) -> None:
+        """Raise when the backend is unreachable."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    # -- helpers written once on top of the contract ------------------------------
+
+    async def queue_position(self, ticket: Ticket) -> int | None:
+        """1-based place of a queued ticket in its tier's queue; None when not queued."""
+        for place, waiting in enumerate(await self.queue(ticket.tier), start=1):
+            if waiting.id == ticket.id:
+                return place
+        return None
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        conversation_id: str,
+        ttl_seconds: float = 30.0,
+        wait_seconds: float = 10.0,
+        poll_seconds: float = 0.005,
+    ) -> AsyncIterator[Lease]:
+        """Hold the conversation's lock for the body of an ``async with``.
+
+        Waiting polls ``try_lock`` so the same code serves every backend; the wait is
+        bounded and a timeout is an error (the provider retries), never a silent skip.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        lease = await self.try_lock(conversation_id, ttl_seconds)
+        while lease is None:
+            if loop.time() >= deadline:
+                raise LockTimeout(conversation_id)
+            await asyncio.sleep(poll_seconds)
+            lease = await self.try_lock(conversation_id, ttl_seconds)
+        try:
+            yield lease
+        finally:
+            await self.unlock(lease)

@@ -1,0 +1,260 @@
+"""In-memory store: the embedded default. Zero set-up, one process, nothing kept on exit.
+
+Atomicity comes from asyncio itself: no method awaits between reading and writing
+shared state, so each method body runs as one step of the event loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+from bot.errors import LockLost
+from bot.models import Contact, Conversation, Event, Identity, Message, Ticket, TicketState
+from bot.store.base import ChangeError, Lease, Store, TicketChange
+
+
+def queue_order(ticket: Ticket) -> tuple[int, datetime, int]:
+    """Take-next order: highest priority first, then longest waiting, then oldest number."""
+    return (-int(ticket.priority), ticket.queued_at, ticket.number)
+
+
+class MemoryStore(Store):
+    def __init__(
+        self, first_ticket_number: int = 1001, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._monotonic = monotonic
+        self._seen: dict[str, float] = {}
+        self._next_number = first_ticket_number
+        self._contacts: dict[str, Contact] = {}
+        self._contact_by_identity: dict[Identity, str] = {}
+        self._conversations: dict[str, Conversation] = {}
+        self._conversation_by_address: dict[tuple[str, str], str] = {}
+        self._messages: dict[str, list[Message]] = defaultdict(list)
+        self._events: list[Event] = []
+        self._tickets: dict[str, Ticket] = {}
+        self._ticket_by_number: dict[int, str] = {}
+        self._locks: dict[str, tuple[int, float]] = {}  # conversation -> (token, expires)
+        self._tokens = itertools.count(1)
+        self._timers: dict[str, datetime] = {}
+
+    async def mark_seen(self, key: str, ttl_seconds: int) -> bool:
+        now = self._monotonic()
+        expires = self._seen.get(key)
+        if expires is not None and expires > now:
+            return False
+        self._seen[key] = now + ttl_seconds
+        if len(self._seen) > 10_000 and len(self._seen) % 1000 == 0:
+            self._seen = {k: v for k, v in self._seen.items() if v > now}
+        return True
+
+    async def next_ticket_number(self) -> int:
+        number = self._next_number
+        self._next_number += 1
+        return number
+
+    async def get_contact(self, contact_id: str) -> Contact | None:
+        return self._contacts.get(contact_id)
+
+    async def find_contact(self, identity: Identity) -> Contact | None:
+        contact_id = self._contact_by_identity.get(identity)
+        return self._contacts.get(contact_id) if contact_id else None
+
+    async def save_contact(self, contact: Contact) -> None:
+        self._contacts[contact.id] = contact
+        for identity in contact.identities:
+            self._contact_by_identity[identity] = contact.id
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        return self._conversations.get(conversation_id)
+
+    async def find_conversation(self, channel: str, address: str) -> Conversation | None:
+        conversation_id = self._conversation_by_address.get((channel, address))
+        return self._conversations.get(conversation_id) if conversation_id else None
+
+    async def save_conversation(self, conversation: Conversation, lease: Lease) -> None:
+        held = self._locks.get(lease.conversation_id)
+        if (
+            lease.conversation_id != conversation.id
+            or held is None
+            or held[0] != lease.token
+            or held[1] <= self._monotonic()
+        ):
+            raise LockLost(conversation.id, lease.token)
+        self._conversations[conversation.id] = conversation
+        self._conversation_by_address[(conversation.channel, conversation.address)] = (
+            conversation.id
+        )
+
+    async def append_message(self, message: Message) -> None:
+        self._messages[message.conversation_id].append(message)
+
+    async def transcript(self, conversation_id: str, limit: int | None = None) -> list[Message]:
+        messages = self._messages.get(conversation_id, [])
+        return list(messages[-limit:] if limit else messages)
+
+    async def append_event(self, event: Event) -> None:
+        self._events.append(event)
+
+    async def events(
+        self, *, conversation_id: str | None = None, ticket_id: str | None = None
+    ) -> list[Event]:
+        return [
+            e
+            for e in self._events
+            if (conversation_id is None or e.conversation_id == conversation_id)
+            and (ticket_id is None or e.ticket_id == ticket_id)
+        ]
+
+    async def open_ticket(self, ticket: Ticket) -> None:
+        if ticket.state is not TicketState.QUEUED:
+            raise ValueError(f"a new ticket must be queued, not {ticket.state}")
+        self._tickets[ticket.id] = ticket
+        self._ticket_by_number[ticket.number] = ticket.id
+
+    async def get_ticket(self, ticket_id: str) -> Ticket | None:
+        return self._tickets.get(ticket_id)
+
+    async def find_ticket(self, number: int) -> Ticket | None:
+        ticket_id = self._ticket_by_number.get(number)
+        return self._tickets.get(ticket_id) if ticket_id else None
+
+    def _load(self, agent_id: str) -> int:
+        return sum(
+            1
+            for t in self._tickets.values()
+            if t.state is TicketState.ASSIGNED and t.assignee == agent_id
+        )
+
+    def _assign(self, ticket: Ticket, agent_id: str, max_open: int | None) -> TicketChange:
+        if max_open is not None and self._load(agent_id) >= max_open:
+            return TicketChange(ticket, ChangeError.AT_CAPACITY)
+        claimed = replace(ticket, state=TicketState.ASSIGNED, assignee=agent_id)
+        self._tickets[ticket.id] = claimed
+        return TicketChange(claimed)
+
+    async def claim(
+        self, ticket_id: str, agent_id: str, now: datetime, max_open: int | None = None
+    ) -> TicketChange:
+        ticket = self._tickets.get(ticket_id)
+        if ticket is None:
+            return TicketChange(None, ChangeError.NOT_FOUND)
+        if ticket.state is TicketState.ASSIGNED:
+            return TicketChange(ticket, ChangeError.ALREADY_CLAIMED)
+        if ticket.state is not TicketState.QUEUED:
+            return TicketChange(ticket, ChangeError.NOT_QUEUED)
+        return self._assign(ticket, agent_id, max_open)
+
+    async def take_next(
+        self, tiers: Sequence[str], agent_id: str, now: datetime, max_open: int | None = None
+    ) -> TicketChange:
+        waiting = [
+            t for t in self._tickets.values() if t.state is TicketState.QUEUED and t.tier in tiers
+        ]
+        if not waiting:
+            return TicketChange(None, ChangeError.NOT_FOUND)
+        best = heapq.nsmallest(1, waiting, key=queue_order)[0]
+        return self._assign(best, agent_id, max_open)
+
+    async def escalate(self, ticket_id: str, to_tier: str, now: datetime) -> TicketChange:
+        ticket = self._tickets.get(ticket_id)
+        if ticket is None:
+            return TicketChange(None, ChangeError.NOT_FOUND)
+        if ticket.state not in (TicketState.QUEUED, TicketState.ASSIGNED):
+            return TicketChange(ticket, ChangeError.NOT_OPEN)
+        if ticket.tier == to_tier:
+            return TicketChange(ticket, ChangeError.SAME_TIER)
+        moved = replace(
+            ticket,
+            tier=to_tier,
+            state=TicketState.QUEUED,
+            assignee=None,
+            queued_at=now,
+            tier_history=(*ticket.tier_history, to_tier),
+        )
+        self._tickets[ticket.id] = moved
+        return TicketChange(moved)
+
+    def _owned(self, ticket_id: str, agent_id: str) -> TicketChange:
+        ticket = self._tickets.get(ticket_id)
+        if ticket is None:
+            return TicketChange(None, ChangeError.NOT_FOUND)
+        if ticket.state is not TicketState.ASSIGNED:
+            return TicketChange(ticket, ChangeError.NOT_OPEN)
+        if ticket.assignee != agent_id:
+            return TicketChange(ticket, ChangeError.NOT_ASSIGNEE)
+        return TicketChange(ticket)
+
+    async def release(self, ticket_id: str, agent_id: str, now: datetime) -> TicketChange:
+        owned = self._owned(ticket_id, agent_id)
+        if not owned.ok or owned.ticket is None:
+            return owned
+        released = replace(owned.ticket, state=TicketState.QUEUED, assignee=None)
+        self._tickets[ticket_id] = released
+        return TicketChange(released)
+
+    async def resolve(self, ticket_id: str, agent_id: str, now: datetime) -> TicketChange:
+        owned = self._owned(ticket_id, agent_id)
+        if not owned.ok or owned.ticket is None:
+            return owned
+        resolved = replace(owned.ticket, state=TicketState.RESOLVED, resolved_at=now)
+        self._tickets[ticket_id] = resolved
+        return TicketChange(resolved)
+
+    async def mark_first_response(self, ticket_id: str, now: datetime) -> TicketChange:
+        ticket = self._tickets.get(ticket_id)
+        if ticket is None:
+            return TicketChange(None, ChangeError.NOT_FOUND)
+        if ticket.first_response_at is None:
+            ticket = replace(ticket, first_response_at=now)
+            self._tickets[ticket_id] = ticket
+        return TicketChange(ticket)
+
+    async def record_csat(self, ticket_id: str, score: int) -> TicketChange:
+        ticket = self._tickets.get(ticket_id)
+        if ticket is None:
+            return TicketChange(None, ChangeError.NOT_FOUND)
+        if ticket.state not in (TicketState.RESOLVED, TicketState.CLOSED):
+            return TicketChange(ticket, ChangeError.NOT_OPEN)
+        scored = replace(ticket, csat=score, state=TicketState.CLOSED)
+        self._tickets[ticket_id] = scored
+        return TicketChange(scored)
+
+    async def queue(self, tier: str) -> list[Ticket]:
+        waiting = [t for t in self._tickets.values() if t.state is TicketState.QUEUED and t.tier == tier]
+        return sorted(waiting, key=queue_order)
+
+    async def assigned(self, agent_id: str) -> list[Ticket]:
+        return [
+            t
+            for t in self._tickets.values()
+            if t.state is TicketState.ASSIGNED and t.assignee == agent_id
+        ]
+
+    async def try_lock(self, conversation_id: str, ttl_seconds: float) -> Lease | None:
+        now = self._monotonic()
+        held = self._locks.get(conversation_id)
+        if held is not None and held[1] > now:
+            return None
+        token = next(self._tokens)
+        self._locks[conversation_id] = (token, now + ttl_seconds)
+        return Lease(conversation_id, token)
+
+    async def unlock(self, lease: Lease) -> None:
+        held = self._locks.get(lease.conversation_id)
+        if held is not None and held[0] == lease.token:
+            del self._locks[lease.conversation_id]
+
+    async def schedule(self, timer_id: str, due_at: datetime) -> None:
+        self._timers[timer_id] = due_at
+
+    async def pop_due(self, now: datetime, limit: int = 100) -> list[str]:
+        due = sorted((at, timer_id) for timer_id, at in self._timers.items() if at <= now)[:limit]
+        for _, timer_id in due:
+            del self._timers[timer_id]
+        return [timer_id for _, timer_id in due]
