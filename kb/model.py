@@ -1,0 +1,58 @@
+"""The knowledge base as data: entries with phrasings and localized answers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+FALLBACK_LOCALE = "en"
+
+
+def _localized(texts: Mapping[str, str], locale: str) -> str:
+    """The text for ``locale``, else its language ("pt" for "pt-PT"), else "en", else any."""
+    if locale in texts:
+        return texts[locale]
+    language = locale.split("-", 1)[0].lower()
+    for key, text in texts.items():
+        if key.split("-", 1)[0].lower() == language:
+            return text
+    if FALLBACK_LOCALE in texts:
+        return texts[FALLBACK_LOCALE]
+    return next(iter(texts.values()), "")
+
+
+@dataclass(frozen=True)
+class KbEntry:
+    """One answerable intent: example phrasings, answers per locale, button titles."""
+
+    id: str
+    category: str
+    questions: tuple[str, ...]
+    answers: Mapping[str, str]
+    titles: Mapping[str, str]
+    tier_hint: str | None = None
+    tags: tuple[str, ...] = ()
+    flow: str | None = None
+
+    def answer(self, locale: str) -> str:
+        return _localized(self.answers, locale)
+
+    def title(self, locale: str) -> str:
+        if not self.titles:
+            return self.questions[0] if self.questions else self.id
+        return _localized(self.titles, locale)
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """All entries (ids unique) and the synonyms table (folded variant -> canonical)."""
+
+    entries: tuple[KbEntry, ...]
+    synonyms: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_id", {entry.id: entry for entry in self.entries})
+
+    def get(self, entry_id: str) -> KbEntry | None:
+        by_id: dict[str, KbEntry] = self.__dict__["_by_id"]
+        return by_id.get(entry_id)
