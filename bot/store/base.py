@@ -73,6 +73,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def is_seen(self, key: str) -> bool:
+        """True while ``key`` is recorded by :meth:`mark_seen` and not yet expired."""
+
+    @abc.abstractmethod
     async def next_ticket_number(self) -> int:
         """A new human-friendly ticket number; never the same twice."""
 
@@ -174,6 +178,16 @@ class Store(abc.ABC):
     async def assigned(self, agent_id: str) -> list[Ticket]:
         """Tickets currently assigned to an agent."""
 
+    # -- links kept for adapters ---------------------------------------------------------
+
+    @abc.abstractmethod
+    async def set_link(self, key: str, value: str) -> None:
+        """Remember a small value for an adapter (a Slack card's channel and ts for a
+        ticket, the ticket of a Slack thread ...). Keys are namespaced by the caller."""
+
+    @abc.abstractmethod
+    async def get_link(self, key: str) -> str | None: ...
+
     # -- locks and timers -----------------------------------------------------------
 
     @abc.abstractmethod
@@ -192,10 +206,10 @@ class Store(abc.ABC):
     async def pop_due(self, now: datetime, limit: int = 100) -> list[str]:
         """Remove and return timers due at ``now``; each is handed to one caller only."""
 
-    async def ping(self) -> None:
+    async def ping(self) -> None:  # noqa: B027 - optional: nothing to check in memory
         """Raise when the backend is unreachable."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional: nothing to release in memory
         """Release connections."""
 
     # -- helpers written once on top of the contract ------------------------------

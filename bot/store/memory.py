@@ -42,6 +42,7 @@ class MemoryStore(Store):
         self._locks: dict[str, tuple[int, float]] = {}  # conversation -> (token, expires)
         self._tokens = itertools.count(1)
         self._timers: dict[str, datetime] = {}
+        self._links: dict[str, str] = {}
 
     async def mark_seen(self, key: str, ttl_seconds: int) -> bool:
         now = self._monotonic()
@@ -52,6 +53,10 @@ class MemoryStore(Store):
         if len(self._seen) > 10_000 and len(self._seen) % 1000 == 0:
             self._seen = {k: v for k, v in self._seen.items() if v > now}
         return True
+
+    async def is_seen(self, key: str) -> bool:
+        expires = self._seen.get(key)
+        return expires is not None and expires > self._monotonic()
 
     async def next_ticket_number(self) -> int:
         number = self._next_number
@@ -226,7 +231,9 @@ class MemoryStore(Store):
         return TicketChange(scored)
 
     async def queue(self, tier: str) -> list[Ticket]:
-        waiting = [t for t in self._tickets.values() if t.state is TicketState.QUEUED and t.tier == tier]
+        waiting = [
+            t for t in self._tickets.values() if t.state is TicketState.QUEUED and t.tier == tier
+        ]
         return sorted(waiting, key=queue_order)
 
     async def assigned(self, agent_id: str) -> list[Ticket]:
@@ -235,6 +242,12 @@ class MemoryStore(Store):
             for t in self._tickets.values()
             if t.state is TicketState.ASSIGNED and t.assignee == agent_id
         ]
+
+    async def set_link(self, key: str, value: str) -> None:
+        self._links[key] = value
+
+    async def get_link(self, key: str) -> str | None:
+        return self._links.get(key)
 
     async def try_lock(self, conversation_id: str, ttl_seconds: float) -> Lease | None:
         now = self._monotonic()

@@ -1,0 +1,134 @@
+"""Assemble Escala from its settings: load and cross-check every admin file, build
+the store, the engine and the desk. Everything that can be wrong in a file is found
+here, at start-up, with the file, the place and the reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from bot.clock import Clock, Ids, SystemClock, UuidIds
+from bot.desk import Desk
+from bot.engine import Components, Engine
+from bot.errors import ConfigError
+from bot.outbox import Outbox, Workspaces
+from bot.settings import Settings
+from bot.store import MemoryStore, Store
+from bot.tickets import Tickets
+from bot.triage import load_triage
+from flows.errors import FlowError
+from flows.loader import FlowSet, load_flows
+from kb.errors import KbError
+from kb.loader import load_kb
+from kb.matcher import Matcher, Thresholds
+from kb.model import KnowledgeBase
+
+
+@dataclass(frozen=True)
+class Escala:
+    settings: Settings
+    store: Store
+    engine: Engine
+    desk: Desk
+    outbox: Outbox
+    workspaces: Workspaces
+
+
+def load_knowledge(settings: Settings) -> tuple[KnowledgeBase, Matcher]:
+    try:
+        kb = load_kb(settings.kb.paths)
+    except KbError as e:
+        raise ConfigError(e.file, e.place, e.reason) from e
+    return kb, Matcher(kb, thresholds(settings))
+
+
+def thresholds(settings: Settings) -> Thresholds:
+    """The matcher's thresholds, with the values the config sets over the defaults."""
+    defaults = Thresholds()
+    overrides = {
+        "answer": settings.kb.answer_threshold,
+        "suggest": settings.kb.suggest_threshold,
+        "margin": settings.kb.margin,
+        "max_suggestions": settings.kb.max_suggestions,
+    }
+    values = {f.name: getattr(defaults, f.name) for f in fields(Thresholds)}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Thresholds(**values)
+
+
+def load_flow_set(settings: Settings) -> FlowSet:
+    try:
+        flows = load_flows(settings.flows.paths)
+    except FlowError as e:
+        raise ConfigError(e.file, e.place, e.reason) from e
+    source = str(settings.source or "built-in defaults")
+    for key in ("greeting_flow", "human_flow", "status_flow", "after_answer_flow"):
+        flow_id = getattr(settings.engine, key)
+        if flow_id is not None and flows.get(flow_id) is None:
+            known = ", ".join(flows.ids())
+            raise ConfigError(source, f"engine.{key}", f"no flow '{flow_id}' (flows: {known})")
+    tier_names = {tier.name for tier in settings.tiers}
+    for flow_id, step_id, tier in sorted(flows.handoff_tiers()):
+        if tier not in tier_names:
+            raise ConfigError(
+                source,
+                f"flow '{flow_id}', step '{step_id}'.tier",
+                f"unknown tier '{tier}' (tiers: {', '.join(sorted(tier_names))})",
+            )
+    return flows
+
+
+def cross_check(settings: Settings, kb: KnowledgeBase, flows: FlowSet) -> None:
+    """References between files: a KB entry's flow and tier hint must exist."""
+    tier_names = {tier.name for tier in settings.tiers}
+    for entry in kb.entries:
+        if entry.flow is not None and flows.get(entry.flow) is None:
+            raise ConfigError(
+                "knowledge base", f"entry '{entry.id}'.flow", f"no flow '{entry.flow}'"
+            )
+        if entry.tier_hint is not None and entry.tier_hint not in tier_names:
+            raise ConfigError(
+                "knowledge base",
+                f"entry '{entry.id}'.tier_hint",
+                f"unknown tier '{entry.tier_hint}'",
+            )
+
+
+def build(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Clock | None = None,
+    ids: Ids | None = None,
+) -> Escala:
+    """Everything but the channels and workspaces, which the caller attaches."""
+    clock = clock or SystemClock()
+    ids = ids or UuidIds()
+    kb, matcher = load_knowledge(settings)
+    flows = load_flow_set(settings)
+    cross_check(settings, kb, flows)
+    triage = load_triage(settings.triage.rules, settings.tiers, settings.business_hours)
+    if store is None:
+        if settings.store.backend != "memory":
+            raise ConfigError(
+                str(settings.source), "store.backend", "this command runs on the memory store only"
+            )
+        store = MemoryStore()
+    tickets = Tickets(store, clock, ids, settings.tiers, settings.engine.card_context_messages)
+    outbox = Outbox(store, clock, ids)
+    workspaces = Workspaces(store, clock, ids)
+    engine = Engine(
+        Components(
+            store=store,
+            tickets=tickets,
+            outbox=outbox,
+            workspaces=workspaces,
+            kb=kb,
+            matcher=matcher,
+            flows=flows,
+            triage=triage,
+            hours=settings.business_hours,
+            settings=settings.engine,
+        )
+    )
+    desk = Desk(engine, settings.agents)
+    return Escala(settings, store, engine, desk, outbox, workspaces)

@@ -1,0 +1,151 @@
+"""The ``escala`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bot.app import thresholds
+from bot.errors import ConfigError
+from bot.settings import load_settings
+from flows.errors import FlowError
+from flows.loader import load_flows
+from kb.errors import KbError
+from kb.evaluate import evaluate, load_cases
+from kb.loader import load_kb
+from kb.matcher import Matcher
+from kb.model import KnowledgeBase
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.run(args)
+        return result
+    except ConfigError as e:
+        print(f"escala: configuration error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="escala", description="Omnichannel support bot and tiered conversation router."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    chat = sub.add_parser("chat", help="talk to the bot in the terminal (customer and agents)")
+    chat.add_argument("--config", type=Path, help="settings file (default: built-in defaults)")
+    chat.add_argument("--locale", choices=["pt-BR", "en"], help="the customer's locale")
+    chat.add_argument("--agent", help="the agent you act as (default: the first configured)")
+    chat.set_defaults(run=run_chat)
+
+    check = sub.add_parser("check", help="load and cross-check config, KB, flows and routing")
+    check.add_argument("--config", type=Path)
+    check.set_defaults(run=run_check)
+
+    kb = sub.add_parser("kb", help="knowledge base tools").add_subparsers(dest="kb", required=True)
+    ask = kb.add_parser("ask", help="show the matcher's decision for a question, as JSON")
+    ask.add_argument("--kb", type=Path, action="append", required=True, help="KB file or folder")
+    ask.add_argument("--config", type=Path, help="take thresholds from this settings file")
+    ask.add_argument("question")
+    ask.set_defaults(run=run_kb_ask)
+    evaluate = kb.add_parser("eval", help="measure the matcher on labelled cases, as JSON")
+    evaluate.add_argument("--kb", type=Path, action="append", required=True)
+    evaluate.add_argument("--cases", type=Path, required=True, help="JSON lines: text, expected")
+    evaluate.add_argument("--config", type=Path)
+    evaluate.set_defaults(run=run_kb_eval)
+
+    flows = sub.add_parser("flows", help="flow tools").add_subparsers(dest="flows", required=True)
+    flows_check = flows.add_parser("check", help="validate flow files")
+    flows_check.add_argument("paths", type=Path, nargs="+")
+    flows_check.set_defaults(run=run_flows_check)
+    return parser
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    from bot.app import build
+    from channels.console import Console
+
+    settings = load_settings(args.config)
+    escala = build(settings)
+    agent_id = args.agent or (settings.agents[0].id if settings.agents else "")
+    if args.agent and escala.desk.agent(args.agent) is None:
+        raise ConfigError("--agent", args.agent, "no such agent in the settings")
+    console = Console(
+        escala,
+        sys.stdout,
+        locale=args.locale or settings.engine.default_locale,
+        agent_id=agent_id,
+        echo=not sys.stdin.isatty(),
+    )
+    asyncio.run(console.run(read_lines(sys.stdin)))
+    return 0
+
+
+async def read_lines(stream: TextIO) -> AsyncIterator[str]:
+    """Lines of a (possibly interactive) stream without blocking the event loop."""
+    while True:
+        line = await asyncio.to_thread(stream.readline)
+        if not line:
+            return
+        yield line
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from bot.app import build
+
+    settings = load_settings(args.config)
+    escala = build(settings)
+    source = settings.source or "built-in defaults"
+    print(
+        f"ok: {source}: {len(escala.engine.parts.kb.entries)} KB entries, "
+        f"{len(escala.engine.parts.flows.ids())} flows, {len(settings.tiers)} tiers, "
+        f"{len(settings.agents)} agents"
+    )
+    return 0
+
+
+def _matcher(kb_paths: Sequence[Path], config: Path | None) -> tuple[KnowledgeBase, Matcher]:
+    settings = load_settings(config)
+    try:
+        kb = load_kb(kb_paths)
+    except KbError as e:
+        raise ConfigError(e.file, e.place, e.reason) from e
+    return kb, Matcher(kb, thresholds(settings))
+
+
+def run_kb_ask(args: argparse.Namespace) -> int:
+    _, matcher = _matcher(args.kb, args.config)
+    print(json.dumps(matcher.match(args.question).to_json(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def run_kb_eval(args: argparse.Namespace) -> int:
+    kb, matcher = _matcher(args.kb, args.config)
+    try:
+        cases = load_cases(args.cases, kb)
+    except KbError as e:
+        raise ConfigError(e.file, e.place, e.reason) from e
+    print(json.dumps(evaluate(matcher, cases), indent=2))
+    return 0
+
+
+def run_flows_check(args: argparse.Namespace) -> int:
+    try:
+        flows = load_flows(args.paths)
+    except FlowError as e:
+        raise ConfigError(e.file, e.place, e.reason) from e
+    print(f"ok: {len(flows.ids())} flows: {', '.join(flows.ids())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

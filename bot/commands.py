@@ -1,0 +1,124 @@
+"""Global commands a customer can say at any point, in pt-BR and English,
+and how a typed reply resolves to one of the choices we offered."""
+
+from __future__ import annotations
+
+import enum
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.models import Choice
+
+
+class Command(enum.StrEnum):
+    HUMAN = "human"
+    STATUS = "status"
+    CANCEL = "cancel"
+    RESTART = "restart"
+
+
+#: Whole-message phrases (after folding). Multi-word phrases also match inside a
+#: longer message ("eu quero falar com atendente agora"); single words only match
+#: the whole message, so "agent" in "my agent app crashed" is not a command.
+PHRASES: dict[Command, tuple[str, ...]] = {
+    Command.HUMAN: (
+        "/human",
+        "/atendente",
+        "atendente",
+        "humano",
+        "pessoa",
+        "human",
+        "agent",
+        "operator",
+        "representative",
+        "falar com atendente",
+        "falar com um atendente",
+        "falar com humano",
+        "falar com um humano",
+        "falar com uma pessoa",
+        "atendimento humano",
+        "quero um atendente",
+        "chamar atendente",
+        "talk to a human",
+        "talk to an agent",
+        "talk to a person",
+        "speak to a human",
+        "speak to an agent",
+        "speak to a person",
+        "real person",
+        "human agent",
+    ),
+    Command.STATUS: (
+        "/status",
+        "status",
+        "status do ticket",
+        "status do chamado",
+        "status do meu chamado",
+        "status do protocolo",
+        "andamento do chamado",
+        "andamento do meu chamado",
+        "meu chamado",
+        "ticket status",
+        "status of my ticket",
+        "my ticket status",
+        "where is my ticket",
+    ),
+    Command.CANCEL: ("/cancel", "/cancelar", "cancelar", "cancel", "cancela"),
+    Command.RESTART: (
+        "/restart",
+        "/reiniciar",
+        "recomecar",
+        "comecar de novo",
+        "reiniciar",
+        "start over",
+        "restart",
+    ),
+}
+
+_NUMBER = re.compile(r"#?\b(\d{3,9})\b")
+
+
+def fold(text: str) -> str:
+    """Lowercase, strip accents and punctuation (keeping ``/`` and ``#``), squeeze spaces."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(re.sub(r"[^\w/#]+", " ", plain).split())
+
+
+@dataclass(frozen=True)
+class CommandMatch:
+    command: Command
+    #: A ticket number written with the command ("status 1042").
+    number: int | None = None
+
+
+def detect(text: str) -> CommandMatch | None:
+    folded = fold(text)
+    if not folded:
+        return None
+    number_match = _NUMBER.search(folded)
+    without_number = " ".join(_NUMBER.sub(" ", folded).replace("#", " ").split())
+    for command, phrases in PHRASES.items():
+        for phrase in phrases:
+            whole = without_number == phrase if command is Command.STATUS else folded == phrase
+            inside = " " in phrase and f" {phrase} " in f" {folded} "
+            if whole or inside:
+                number = int(number_match.group(1)) if number_match else None
+                return CommandMatch(command, number if command is Command.STATUS else None)
+    return None
+
+
+def resolve_choice(text: str, choice_id: str | None, offered: Sequence[Choice]) -> Choice | None:
+    """The offered choice the customer picked: a button (``choice_id``), its number
+    (``2``) or its label (accent- and case-insensitive)."""
+    if not offered:
+        return None
+    if choice_id is not None:
+        return next((c for c in offered if c.id == choice_id), None)
+    folded = fold(text)
+    if folded.isdigit():
+        index = int(folded) - 1
+        return offered[index] if 0 <= index < len(offered) else None
+    return next((c for c in offered if fold(c.label) == folded), None)

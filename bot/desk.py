@@ -1,0 +1,356 @@
+"""The agent side: claim, take next, reply, note, escalate, release, resolve.
+
+Every workspace (Slack, the console) calls these; the rules live here once. Ticket
+state changes are single store operations; the conversation is touched only under
+its lock. Results carry a short English sentence for the agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from bot import i18n
+from bot.engine import Engine, csat_options
+from bot.models import (
+    Agent,
+    Choice,
+    Direction,
+    EventKind,
+    Message,
+    OutboundMessage,
+    Ticket,
+    TicketState,
+)
+from bot.ports import TicketChangeKind
+from bot.store import ChangeError, TicketChange
+
+REFUSALS: dict[ChangeError, str] = {
+    ChangeError.NOT_FOUND: "no such ticket",
+    ChangeError.ALREADY_CLAIMED: "already claimed by someone else",
+    ChangeError.NOT_QUEUED: "not waiting in a queue",
+    ChangeError.NOT_ASSIGNEE: "assigned to another agent",
+    ChangeError.NOT_OPEN: "not open",
+    ChangeError.SAME_TIER: "already in that tier",
+    ChangeError.AT_CAPACITY: "you are at your maximum of open tickets",
+}
+
+
+@dataclass(frozen=True)
+class DeskResult:
+    ok: bool
+    message: str
+    ticket: Ticket | None = None
+
+
+@dataclass(frozen=True)
+class QueueStat:
+    tier: str
+    depth: int
+    oldest_wait: timedelta | None
+    sla_minutes: int
+
+    @property
+    def breaching(self) -> bool:
+        return self.oldest_wait is not None and self.oldest_wait > timedelta(
+            minutes=self.sla_minutes
+        )
+
+
+class Desk:
+    def __init__(self, engine: Engine, agents: tuple[Agent, ...]) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.tickets = engine.tickets
+        self.parts = engine.parts
+        self.agents = {agent.id: agent for agent in agents}
+
+    # -- lookups ----------------------------------------------------------------------
+
+    def agent(self, agent_id: str) -> Agent | None:
+        return self.agents.get(agent_id)
+
+    async def ticket(self, number: int) -> Ticket | None:
+        return await self.store.find_ticket(number)
+
+    async def queues(self) -> list[QueueStat]:
+        now = self.tickets.clock.now()
+        stats = []
+        for tier in sorted(self.tickets.tiers.values(), key=lambda t: t.level):
+            waiting = await self.store.queue(tier.name)
+            oldest = min((t.queued_at for t in waiting), default=None)
+            stats.append(
+                QueueStat(
+                    tier=tier.name,
+                    depth=len(waiting),
+                    oldest_wait=now - oldest if oldest else None,
+                    sla_minutes=tier.first_response_minutes,
+                )
+            )
+        return stats
+
+    # -- actions ----------------------------------------------------------------------
+
+    async def claim(self, agent_id: str, number: int) -> DeskResult:
+        agent, ticket, refusal = await self._load(agent_id, number)
+        if refusal is not None:
+            return refusal
+        assert agent is not None and ticket is not None
+        if ticket.tier not in agent.tiers:
+            return DeskResult(
+                False, f"{ticket.label} is in {ticket.tier}; {agent.name} works {_tiers(agent)}"
+            )
+        change = await self.store.claim(
+            ticket.id, agent.id, self.tickets.clock.now(), agent.max_concurrent
+        )
+        return await self._claimed(agent, change)
+
+    async def take_next(self, agent_id: str) -> DeskResult:
+        agent = self.agent(agent_id)
+        if agent is None:
+            return DeskResult(False, f"unknown agent {agent_id}")
+        change = await self.store.take_next(
+            agent.tiers, agent.id, self.tickets.clock.now(), agent.max_concurrent
+        )
+        if change.error is ChangeError.NOT_FOUND:
+            return DeskResult(False, f"no ticket waiting in {_tiers(agent)}")
+        return await self._claimed(agent, change)
+
+    async def _claimed(self, agent: Agent, change: TicketChange) -> DeskResult:
+        if not change.ok or change.ticket is None:
+            label = change.ticket.label if change.ticket else "ticket"
+            return DeskResult(False, f"{label}: {_refusal(change)}", change.ticket)
+        ticket = change.ticket
+        await self.tickets.event(
+            EventKind.CLAIMED,
+            conversation_id=ticket.conversation_id,
+            ticket_id=ticket.id,
+            agent=agent.id,
+            tier=ticket.tier,
+        )
+        view = await self.tickets.view(ticket, actor=agent.name)
+        await self.parts.workspaces.ticket_changed(view, TicketChangeKind.CLAIMED)
+        return DeskResult(True, f"{ticket.label} claimed by {agent.name}", ticket)
+
+    async def reply(self, agent_id: str, number: int, text: str) -> DeskResult:
+        agent, ticket, refusal = await self._owned(agent_id, number)
+        if refusal is not None:
+            return refusal
+        assert agent is not None and ticket is not None
+        conversation = await self.store.get_conversation(ticket.conversation_id)
+        if conversation is None:
+            return DeskResult(False, f"{ticket.label}: conversation missing")
+        body = i18n.text("agent_reply", conversation.locale, agent=agent.name, text=text)
+        await self.parts.outbox.send(
+            conversation, OutboundMessage(body), direction=Direction.AGENT, author=agent.name
+        )
+        await self.store.mark_first_response(ticket.id, self.tickets.clock.now())
+        await self.tickets.event(
+            EventKind.AGENT_REPLY,
+            conversation_id=conversation.id,
+            ticket_id=ticket.id,
+            agent=agent.id,
+        )
+        return DeskResult(True, f"sent to the customer of {ticket.label}", ticket)
+
+    async def note(self, agent_id: str, number: int, text: str) -> DeskResult:
+        agent, ticket, refusal = await self._load(agent_id, number)
+        if refusal is not None:
+            return refusal
+        assert agent is not None and ticket is not None
+        await self.store.append_message(
+            Message(
+                id=self.tickets.ids.new("msg"),
+                conversation_id=ticket.conversation_id,
+                direction=Direction.NOTE,
+                text=text,
+                at=self.tickets.clock.now(),
+                author=agent.name,
+            )
+        )
+        await self.tickets.event(
+            EventKind.NOTE,
+            conversation_id=ticket.conversation_id,
+            ticket_id=ticket.id,
+            agent=agent.id,
+        )
+        return DeskResult(True, f"private note added to {ticket.label}", ticket)
+
+    async def escalate(
+        self, agent_id: str, number: int, to_tier: str | None, reason: str
+    ) -> DeskResult:
+        agent, ticket, refusal = await self._load(agent_id, number)
+        if refusal is not None:
+            return refusal
+        assert agent is not None and ticket is not None
+        if not reason.strip():
+            return DeskResult(False, "an escalation needs a reason", ticket)
+        mine = ticket.state is TicketState.ASSIGNED and ticket.assignee == agent.id
+        waiting_in_my_tier = ticket.state is TicketState.QUEUED and ticket.tier in agent.tiers
+        if not (mine or waiting_in_my_tier):
+            return DeskResult(False, f"{ticket.label}: claim it before escalating", ticket)
+        if to_tier is None:
+            target = self.tickets.next_tier(ticket.tier)
+            if target is None:
+                return DeskResult(False, f"{ticket.label}: {ticket.tier} is the last tier", ticket)
+        else:
+            found = self.tickets.tiers.get(to_tier)
+            if found is None:
+                known = ", ".join(self.tickets.tiers)
+                return DeskResult(False, f"unknown tier {to_tier} (tiers: {known})", ticket)
+            target = found
+        previous = ticket.tier
+        change = await self.store.escalate(ticket.id, target.name, self.tickets.clock.now())
+        if not change.ok or change.ticket is None:
+            return DeskResult(False, f"{ticket.label}: {_refusal(change)}", change.ticket)
+        moved = change.ticket
+        await self.store.append_message(
+            Message(
+                id=self.tickets.ids.new("msg"),
+                conversation_id=moved.conversation_id,
+                direction=Direction.SYSTEM,
+                text=f"Escalated {previous} → {moved.tier} by {agent.name}: {reason}",
+                at=self.tickets.clock.now(),
+                author=agent.name,
+            )
+        )
+        await self.tickets.event(
+            EventKind.ESCALATED,
+            conversation_id=moved.conversation_id,
+            ticket_id=moved.id,
+            agent=agent.id,
+            from_tier=previous,
+            to_tier=moved.tier,
+            reason=reason,
+        )
+        conversation = await self.store.get_conversation(moved.conversation_id)
+        if conversation is not None:
+            await self.parts.outbox.send(
+                conversation,
+                OutboundMessage(
+                    i18n.text(
+                        "escalated",
+                        conversation.locale,
+                        ticket=moved.label,
+                        tier=moved.tier,
+                        sla=self.tickets.sla(moved.tier, conversation.locale),
+                    )
+                ),
+            )
+        old_view = await self.tickets.view(
+            moved, actor=agent.name, note=reason, previous_tier=previous
+        )
+        await self.parts.workspaces.ticket_changed(old_view, TicketChangeKind.ESCALATED)
+        new_view = await self.tickets.view(
+            moved, actor=agent.name, note=reason, previous_tier=previous, full_transcript=True
+        )
+        await self.parts.workspaces.ticket_opened(new_view)
+        return DeskResult(True, f"{moved.label} escalated {previous} → {moved.tier}", moved)
+
+    async def release(self, agent_id: str, number: int) -> DeskResult:
+        agent, ticket, refusal = await self._owned(agent_id, number)
+        if refusal is not None:
+            return refusal
+        assert agent is not None and ticket is not None
+        change = await self.store.release(ticket.id, agent.id, self.tickets.clock.now())
+        if not change.ok or change.ticket is None:
+            return DeskResult(False, f"{ticket.label}: {_refusal(change)}", change.ticket)
+        released = change.ticket
+        await self.tickets.event(
+            EventKind.RELEASED,
+            conversation_id=released.conversation_id,
+            ticket_id=released.id,
+            agent=agent.id,
+        )
+        view = await self.tickets.view(released, actor=agent.name)
+        await self.parts.workspaces.ticket_changed(view, TicketChangeKind.RELEASED)
+        return DeskResult(True, f"{released.label} is back in the {released.tier} queue", released)
+
+    async def resolve(self, agent_id: str, number: int) -> DeskResult:
+        agent, ticket, refusal = await self._owned(agent_id, number)
+        if refusal is not None:
+            return refusal
+        assert agent is not None and ticket is not None
+        change = await self.store.resolve(ticket.id, agent.id, self.tickets.clock.now())
+        if not change.ok or change.ticket is None:
+            return DeskResult(False, f"{ticket.label}: {_refusal(change)}", change.ticket)
+        resolved = change.ticket
+        await self.tickets.event(
+            EventKind.RESOLVED,
+            conversation_id=resolved.conversation_id,
+            ticket_id=resolved.id,
+            agent=agent.id,
+            tier=resolved.tier,
+        )
+        settings = self.parts.settings
+        async with self.store.lock(resolved.conversation_id, settings.lock_ttl_seconds) as lease:
+            conversation = await self.store.get_conversation(resolved.conversation_id)
+            if conversation is not None:
+                locale = conversation.locale
+                ask_csat = settings.csat_enabled
+                conversation = replace(
+                    conversation,
+                    ticket_id=None,
+                    last_ticket_id=resolved.id,
+                    flow=None,
+                    csat_ticket_id=resolved.id if ask_csat else None,
+                    csat_retries=0,
+                    pending_choices=(),
+                )
+                await self.parts.outbox.send(
+                    conversation,
+                    OutboundMessage(i18n.text("resolved", locale, ticket=resolved.label)),
+                )
+                if ask_csat:
+                    options = csat_options(locale)
+                    choices = tuple(Choice(o.id, o.label) for o in options)
+                    conversation = replace(conversation, pending_choices=choices)
+                    await self.parts.outbox.send(
+                        conversation,
+                        OutboundMessage(i18n.text("csat_question", locale), choices),
+                    )
+                    await self.tickets.event(
+                        EventKind.CSAT_ASKED,
+                        conversation_id=conversation.id,
+                        ticket_id=resolved.id,
+                    )
+                await self.store.save_conversation(conversation, lease)
+        view = await self.tickets.view(resolved, actor=agent.name)
+        await self.parts.workspaces.ticket_changed(view, TicketChangeKind.RESOLVED)
+        return DeskResult(True, f"{resolved.label} resolved", resolved)
+
+    # -- shared checks ------------------------------------------------------------------
+
+    async def _load(
+        self, agent_id: str, number: int
+    ) -> tuple[Agent | None, Ticket | None, DeskResult | None]:
+        agent = self.agent(agent_id)
+        if agent is None:
+            return None, None, DeskResult(False, f"unknown agent {agent_id}")
+        ticket = await self.store.find_ticket(number)
+        if ticket is None:
+            return agent, None, DeskResult(False, f"no ticket #{number}")
+        return agent, ticket, None
+
+    async def _owned(
+        self, agent_id: str, number: int
+    ) -> tuple[Agent | None, Ticket | None, DeskResult | None]:
+        agent, ticket, refusal = await self._load(agent_id, number)
+        if refusal is not None or agent is None or ticket is None:
+            return agent, ticket, refusal
+        if ticket.state is not TicketState.ASSIGNED or ticket.assignee != agent.id:
+            owner = f"assigned to {ticket.assignee}" if ticket.assignee else ticket.state.value
+            return (
+                agent,
+                ticket,
+                DeskResult(False, f"{ticket.label} is {owner}; claim it first", ticket),
+            )
+        return agent, ticket, None
+
+
+def _tiers(agent: Agent) -> str:
+    return "/".join(agent.tiers)
+
+
+def _refusal(change: TicketChange) -> str:
+    return REFUSALS.get(change.error, "refused") if change.error else "done"

@@ -1,0 +1,156 @@
+"""The engine's own customer-facing texts, in every locale Escala speaks.
+
+Flow and KB texts live in their admin-edited files; these are the few sentences the
+engine itself says (handoff confirmation, status, CSAT ...). Placeholders use
+``str.format`` names; values are inserted as plain text, never re-interpreted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.models import DEFAULT_LOCALE
+
+TEXTS: Mapping[str, Mapping[str, str]] = {
+    "handoff": {
+        "pt-BR": (
+            "Abri o chamado {ticket} para você. Ele está na fila {tier} e o primeiro retorno "
+            "deve chegar em até {sla}. Pode continuar escrevendo por aqui: tudo fica "
+            "registrado no chamado."
+        ),
+        "en": (
+            "I've opened ticket {ticket} for you. It's in the {tier} queue and you should "
+            "hear back within {sla}. Feel free to keep writing here: everything is added "
+            "to the ticket."
+        ),
+    },
+    "handoff_closed_hours": {
+        "pt-BR": "Estamos fora do horário de atendimento agora; o prazo conta a partir da abertura.",
+        "en": "We're outside business hours right now; the clock starts when we open.",
+    },
+    "private_data": {
+        "pt-BR": (
+            "Por segurança, não envie números de cartão, senhas ou dados de saúde por aqui. "
+            "Um atendente vai falar com você por um canal privado."
+        ),
+        "en": (
+            "For your security, please don't send card numbers, passwords or health data "
+            "here. An agent will reach you through a private channel."
+        ),
+    },
+    "suggest": {
+        "pt-BR": "Não tenho certeza se entendi. Você quis dizer:",
+        "en": "I'm not sure I understood. Did you mean:",
+    },
+    "none_of_these": {"pt-BR": "Nenhuma dessas", "en": "None of these"},
+    "not_understood": {
+        "pt-BR": (
+            "Desculpe, não entendi. Pode escrever de outro jeito? Se preferir, digite "
+            '"atendente" para falar com uma pessoa.'
+        ),
+        "en": (
+            "Sorry, I didn't get that. Could you put it another way? You can also type "
+            '"human" to talk to a person.'
+        ),
+    },
+    "cancelled": {
+        "pt-BR": "Tudo bem, cancelei. Como posso ajudar?",
+        "en": "Okay, cancelled. How can I help?",
+    },
+    "nothing_to_cancel": {
+        "pt-BR": "Não há nada em andamento para cancelar. Como posso ajudar?",
+        "en": "There's nothing in progress to cancel. How can I help?",
+    },
+    "status_queued": {
+        "pt-BR": (
+            "Chamado {ticket}: aguardando na fila {tier}, posição {position} de {depth}. "
+            "Primeiro retorno previsto em até {sla}."
+        ),
+        "en": (
+            "Ticket {ticket}: waiting in the {tier} queue, position {position} of {depth}. "
+            "Expected first response within {sla}."
+        ),
+    },
+    "status_assigned": {
+        "pt-BR": "Chamado {ticket}: em atendimento com a equipe {tier}.",
+        "en": "Ticket {ticket}: being handled by the {tier} team.",
+    },
+    "status_resolved": {
+        "pt-BR": "Chamado {ticket}: resolvido.",
+        "en": "Ticket {ticket}: resolved.",
+    },
+    "status_not_found": {
+        "pt-BR": "Não encontrei o chamado {ticket}. Confira o número e tente de novo.",
+        "en": "I couldn't find ticket {ticket}. Please check the number and try again.",
+    },
+    "status_none": {
+        "pt-BR": (
+            "Você não tem chamado aberto nesta conversa. Se tiver o número, escreva "
+            '"status" seguido dele (por exemplo: status 1042).'
+        ),
+        "en": (
+            "You have no open ticket in this conversation. If you have its number, type "
+            '"status" followed by it (for example: status 1042).'
+        ),
+    },
+    "escalated": {
+        "pt-BR": (
+            "Seu chamado {ticket} foi encaminhado para a equipe especializada {tier}. "
+            "Um especialista vai continuar o atendimento; retorno previsto em até {sla}."
+        ),
+        "en": (
+            "Your ticket {ticket} has been passed to our {tier} specialist team. A "
+            "specialist will follow up; expected response within {sla}."
+        ),
+    },
+    "released": {
+        "pt-BR": "Seu chamado {ticket} voltou para a fila {tier}; logo outro atendente assume.",
+        "en": "Your ticket {ticket} is back in the {tier} queue; another agent will pick it up.",
+    },
+    "resolved": {
+        "pt-BR": "Seu chamado {ticket} foi resolvido. Obrigado pelo contato!",
+        "en": "Your ticket {ticket} has been resolved. Thanks for reaching out!",
+    },
+    "csat_question": {
+        "pt-BR": "De 1 a 5, quanto você ficou satisfeito com o atendimento?",
+        "en": "From 1 to 5, how satisfied are you with the support you received?",
+    },
+    "csat_retry": {
+        "pt-BR": "Por favor, responda com um número de 1 (muito insatisfeito) a 5 (muito satisfeito).",
+        "en": "Please answer with a number from 1 (very unsatisfied) to 5 (very satisfied).",
+    },
+    "csat_thanks": {
+        "pt-BR": "Obrigado pela sua avaliação!",
+        "en": "Thank you for your feedback!",
+    },
+    "agent_reply": {"pt-BR": "{agent}: {text}", "en": "{agent}: {text}"},
+    "unsupported_media": {
+        "pt-BR": "Por enquanto eu só entendo mensagens de texto. Pode descrever por escrito?",
+        "en": "For now I only understand text messages. Could you describe it in writing?",
+    },
+}
+
+CSAT_LABELS: Mapping[str, Mapping[int, str]] = {
+    "pt-BR": {1: "1 😞", 2: "2", 3: "3", 4: "4", 5: "5 😄"},
+    "en": {1: "1 😞", 2: "2", 3: "3", 4: "4", 5: "5 😄"},
+}
+
+
+def text(key: str, locale: str, **values: Any) -> str:
+    """The text ``key`` in ``locale`` (falling back to the default locale), filled in."""
+    variants = TEXTS[key]
+    template = variants.get(locale) or variants[DEFAULT_LOCALE]
+    return template.format(**values) if values else template
+
+
+def duration(minutes: int, locale: str) -> str:
+    """A human duration: ``15 minutos`` / ``2 hours``."""
+    pt = locale == "pt-BR"
+    if minutes % (24 * 60) == 0:
+        days = minutes // (24 * 60)
+        return f"{days} {'dia' if pt else 'day'}{'s' if days != 1 else ''}"
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} {'hora' if pt else 'hour'}{'s' if hours != 1 else ''}"
+    return f"{minutes} {'minuto' if pt else 'minute'}{'s' if minutes != 1 else ''}"

@@ -1,0 +1,143 @@
+"""Everything that leaves the engine: messages to customers and news to agents.
+
+Every outbound customer message is written to the transcript *before* it is sent,
+and a failed delivery is an event on the conversation (agents see it); nothing is
+dropped silently.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from bot.clock import Clock, Ids
+from bot.errors import DeliveryError
+from bot.models import (
+    Conversation,
+    Direction,
+    Event,
+    EventKind,
+    Message,
+    OutboundMessage,
+)
+from bot.ports import AgentWorkspace, ChannelSender, TicketChangeKind, TicketView
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    """Sends to customers on whatever channel their conversation is on."""
+
+    def __init__(self, store: Store, clock: Clock, ids: Ids) -> None:
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self._senders: dict[str, ChannelSender] = {}
+
+    def register(self, channel: str, sender: ChannelSender) -> None:
+        self._senders[channel] = sender
+
+    async def send(
+        self,
+        conversation: Conversation,
+        message: OutboundMessage,
+        *,
+        direction: Direction = Direction.BOT,
+        author: str = "",
+    ) -> None:
+        record = Message(
+            id=self._ids.new("msg"),
+            conversation_id=conversation.id,
+            direction=direction,
+            text=message.text,
+            at=self._clock.now(),
+            author=author,
+        )
+        await self._store.append_message(record)
+        contact = await self._store.get_contact(conversation.contact_id)
+        if contact is not None and (contact.opted_out or contact.unreachable):
+            why = "opted out" if contact.opted_out else "unreachable"
+            await self._failed(conversation, record, f"not sent: contact {why}")
+            return
+        sender = self._senders.get(conversation.channel)
+        if sender is None:
+            await self._failed(
+                conversation, record, f"no sender for channel {conversation.channel}"
+            )
+            return
+        try:
+            await sender.send(conversation.address, message, conversation.locale)
+        except DeliveryError as e:
+            await self._failed(conversation, record, e.reason)
+
+    async def _failed(self, conversation: Conversation, record: Message, reason: str) -> None:
+        log.warning("delivery failed in conversation %s: %s", conversation.id, reason)
+        await self._store.append_event(
+            Event(
+                id=self._ids.new("evt"),
+                kind=EventKind.DELIVERY_FAILED,
+                at=self._clock.now(),
+                conversation_id=conversation.id,
+                ticket_id=conversation.ticket_id,
+                data={"message_id": record.id, "reason": reason, "channel": conversation.channel},
+            )
+        )
+
+
+class Workspaces:
+    """Fans ticket news out to every agent workspace (Slack, console ...).
+
+    A failing workspace never breaks the customer's journey: the ticket is already
+    safe in its queue, so the error is logged and recorded as an event.
+    """
+
+    def __init__(self, store: Store, clock: Clock, ids: Ids) -> None:
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self._workspaces: list[AgentWorkspace] = []
+
+    def add(self, workspace: AgentWorkspace) -> None:
+        self._workspaces.append(workspace)
+
+    @property
+    def attached(self) -> Sequence[AgentWorkspace]:
+        return tuple(self._workspaces)
+
+    async def ticket_opened(self, view: TicketView) -> None:
+        for workspace in self._workspaces:
+            try:
+                await workspace.ticket_opened(view)
+            except Exception as e:  # a workspace outage must not lose the customer's turn
+                await self._failed(view, workspace, "ticket_opened", e)
+
+    async def ticket_changed(self, view: TicketView, change: TicketChangeKind) -> None:
+        for workspace in self._workspaces:
+            try:
+                await workspace.ticket_changed(view, change)
+            except Exception as e:
+                await self._failed(view, workspace, f"ticket_changed:{change}", e)
+
+    async def customer_message(self, view: TicketView, message: Message) -> None:
+        for workspace in self._workspaces:
+            try:
+                await workspace.customer_message(view, message)
+            except Exception as e:
+                await self._failed(view, workspace, "customer_message", e)
+
+    async def _failed(
+        self, view: TicketView, workspace: AgentWorkspace, what: str, error: Exception
+    ) -> None:
+        name = type(workspace).__name__
+        log.exception("workspace %s failed on %s for ticket %s", name, what, view.ticket.label)
+        await self._store.append_event(
+            Event(
+                id=self._ids.new("evt"),
+                kind=EventKind.DELIVERY_FAILED,
+                at=self._clock.now(),
+                conversation_id=view.conversation.id,
+                ticket_id=view.ticket.id,
+                data={"workspace": name, "what": what, "reason": str(error)},
+            )
+        )

@@ -1,0 +1,66 @@
+"""The two doors of the engine: customer channels and agent workspaces.
+
+Adapters in ``channels/`` implement these protocols; the engine knows no provider.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.models import Contact, Conversation, Message, OutboundMessage, Ticket, Tier
+
+
+class ChannelSender(Protocol):
+    """Sends to one customer channel (Telegram, SMS, WhatsApp, console ...)."""
+
+    async def send(self, address: str, message: OutboundMessage, locale: str) -> None:
+        """Deliver ``message`` to ``address`` or raise :class:`~bot.errors.DeliveryError`.
+
+        The sender renders choices its own way (buttons, numbered lines) and splits
+        text at its channel's limit; retries of transient failures are its own job.
+        """
+        ...
+
+
+class TicketChangeKind(enum.StrEnum):
+    CLAIMED = "claimed"
+    RELEASED = "released"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+    CSAT = "csat"
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """What an agent needs to see about a ticket, gathered once for every workspace."""
+
+    ticket: Ticket
+    tier: Tier
+    conversation: Conversation
+    contact: Contact | None
+    transcript: Sequence[Message]
+    #: The agent (display name) who caused the change, if any.
+    actor: str | None = None
+    #: Why (escalation reason ...), shown to agents.
+    note: str = ""
+    #: For an escalation: the tier it came from.
+    previous_tier: str | None = None
+
+
+class AgentWorkspace(Protocol):
+    """Where agents see and work tickets (Slack, the local console)."""
+
+    async def ticket_opened(self, view: TicketView) -> None:
+        """A ticket entered a tier's queue (handoff, or escalation into a new tier)."""
+        ...
+
+    async def ticket_changed(self, view: TicketView, change: TicketChangeKind) -> None:
+        """Claimed, released, escalated away, resolved, or CSAT received."""
+        ...
+
+    async def customer_message(self, view: TicketView, message: Message) -> None:
+        """A customer wrote in a conversation a human queue owns."""
+        ...

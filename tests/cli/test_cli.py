@@ -1,0 +1,183 @@
+"""The ``escala`` command as a user runs it: exit codes and what it prints."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+KB = ROOT / "kb" / "content"
+
+
+def run_chat(script: list[str], *args: str) -> str:
+    """``escala chat`` in a real process, its stdin a pipe, as README shows."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "chat", *args],
+        input="\n".join(script) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_chat_runs_the_whole_journey_from_a_pipe() -> None:
+    out = run_chat(
+        [
+            "oi",
+            "qual o prazo de entrega?",
+            "Não",
+            "/agent claim",
+            "/agent reply Olá! Vou verificar seu pedido.",
+            "/agent escalate N2 precisa de especialista",
+            "/agent as bruno",
+            "/agent claim",
+            "/agent resolve",
+            "5",
+        ]
+    )
+    assert "bot> Olá! 👋" in out
+    assert "Abri o chamado #1001" in out and "15 minutos" in out
+    assert "[N1 queue] new ticket #1001" in out
+    assert "bot> Ana: Olá! Vou verificar seu pedido." in out
+    assert "[N2 queue] new ticket #1001" in out
+    assert "equipe especializada N2" in out
+    assert "De 1 a 5" in out
+    assert "[agents] #1001 CSAT 5/5" in out
+
+
+def test_chat_in_english() -> None:
+    out = run_chat(["talk to a human"], "--locale", "en")
+    assert "I've opened ticket #1001" in out and "within 15 minutes" in out
+
+
+def test_chat_agent_refusals_are_explained() -> None:
+    out = run_chat(["/agent claim", "/agent frobnicate 1"])
+    assert "[desk] no ticket in this chat yet" in out
+    assert "unknown agent command 'frobnicate'" in out
+
+
+def test_kb_ask_prints_the_decision_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["kb", "ask", "--kb", str(KB), "esqueci minha senha"]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert decision["outcome"] == "answer"
+    assert decision["entry_id"] == "reset_password"
+    assert set(decision) >= {"outcome", "entry_id", "score", "suggestions"}
+
+
+def test_kb_ask_accepts_several_kb_paths(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    extra = tmp_path / "extra.toml"
+    extra.write_text(
+        """
+[[entry]]
+id = "pet_policy"
+category = "store"
+questions = ["posso levar meu cachorro na loja?", "are dogs allowed in the store?",
+             "aceitam animais de estimação na loja?", "can I bring my pet to the shop?"]
+[entry.answers]
+pt-BR = "Sim, animais são bem-vindos."
+en = "Yes, pets are welcome."
+""",
+        encoding="utf-8",
+    )
+    assert main(["kb", "ask", "--kb", str(KB), "--kb", str(extra), "can I bring my dog?"]) == 0
+    assert json.loads(capsys.readouterr().out)["entry_id"] == "pet_policy"
+
+
+def test_kb_eval_prints_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    cases = ROOT / "tests" / "data" / "kb_cases.jsonl"
+    assert main(["kb", "eval", "--kb", str(KB), "--cases", str(cases)]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["cases"] > 50
+    assert 0.0 <= metrics["coverage"] <= 1.0 and metrics["precision"] >= 0.9
+
+
+def test_kb_eval_bad_cases_file_names_the_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text('{"text": "oi", "expected": null}\n{"text": oops}\n', encoding="utf-8")
+    assert main(["kb", "eval", "--kb", str(KB), "--cases", str(cases)]) == 2
+    err = capsys.readouterr().err
+    assert str(cases) in err and "line 2" in err
+
+
+def test_bad_kb_file_stops_with_file_place_reason(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[entry]]\nid = "x_entry"\ncategory = "c"\nquestions = ["a b c"]\n'
+        '[entry.answers]\npt-BR = "resposta"\n',
+        encoding="utf-8",
+    )
+    assert main(["kb", "ask", "--kb", str(bad), "hello"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("escala: configuration error: ")
+    assert str(bad) in err and "x_entry" in err and "en" in err
+    assert "Traceback" not in err
+
+
+def test_flows_check(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["flows", "check", str(ROOT / "flows" / "default")]) == 0
+    assert "greeting" in capsys.readouterr().out
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        '[[flow]]\nid = "f"\n[[flow.step]]\nid = "s1"\ntype = "say"\n'
+        'text = { pt-BR = "oi", en = "hi" }\ngoto = "nowhere"\n',
+        encoding="utf-8",
+    )
+    assert main(["flows", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "'f'" in err and "s1" in err and "nowhere" in err
+
+
+def test_check_with_the_example_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "--config", str(ROOT / "config.example.toml")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ok: ") and "KB entries" in out
+
+
+def test_bad_config_stops_start_up_with_file_key_reason(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "escala.toml"
+    config.write_text("[kb]\nanswer_threshold = 'high'\n", encoding="utf-8")
+    assert main(["chat", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and "kb.answer_threshold" in err and "number" in err
+
+
+def test_config_naming_a_missing_flow_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    config = tmp_path / "escala.toml"
+    config.write_text('[engine]\ngreeting_flow = "welcome"\n', encoding="utf-8")
+    assert main(["check", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "engine.greeting_flow" in err and "welcome" in err
+
+
+def test_bad_routing_file_names_the_rule(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rules = tmp_path / "routing.toml"
+    rules.write_text(
+        '[[rule]]\nname = "broken"\nreason = "r"\ntier = "N7"\n[rule.when]\nkeywords = ["x"]\n',
+        encoding="utf-8",
+    )
+    config = tmp_path / "escala.toml"
+    config.write_text('[triage]\nrules = "routing.toml"\n', encoding="utf-8")
+    assert main(["check", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert str(rules) in err and "broken" in err and "N7" in err
