@@ -1,0 +1,357 @@
+"""Triage: ordered routing rules, first match wins, every decision explainable.
+
+The rules file (``flows/routing.toml`` by default) lists ``[[rule]]`` tables in order.
+A rule matches when every condition in its ``[rule.when]`` table holds (AND); a list
+value matches when any item does (OR). The first matching rule decides the tier,
+priority, skills and private flag, and the reasons shown to agents say which rule and
+which condition matched.
+
+``handoff`` (default true) says "hand off now, the bot stops trying". A rule with
+``handoff = false`` only routes: it says where the conversation goes *when* it goes to a
+human (the customer asks, the bot gives up), and the bot keeps trying meanwhile. So that
+such a rule never hides a later rule that would hand off (bot could not answer, customer
+asked for a human), when a later matching rule has ``handoff = true`` the decision
+hands off, keeps the first rule's routing and adds that rule's reason.
+
+Text conditions:
+
+- ``keywords``: accent- and case-insensitive, typo tolerant. One word matches a word of
+  the text: exactly under 5 letters, else same first letter and rapidfuzz ``ratio >= 85``
+  (so "error" never matches "terror"). A phrase matches a run of words of about the same
+  length with ``ratio >= 90`` (after a ``partial_ratio >= 90`` pre-check), so a single
+  word of the phrase ("dados") never matches "vazamento de dados" alone.
+- ``regex``: Python syntax, case-insensitive, searched in the text as written and in the
+  text with accents removed (``c[oó]digo`` and ``codigo`` both work).
+
+An empty or missing ``when`` matches everything: only the last rule may be such a
+catch-all, since no rule after it could ever match. Without one, the default is the
+lowest tier, normal priority, no handoff.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+from rapidfuzz import fuzz
+
+from bot.errors import ConfigError
+from bot.hours import BusinessHours
+from bot.models import EMPTY, Priority, Tier, TriageDecision
+from bot.settings import Section, did_you_mean, read_toml
+from kb.normalize import fold
+
+KB_OUTCOMES = ("answer", "suggest", "none")
+CHANNELS = ("telegram", "sms", "whatsapp", "console")
+WORD_FUZZY_MIN_LETTERS = 5
+WORD_CUTOFF = 85.0
+PHRASE_CUTOFF = 90.0
+#: Longest customer text triage reads; the engine already bounds messages.
+MAX_TEXT = 4000
+
+RULE_KEYS = ("name", "reason", "tier", "priority", "skills", "private", "handoff", "when")
+WHEN_KEYS = (
+    "keywords", "regex", "kb_outcome", "kb_category", "failed_attempts_at_least",
+    "channel", "contact", "business_hours", "requested_human",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TriageContext:
+    text: str
+    channel: str
+    now: datetime
+    kb_outcome: str | None = None
+    kb_category: str | None = None
+    failed_attempts: int = 0
+    contact_attributes: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    requested_human: bool = False
+
+
+def strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@dataclass(frozen=True)
+class _Text:
+    """The customer's text in the forms the conditions compare against."""
+
+    raw: str
+    bare: str  # lowercase, accents stripped, punctuation kept (for regexes)
+    folded: str
+    words: tuple[str, ...]
+
+    @classmethod
+    def of(cls, text: str) -> _Text:
+        text = text[:MAX_TEXT]
+        folded = fold(text)
+        return cls(text, strip_accents(text), folded, tuple(folded.split()))
+
+
+@dataclass(frozen=True)
+class Keyword:
+    text: str  # as the admin wrote it, for explanations
+    words: tuple[str, ...]  # folded
+
+    def find(self, text: _Text) -> str | None:
+        """The words of ``text`` this keyword matches, or ``None``."""
+        if len(self.words) == 1:
+            word = self.words[0]
+            if sum(c.isalpha() for c in word) < WORD_FUZZY_MIN_LETTERS:
+                return word if word in text.words else None
+            for candidate in text.words:
+                if candidate[0] == word[0] and fuzz.ratio(word, candidate) >= WORD_CUTOFF:
+                    return candidate
+            return None
+        phrase = " ".join(self.words)
+        if fuzz.partial_ratio(phrase, text.folded) < PHRASE_CUTOFF:
+            return None
+        n = len(self.words)
+        for size in (n, n - 1, n + 1):
+            for i in range(len(text.words) - size + 1):
+                window = " ".join(text.words[i : i + size])
+                if fuzz.ratio(phrase, window) >= PHRASE_CUTOFF:
+                    return window
+        return None
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """``[rule.when]``. An empty tuple or ``None`` means "not a condition"."""
+
+    keywords: tuple[Keyword, ...] = ()
+    regex: tuple[re.Pattern[str], ...] = ()
+    kb_outcome: tuple[str, ...] = ()
+    kb_category: tuple[str, ...] = ()
+    failed_attempts_at_least: int | None = None
+    channel: tuple[str, ...] = ()
+    contact: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: EMPTY)
+    business_hours: bool | None = None
+    requested_human: bool | None = None
+
+    @property
+    def catch_all(self) -> bool:
+        return self == Conditions()
+
+    def _regex_hit(self, text: _Text) -> str | None:
+        for pattern in self.regex:
+            found = pattern.search(text.raw) or pattern.search(text.bare)
+            if found is not None:
+                return f"regex '{pattern.pattern}' on '{found.group(0)[:60]}'"
+        return None
+
+    def explain(self, ctx: TriageContext, text: _Text, hours: BusinessHours) -> list[str] | None:
+        """Why every condition holds, or ``None`` as soon as one does not."""
+        why: list[str] = []
+        if self.keywords:
+            found = next(((k, m) for k in self.keywords if (m := k.find(text)) is not None), None)
+            if found is None:
+                return None
+            keyword, matched = found
+            as_written = " ".join(keyword.words)
+            why.append(
+                f"keyword '{keyword.text}'"
+                + (f" (as '{matched}')" if matched != as_written else "")
+            )
+        if self.regex:
+            hit = self._regex_hit(text)
+            if hit is None:
+                return None
+            why.append(hit)
+        if self.kb_outcome:
+            if ctx.kb_outcome not in self.kb_outcome:
+                return None
+            why.append(f"KB outcome '{ctx.kb_outcome}'")
+        if self.kb_category:
+            if ctx.kb_category not in self.kb_category:
+                return None
+            why.append(f"KB category '{ctx.kb_category}'")
+        if self.failed_attempts_at_least is not None:
+            if ctx.failed_attempts < self.failed_attempts_at_least:
+                return None
+            why.append(f"failed attempts {ctx.failed_attempts} ≥ {self.failed_attempts_at_least}")
+        if self.channel:
+            if ctx.channel not in self.channel:
+                return None
+            why.append(f"channel '{ctx.channel}'")
+        for name, values in self.contact.items():
+            value = ctx.contact_attributes.get(name)
+            if value is None or value.strip().casefold() not in values:
+                return None
+            why.append(f"contact {name} = '{value}'")
+        if self.business_hours is not None:
+            if hours.is_open(ctx.now) is not self.business_hours:
+                return None
+            why.append("within business hours" if self.business_hours else "outside business hours")
+        if self.requested_human is not None:
+            if ctx.requested_human is not self.requested_human:
+                return None
+            why.append(
+                "customer asked for a human" if ctx.requested_human else "no human asked for"
+            )
+        return why
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    reason: str
+    tier: str
+    priority: Priority = Priority.NORMAL
+    skills: tuple[str, ...] = ()
+    private: bool = False
+    handoff: bool = True
+    when: Conditions = Conditions()
+
+
+class Triage:
+    def __init__(self, rules: Sequence[Rule], default_tier: str, hours: BusinessHours) -> None:
+        self.rules = tuple(rules)
+        self.default_tier = default_tier
+        self.hours = hours
+
+    def decide(self, ctx: TriageContext) -> TriageDecision:
+        text = _Text.of(ctx.text)
+        for i, rule in enumerate(self.rules):
+            why = rule.when.explain(ctx, text, self.hours)
+            if why is None:
+                continue
+            decision = TriageDecision(
+                tier=rule.tier,
+                priority=rule.priority,
+                skills=rule.skills,
+                private=rule.private,
+                reasons=(rule.reason, "matched: " + ("; ".join(why) or "catch-all rule")),
+                rule=rule.name,
+                handoff=rule.handoff,
+            )
+            if not rule.handoff:
+                later = next(
+                    (r for r in self.rules[i + 1 :]
+                     if r.handoff and r.when.explain(ctx, text, self.hours) is not None),
+                    None,
+                )  # fmt: skip
+                if later is not None:
+                    reasons = (
+                        *decision.reasons,
+                        f"handoff now: {later.reason} (rule '{later.name}')",
+                    )
+                    decision = replace(decision, handoff=True, reasons=reasons)
+            return decision
+        return TriageDecision(
+            tier=self.default_tier,
+            priority=Priority.NORMAL,
+            skills=(),
+            private=False,
+            reasons=(f"no routing rule matched; default tier {self.default_tier}",),
+            handoff=False,
+        )
+
+
+# --- the rules file -------------------------------------------------------------------
+
+
+def load_triage(path: Path, tiers: Sequence[Tier], hours: BusinessHours) -> Triage:
+    """The rules in ``path``, checked against ``tiers``; the default is the lowest tier."""
+    if not tiers:
+        raise ConfigError(str(path), "", "no tiers to route to")
+    root = Section(str(path), "", read_toml(path))
+    root.check_keys(("rule",), "section")
+    sections = root.tables("rule") or []
+    names = [t.name for t in sorted(tiers, key=lambda t: t.level)]
+    rules: list[Rule] = []
+    for i, raw in enumerate(sections):
+        name = raw.string("name")
+        s = Section(raw.file, f"rule[{i}] '{name}'", raw.data)
+        rule = _rule(s, name, names)
+        if any(r.name == name for r in rules):
+            raise s.error("name", f"duplicate rule name '{name}'")
+        rules.append(rule)
+    for i, rule in enumerate(rules[:-1]):
+        if rule.when.catch_all:
+            raise ConfigError(
+                str(path),
+                f"rule[{i}] '{rule.name}'.when",
+                "empty: it matches everything, so the rules after it could never match"
+                " (only the last rule may be a catch-all)",
+            )
+    return Triage(rules, names[0], hours)
+
+
+def _rule(s: Section, name: str, tiers: list[str]) -> Rule:
+    s.check_keys(RULE_KEYS)
+    tier = s.string("tier")
+    if tier not in tiers:
+        raise s.error(
+            "tier", f"unknown tier '{tier}'{did_you_mean(tier, tiers)} (tiers: {', '.join(tiers)})"
+        )
+    priority = s.string("priority", "normal")
+    labels = [p.label for p in Priority]
+    if priority not in labels:
+        raise s.error("priority", f"'{priority}' is not one of {', '.join(labels)}")
+    return Rule(
+        name=name,
+        reason=s.string("reason"),
+        tier=tier,
+        priority=Priority.parse(priority),
+        skills=s.strings("skills", ()),
+        private=s.boolean("private", False),
+        handoff=s.boolean("handoff", True),
+        when=_when(s.table("when")),
+    )
+
+
+def _choices(s: Section, key: str, allowed: Sequence[str]) -> tuple[str, ...]:
+    values = s.strings(key, (), empty=False)
+    for i, value in enumerate(values):
+        if value not in allowed:
+            raise s.error(
+                f"{key}[{i}]",
+                f"'{value}' is not one of {', '.join(allowed)}{did_you_mean(value, allowed)}",
+            )
+    return values
+
+
+def _when(s: Section) -> Conditions:
+    s.check_keys(WHEN_KEYS)
+    keywords: list[Keyword] = []
+    for i, text in enumerate(s.strings("keywords", (), empty=False)):
+        words = tuple(fold(text).split())
+        if not words:
+            raise s.error(f"keywords[{i}]", f"'{text}' has no letters or digits")
+        keywords.append(Keyword(text, words))
+    patterns: list[re.Pattern[str]] = []
+    for i, pattern in enumerate(s.strings("regex", (), empty=False)):
+        try:
+            compiled = re.compile(pattern, re.IGNORECASE)
+        except re.error as e:
+            raise s.error(f"regex[{i}]", f"bad regular expression: {e}") from None
+        if compiled.search("") is not None:
+            raise s.error(f"regex[{i}]", "matches an empty text, so it would match every message")
+        patterns.append(compiled)
+    contact: dict[str, tuple[str, ...]] = {}
+    contact_table = s.table("contact")
+    for key in contact_table.data:
+        values = contact_table.strings(key, empty=False)
+        contact[key] = tuple(v.strip().casefold() for v in values)
+    failed = (
+        s.integer("failed_attempts_at_least", 0, minimum=1)
+        if "failed_attempts_at_least" in s.data
+        else None
+    )
+    return Conditions(
+        keywords=tuple(keywords),
+        regex=tuple(patterns),
+        kb_outcome=_choices(s, "kb_outcome", KB_OUTCOMES),
+        kb_category=s.strings("kb_category", (), empty=False),
+        failed_attempts_at_least=failed,
+        channel=_choices(s, "channel", CHANNELS),
+        contact=contact or EMPTY,
+        business_hours=s.boolean("business_hours") if "business_hours" in s.data else None,
+        requested_human=s.boolean("requested_human") if "requested_human" in s.data else None,
+    )
