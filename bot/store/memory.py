@@ -101,7 +101,9 @@ class MemoryStore(Store):
 
     async def transcript(self, conversation_id: str, limit: int | None = None) -> list[Message]:
         messages = self._messages.get(conversation_id, [])
-        return list(messages[-limit:] if limit else messages)
+        if limit is None:
+            return list(messages)
+        return messages[max(len(messages) - limit, 0) :]
 
     async def append_event(self, event: Event) -> None:
         self._events.append(event)
@@ -224,7 +226,7 @@ class MemoryStore(Store):
         ticket = self._tickets.get(ticket_id)
         if ticket is None:
             return TicketChange(None, ChangeError.NOT_FOUND)
-        if ticket.state not in (TicketState.RESOLVED, TicketState.CLOSED):
+        if ticket.state is not TicketState.RESOLVED:  # once: a closed ticket keeps its score
             return TicketChange(ticket, ChangeError.NOT_OPEN)
         scored = replace(ticket, csat=score, state=TicketState.CLOSED)
         self._tickets[ticket_id] = scored
@@ -267,6 +269,8 @@ class MemoryStore(Store):
         self._timers[timer_id] = due_at
 
     async def pop_due(self, now: datetime, limit: int = 100) -> list[str]:
+        if limit <= 0:
+            return []
         due = sorted((at, timer_id) for timer_id, at in self._timers.items() if at <= now)[:limit]
         for _, timer_id in due:
             del self._timers[timer_id]

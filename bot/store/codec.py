@@ -1,0 +1,298 @@
+"""JSON for the records the Redis store keeps, written out field by field.
+
+Explicit on purpose: a renamed field is a visible change here, and the ticket field
+names are also read by the Lua scripts in :mod:`bot.store.redis` (``state``,
+``assignee``, ``tier``, ``priority``, ``number``, ``queued_at``, ``tier_history`` ...).
+
+* datetimes: ISO 8601 with their offset; a naive datetime is refused.
+* enums: by value.
+* tuples: JSON arrays. An empty array may come back from Lua's cjson as ``{}``
+  (cjson cannot tell an empty array from an empty object); both decode to ``()``.
+* optional fields may be missing or ``null``; both decode to the field's default.
+* ``Event.data`` must hold JSON values; tuples in it come back as lists.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, TypeVar, cast
+
+from bot.models import (
+    Choice,
+    Contact,
+    Conversation,
+    Direction,
+    Event,
+    Identity,
+    Message,
+    Priority,
+    Ticket,
+    TicketState,
+)
+from flows.position import FlowPosition
+
+Record = Contact | Conversation | Message | Ticket | Event
+R = TypeVar("R", Contact, Conversation, Message, Ticket, Event)
+
+
+def format_datetime(value: datetime) -> str:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: the store keeps timezone-aware times only")
+    return value.isoformat()
+
+
+def parse_datetime(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"datetime without an offset: {text!r}")
+    return value
+
+
+def _optional_datetime(value: Any) -> datetime | None:
+    return None if value is None else parse_datetime(value)
+
+
+def _format_optional(value: datetime | None) -> str | None:
+    return None if value is None else format_datetime(value)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if value is None or value == {}:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def _string_map(value: Any) -> Mapping[str, str]:
+    if not value:
+        return MappingProxyType({})
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ValueError(f"expected an object of strings, got {value!r}")
+    return MappingProxyType(dict(value))
+
+
+def _list(value: Any) -> list[Any]:
+    if value is None or value == {}:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"expected a list, got {value!r}")
+    return value
+
+
+# -- one pair of functions per record ------------------------------------------------
+
+
+def _contact_to_dict(c: Contact) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "identities": [{"channel": i.channel, "address": i.address} for i in c.identities],
+        "locale": c.locale,
+        "name": c.name,
+        "attributes": dict(c.attributes),
+        "unreachable": c.unreachable,
+        "opted_out": c.opted_out,
+    }
+
+
+def _contact_from_dict(d: dict[str, Any]) -> Contact:
+    return Contact(
+        id=d["id"],
+        identities=tuple(Identity(i["channel"], i["address"]) for i in _list(d["identities"])),
+        locale=d["locale"],
+        name=d.get("name") or "",
+        attributes=_string_map(d.get("attributes")),
+        unreachable=bool(d.get("unreachable", False)),
+        opted_out=bool(d.get("opted_out", False)),
+    )
+
+
+def _choices_to_list(choices: tuple[Choice, ...]) -> list[dict[str, str]]:
+    return [{"id": c.id, "label": c.label} for c in choices]
+
+
+def _choices_from_list(value: Any) -> tuple[Choice, ...]:
+    return tuple(Choice(c["id"], c["label"]) for c in _list(value))
+
+
+def _flow_to_dict(f: FlowPosition | None) -> dict[str, Any] | None:
+    if f is None:
+        return None
+    return {"flow_id": f.flow_id, "step_id": f.step_id, "vars": dict(f.vars), "retries": f.retries}
+
+
+def _flow_from_dict(d: Any) -> FlowPosition | None:
+    if d is None:
+        return None
+    return FlowPosition(
+        flow_id=d["flow_id"],
+        step_id=d["step_id"],
+        vars=_string_map(d.get("vars")),
+        retries=int(d.get("retries", 0)),
+    )
+
+
+def _conversation_to_dict(c: Conversation) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "contact_id": c.contact_id,
+        "channel": c.channel,
+        "address": c.address,
+        "locale": c.locale,
+        "created_at": format_datetime(c.created_at),
+        "updated_at": format_datetime(c.updated_at),
+        "ticket_id": c.ticket_id,
+        "last_ticket_id": c.last_ticket_id,
+        "flow": _flow_to_dict(c.flow),
+        "pending_choices": _choices_to_list(c.pending_choices),
+        "failed_attempts": c.failed_attempts,
+        "tags": list(c.tags),
+        "csat_ticket_id": c.csat_ticket_id,
+        "csat_retries": c.csat_retries,
+    }
+
+
+def _conversation_from_dict(d: dict[str, Any]) -> Conversation:
+    return Conversation(
+        id=d["id"],
+        contact_id=d["contact_id"],
+        channel=d["channel"],
+        address=d["address"],
+        locale=d["locale"],
+        created_at=parse_datetime(d["created_at"]),
+        updated_at=parse_datetime(d["updated_at"]),
+        ticket_id=d.get("ticket_id"),
+        last_ticket_id=d.get("last_ticket_id"),
+        flow=_flow_from_dict(d.get("flow")),
+        pending_choices=_choices_from_list(d.get("pending_choices")),
+        failed_attempts=int(d.get("failed_attempts", 0)),
+        tags=_strings(d.get("tags")),
+        csat_ticket_id=d.get("csat_ticket_id"),
+        csat_retries=int(d.get("csat_retries", 0)),
+    )
+
+
+def _message_to_dict(m: Message) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "conversation_id": m.conversation_id,
+        "direction": m.direction.value,
+        "text": m.text,
+        "at": format_datetime(m.at),
+        "author": m.author,
+        "provider_message_id": m.provider_message_id,
+    }
+
+
+def _message_from_dict(d: dict[str, Any]) -> Message:
+    return Message(
+        id=d["id"],
+        conversation_id=d["conversation_id"],
+        direction=Direction(d["direction"]),
+        text=d["text"],
+        at=parse_datetime(d["at"]),
+        author=d.get("author") or "",
+        provider_message_id=d.get("provider_message_id") or "",
+    )
+
+
+def _ticket_to_dict(t: Ticket) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "number": t.number,
+        "conversation_id": t.conversation_id,
+        "tier": t.tier,
+        "priority": int(t.priority),
+        "state": t.state.value,
+        "created_at": format_datetime(t.created_at),
+        "queued_at": format_datetime(t.queued_at),
+        "skills": list(t.skills),
+        "private": t.private,
+        "reasons": list(t.reasons),
+        "assignee": t.assignee,
+        "first_response_at": _format_optional(t.first_response_at),
+        "resolved_at": _format_optional(t.resolved_at),
+        "tier_history": list(t.tier_history),
+        "csat": t.csat,
+    }
+
+
+def _ticket_from_dict(d: dict[str, Any]) -> Ticket:
+    csat = d.get("csat")
+    return Ticket(
+        id=d["id"],
+        number=int(d["number"]),
+        conversation_id=d["conversation_id"],
+        tier=d["tier"],
+        priority=Priority(int(d["priority"])),
+        state=TicketState(d["state"]),
+        created_at=parse_datetime(d["created_at"]),
+        queued_at=parse_datetime(d["queued_at"]),
+        skills=_strings(d.get("skills")),
+        private=bool(d.get("private", False)),
+        reasons=_strings(d.get("reasons")),
+        assignee=d.get("assignee"),
+        first_response_at=_optional_datetime(d.get("first_response_at")),
+        resolved_at=_optional_datetime(d.get("resolved_at")),
+        tier_history=_strings(d.get("tier_history")),
+        csat=None if csat is None else int(csat),
+    )
+
+
+def _event_to_dict(e: Event) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "kind": str(e.kind),
+        "at": format_datetime(e.at),
+        "conversation_id": e.conversation_id,
+        "ticket_id": e.ticket_id,
+        "data": dict(e.data),
+    }
+
+
+def _event_from_dict(d: dict[str, Any]) -> Event:
+    data = d.get("data")
+    return Event(
+        id=d["id"],
+        kind=d["kind"],
+        at=parse_datetime(d["at"]),
+        conversation_id=d.get("conversation_id"),
+        ticket_id=d.get("ticket_id"),
+        data=MappingProxyType(dict(data) if isinstance(data, dict) else {}),
+    )
+
+
+_ENCODERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
+    Contact: _contact_to_dict,
+    Conversation: _conversation_to_dict,
+    Message: _message_to_dict,
+    Ticket: _ticket_to_dict,
+    Event: _event_to_dict,
+}
+_DECODERS: dict[type[Any], Callable[[dict[str, Any]], Any]] = {
+    Contact: _contact_from_dict,
+    Conversation: _conversation_from_dict,
+    Message: _message_from_dict,
+    Ticket: _ticket_from_dict,
+    Event: _event_from_dict,
+}
+
+
+def to_json(value: Record) -> str:
+    """The record as compact JSON (UTF-8 text, not ASCII-escaped)."""
+    encode = _ENCODERS[type(value)]
+    return json.dumps(encode(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def from_json(kind: type[R], text: str | bytes) -> R:
+    """Read a record of ``kind`` back. Raises ``ValueError`` when ``text`` is not one."""
+    try:
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise ValueError(f"expected a JSON object, got {type(document).__name__}")
+        return cast(R, _DECODERS[kind](document))
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"not a stored {kind.__name__}: {e!r}") from e

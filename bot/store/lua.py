@@ -1,0 +1,233 @@
+"""The Lua scripts that make the Redis store's operations atomic (see :mod:`bot.store.redis`).
+
+Ticket scripts take ``ARGV[1]``, the ``<prefix>:{q}:`` part every desk key starts
+with, and build the queue and agent-index names from it (the tier and the assignee
+are only known once the ticket is read). They answer ``{error}`` or ``{error,
+ticket_json}``, ``error`` being ``''`` on success or a ``ChangeError`` value.
+
+The escalated queue score is computed in Lua (the priority is only known there) and
+formatted with ``%.0f``: an exact integer string, whatever Lua's number printing.
+Scores stay below 2**53, so doubles hold them exactly (see ``queue_score``).
+Ticket numbers pass through cjson, which prints 14 significant digits: fine for
+numbers from ``INCR``.
+"""
+
+from __future__ import annotations
+
+_DESK = """
+local Q = ARGV[1]
+local TICKETS = Q .. 'tickets'
+local NUMBERS = Q .. 'numbers'
+local SCORES = Q .. 'scores'
+local function queue_key(tier) return Q .. 'queue:' .. tier end
+local function agent_key(agent) return Q .. 'agent:' .. agent end
+local function member(t) return string.format('%016d', t.number) .. ':' .. t.id end
+local function load(id)
+  local raw = redis.call('HGET', TICKETS, id)
+  if not raw then return nil, nil end
+  return cjson.decode(raw), raw
+end
+local function save(t)
+  local raw = cjson.encode(t)
+  redis.call('HSET', TICKETS, t.id, raw)
+  return raw
+end
+local function is_null(v) return v == nil or v == cjson.null end
+local function at_capacity(agent, max_open)
+  return max_open ~= '' and redis.call('SCARD', agent_key(agent)) >= tonumber(max_open)
+end
+local function assign(t, agent)
+  redis.call('ZREM', queue_key(t.tier), member(t))
+  t.state = 'assigned'
+  t.assignee = agent
+  redis.call('SADD', agent_key(agent), t.id)
+  return save(t)
+end
+-- the assigned ticket owned by agent, or an error reply
+local function owned(id, agent)
+  local t, raw = load(id)
+  if not t then return nil, {'not_found'} end
+  if t.state ~= 'assigned' then return nil, {'not_open', raw} end
+  if t.assignee ~= agent then return nil, {'not_assignee', raw} end
+  return t, nil
+end
+"""
+
+# KEYS: tickets, numbers, scores, queue(tier). ARGV: desk, ticket json, queue score.
+OPEN_TICKET = """
+local t = cjson.decode(ARGV[2])
+local old = load(t.id)
+if old then
+  -- a re-opened id: drop it from wherever the old version was
+  redis.call('ZREM', queue_key(old.tier), member(old))
+  if not is_null(old.assignee) then redis.call('SREM', agent_key(old.assignee), old.id) end
+  redis.call('HDEL', NUMBERS, string.format('%d', old.number))
+end
+redis.call('HSET', TICKETS, t.id, ARGV[2])
+redis.call('HSET', NUMBERS, string.format('%d', t.number), t.id)
+redis.call('HSET', SCORES, t.id, ARGV[3])
+redis.call('ZADD', queue_key(t.tier), ARGV[3], member(t))
+return 1
+"""
+
+# KEYS: tickets, numbers, scores, agent. ARGV: desk, ticket id, agent, max_open or ''.
+CLAIM = """
+local t, raw = load(ARGV[2])
+if not t then return {'not_found'} end
+if t.state == 'assigned' then return {'already_claimed', raw} end
+if t.state ~= 'queued' then return {'not_queued', raw} end
+if at_capacity(ARGV[3], ARGV[4]) then return {'at_capacity', raw} end
+return {'', assign(t, ARGV[3])}
+"""
+
+# KEYS: tickets, numbers, scores, agent, queue(tier)... ARGV: desk, agent, max_open or '', tier...
+TAKE_NEXT = """
+local best_member, best_score
+for i = 4, #ARGV do
+  local head = redis.call('ZRANGE', queue_key(ARGV[i]), 0, 0, 'WITHSCORES')
+  if head[1] then
+    local score = tonumber(head[2])
+    if not best_member or score < best_score or (score == best_score and head[1] < best_member) then
+      best_member, best_score = head[1], score
+    end
+  end
+end
+if not best_member then return {'not_found'} end
+local t, raw = load(string.sub(best_member, 18))
+if at_capacity(ARGV[2], ARGV[3]) then return {'at_capacity', raw} end
+return {'', assign(t, ARGV[2])}
+"""
+
+# KEYS: tickets, numbers, scores, queue(to_tier).
+# ARGV: desk, ticket id, to_tier, now (ISO), now (µs since the queue epoch), top priority, span.
+ESCALATE = """
+local t, raw = load(ARGV[2])
+if not t then return {'not_found'} end
+if t.state ~= 'queued' and t.state ~= 'assigned' then return {'not_open', raw} end
+if t.tier == ARGV[3] then return {'same_tier', raw} end
+if t.state == 'queued' then
+  redis.call('ZREM', queue_key(t.tier), member(t))
+else
+  redis.call('SREM', agent_key(t.assignee), t.id)
+end
+local score = string.format('%.0f', (tonumber(ARGV[6]) - t.priority) * tonumber(ARGV[7]) + tonumber(ARGV[5]))
+if type(t.tier_history) ~= 'table' then t.tier_history = {} end
+t.tier_history[#t.tier_history + 1] = ARGV[3]
+t.tier = ARGV[3]
+t.state = 'queued'
+t.assignee = cjson.null
+t.queued_at = ARGV[4]
+raw = save(t)
+redis.call('HSET', SCORES, t.id, score)
+redis.call('ZADD', queue_key(t.tier), score, member(t))
+return {'', raw}
+"""
+
+# KEYS: tickets, numbers, scores, agent. ARGV: desk, ticket id, agent.
+RELEASE = """
+local t, refused = owned(ARGV[2], ARGV[3])
+if not t then return refused end
+redis.call('SREM', agent_key(ARGV[3]), t.id)
+t.state = 'queued'
+t.assignee = cjson.null
+local raw = save(t)
+-- the score kept from when it entered the queue: same priority, same age
+redis.call('ZADD', queue_key(t.tier), redis.call('HGET', SCORES, t.id), member(t))
+return {'', raw}
+"""
+
+# KEYS: tickets, numbers, scores, agent. ARGV: desk, ticket id, agent, now (ISO).
+RESOLVE = """
+local t, refused = owned(ARGV[2], ARGV[3])
+if not t then return refused end
+redis.call('SREM', agent_key(ARGV[3]), t.id)
+redis.call('HDEL', SCORES, t.id)
+t.state = 'resolved'
+t.resolved_at = ARGV[4]
+return {'', save(t)}
+"""
+
+# KEYS: tickets, numbers, scores. ARGV: desk, ticket id, now (ISO).
+MARK_FIRST_RESPONSE = """
+local t, raw = load(ARGV[2])
+if not t then return {'not_found'} end
+if is_null(t.first_response_at) then
+  t.first_response_at = ARGV[3]
+  raw = save(t)
+end
+return {'', raw}
+"""
+
+# KEYS: tickets, numbers, scores. ARGV: desk, ticket id, score.
+RECORD_CSAT = """
+local t, raw = load(ARGV[2])
+if not t then return {'not_found'} end
+if t.state ~= 'resolved' then return {'not_open', raw} end
+t.csat = tonumber(ARGV[3])
+t.state = 'closed'
+return {'', save(t)}
+"""
+
+# KEYS: tickets, queue(tier). ARGV: desk, tier. One snapshot of the queue, in order.
+QUEUE = """
+local members = redis.call('ZRANGE', KEYS[2], 0, -1)
+local out = {}
+for i, m in ipairs(members) do
+  out[i] = redis.call('HGET', KEYS[1], string.sub(m, 18))
+end
+return out
+"""
+
+# KEYS: tickets, agent.
+ASSIGNED = """
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  out[#out + 1] = redis.call('HGET', KEYS[1], id)
+end
+return out
+"""
+
+# KEYS: lock, fence. ARGV: ttl ms. The new token, or nil when the lock is held.
+TRY_LOCK = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
+return token
+"""
+
+# KEYS: lock. ARGV: token.
+UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+# KEYS: lock, conversation. ARGV: token, conversation json. 1 saved, 0 lock lost.
+SAVE_CONVERSATION = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+"""
+
+# KEYS: timers. ARGV: now (µs since 1970), limit.
+POP_DUE = """
+local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
+for _, id in ipairs(due) do redis.call('ZREM', KEYS[1], id) end
+return due
+"""
+
+SCRIPTS: dict[str, str] = {
+    "open_ticket": _DESK + OPEN_TICKET,
+    "claim": _DESK + CLAIM,
+    "take_next": _DESK + TAKE_NEXT,
+    "escalate": _DESK + ESCALATE,
+    "release": _DESK + RELEASE,
+    "resolve": _DESK + RESOLVE,
+    "mark_first_response": _DESK + MARK_FIRST_RESPONSE,
+    "record_csat": _DESK + RECORD_CSAT,
+    "queue": QUEUE,
+    "assigned": ASSIGNED,
+    "try_lock": TRY_LOCK,
+    "unlock": UNLOCK,
+    "save_conversation": SAVE_CONVERSATION,
+    "pop_due": POP_DUE,
+}

@@ -1,0 +1,495 @@
+"""Redis store: production state for many router processes (one server, Sentinel or Cluster).
+
+Every operation that must be atomic is one command (``SET NX PX``, ``INCR``) or one
+Lua script (:mod:`bot.store.lua`); nothing here reads, changes and writes back in
+Python. Records are JSON (:mod:`bot.store.codec`).
+
+Key layout (``<p>`` is the prefix, ``escala`` by default). A ``{...}`` part is a
+Redis Cluster hash tag: keys that one script touches share one, so they live in one
+slot.
+
+==============================  =========  ============================================
+key                             type       holds
+==============================  =========  ============================================
+``<p>:seen:<key>``              string     dedupe mark, ``PX`` ttl
+``<p>:ticket_number``           string     ``INCR`` counter (starts at 1001)
+``<p>:contact:<id>``            string     contact JSON
+``<p>:identity:<ch>:<addr>``    string     contact id
+``<p>:address:<ch>:<addr>``     string     conversation id
+``<p>:{c:<id>}:conversation``   string     conversation JSON
+``<p>:{c:<id>}:lock``           string     current lease token, ``PX`` ttl
+``<p>:{c:<id>}:fence``          string     ``INCR`` source of lease tokens (never expires)
+``<p>:{c:<id>}:messages``       list       transcript, message JSON, oldest first
+``<p>:{c:<id>}:events``         list       the conversation's events
+``<p>:{t:<id>}:events``         list       the ticket's events
+``<p>:events``                  list       every event, capped to ``events_cap``
+``<p>:{q}:tickets``             hash       ticket id -> ticket JSON
+``<p>:{q}:numbers``             hash       ticket number -> ticket id
+``<p>:{q}:scores``              hash       ticket id -> its queue score (kept for release)
+``<p>:{q}:queue:<tier>``        zset       waiting ticket members, by queue score
+``<p>:{q}:agent:<agent>``       set        ids of tickets assigned to the agent
+``<p>:link:<key>``              string     an adapter's link (Slack card of a ticket ...)
+``<p>:timers``                  zset       timer id, score = due time in µs since 1970
+==============================  =========  ============================================
+
+Every ticket, queue and agent-index key shares the ``{q}`` tag, so the ticket scripts
+can update a ticket, its queue and the agent index in one atomic step on Cluster too.
+The price is one hot slot for the desk; it is acceptable because each queue
+operation is O(log n) and there are a handful per customer message, far below what
+one Redis node serves. The scripts build the queue and agent key names from the
+``{q}`` prefix (the tier or the assignee is only known inside the script), which is
+safe on Cluster because those keys are in the declared keys' slot.
+
+An event is appended to up to three lists in one pipeline (not a transaction: the
+lists live in different slots); the global list is trimmed to the last
+``events_cap`` events, so ``events()`` with no filter sees only those. The
+per-conversation and per-ticket lists are not capped.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from bot.errors import LockLost, StoreUnavailable
+from bot.models import (
+    Contact,
+    Conversation,
+    Event,
+    Identity,
+    Message,
+    Priority,
+    Ticket,
+    TicketState,
+)
+from bot.store import lua
+from bot.store.base import ChangeError, Lease, Store, TicketChange
+from bot.store.codec import format_datetime, from_json, to_json
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Queue scores count µs from here, so priority and age fit one exact double.
+QUEUE_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
+#: Width of one priority band in µs (2**51 µs is about 71 years after QUEUE_EPOCH).
+PRIORITY_SPAN = 2**51
+TOP_PRIORITY = int(max(Priority))
+UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def queue_micros(when: datetime) -> int:
+    """µs between :data:`QUEUE_EPOCH` and ``when``; refused outside one priority band."""
+    micros = (when - QUEUE_EPOCH) // _MICROSECOND
+    if not 0 <= micros < PRIORITY_SPAN:
+        raise ValueError(f"{when.isoformat()} is outside the queue's time range")
+    return micros
+
+
+def queue_score(priority: Priority, queued_at: datetime) -> int:
+    """One zset score for (priority desc, queued_at asc). Below 2**53, so exact as a double.
+
+    Ties (same priority and µs) are broken by the member, ``<number:016d>:<id>``.
+    """
+    return (TOP_PRIORITY - int(priority)) * PRIORITY_SPAN + queue_micros(queued_at)
+
+
+def unix_micros(when: datetime) -> int:
+    return (when - UNIX_EPOCH) // _MICROSECOND
+
+
+def _reachable(
+    method: Callable[P, Awaitable[T]],
+) -> Callable[P, Coroutine[Any, Any, T]]:
+    """The one place where a Redis connection problem becomes :class:`StoreUnavailable`."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+            raise StoreUnavailable(f"redis unreachable: {e}") from e
+
+    return call
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Keys:
+    """Names of every key the store uses (see the module docstring)."""
+
+    def __init__(self, prefix: str) -> None:
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError(f"bad key prefix {prefix!r}: must be non-empty, without braces")
+        self.prefix = prefix
+        self.desk = f"{prefix}:{{q}}:"  # ticket scripts build their keys from this
+        self.tickets = f"{self.desk}tickets"
+        self.numbers = f"{self.desk}numbers"
+        self.scores = f"{self.desk}scores"
+        self.ticket_number = f"{prefix}:ticket_number"
+        self.events = f"{prefix}:events"
+        self.timers = f"{prefix}:timers"
+
+    def seen(self, key: str) -> str:
+        return f"{self.prefix}:seen:{key}"
+
+    def link(self, key: str) -> str:
+        return f"{self.prefix}:link:{key}"
+
+    def contact(self, contact_id: str) -> str:
+        return f"{self.prefix}:contact:{contact_id}"
+
+    def identity(self, identity: Identity) -> str:
+        return f"{self.prefix}:identity:{identity.channel}:{identity.address}"
+
+    def address(self, channel: str, address: str) -> str:
+        return f"{self.prefix}:address:{channel}:{address}"
+
+    def _conversation(self, conversation_id: str, what: str) -> str:
+        return f"{self.prefix}:{{c:{conversation_id}}}:{what}"
+
+    def conversation(self, conversation_id: str) -> str:
+        return self._conversation(conversation_id, "conversation")
+
+    def lock(self, conversation_id: str) -> str:
+        return self._conversation(conversation_id, "lock")
+
+    def fence(self, conversation_id: str) -> str:
+        return self._conversation(conversation_id, "fence")
+
+    def messages(self, conversation_id: str) -> str:
+        return self._conversation(conversation_id, "messages")
+
+    def conversation_events(self, conversation_id: str) -> str:
+        return self._conversation(conversation_id, "events")
+
+    def ticket_events(self, ticket_id: str) -> str:
+        return f"{self.prefix}:{{t:{ticket_id}}}:events"
+
+    def queue(self, tier: str) -> str:
+        return f"{self.desk}queue:{tier}"
+
+    def agent(self, agent_id: str) -> str:
+        return f"{self.desk}agent:{agent_id}"
+
+
+class RedisStore(Store):
+    """The store on ``redis.asyncio``. It owns ``client``: :meth:`close` closes it."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = "escala",
+        first_ticket_number: int = 1001,
+        events_cap: int = 100_000,
+    ) -> None:
+        self.redis = client
+        self.keys = Keys(prefix)
+        self._first_ticket_number = first_ticket_number
+        self._events_cap = events_cap
+        self._scripts = {
+            name: client.register_script(source) for name, source in lua.SCRIPTS.items()
+        }
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "escala",
+        first_ticket_number: int = 1001,
+        events_cap: int = 100_000,
+        max_connections: int = 50,
+        pool_timeout: float = 5.0,
+        **client_options: Any,
+    ) -> RedisStore:
+        """A store on a new client for ``url`` (``redis://``, ``rediss://``, ``unix://``).
+
+        A burst of more than ``max_connections`` concurrent operations waits (up to
+        ``pool_timeout`` seconds) for a free connection instead of failing at once.
+        """
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=max_connections, timeout=pool_timeout, **client_options
+        )
+        client = aioredis.Redis.from_pool(pool)
+        return cls(
+            client, prefix=prefix, first_ticket_number=first_ticket_number, events_cap=events_cap
+        )
+
+    async def _run(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        return await self._scripts[script](keys=keys, args=args)
+
+    # -- dedupe and numbering -------------------------------------------------
+
+    @_reachable
+    async def mark_seen(self, key: str, ttl_seconds: int) -> bool:
+        return bool(await self.redis.set(self.keys.seen(key), 1, nx=True, px=ttl_seconds * 1000))
+
+    @_reachable
+    async def is_seen(self, key: str) -> bool:
+        return bool(await self.redis.exists(self.keys.seen(key)))
+
+    @_reachable
+    async def next_ticket_number(self) -> int:
+        # INCR counts from 1; the offset keeps numbers readable (#1001) and still unique.
+        return int(await self.redis.incr(self.keys.ticket_number)) + self._first_ticket_number - 1
+
+    # -- contacts and conversations -------------------------------------------
+
+    @_reachable
+    async def get_contact(self, contact_id: str) -> Contact | None:
+        raw = await self.redis.get(self.keys.contact(contact_id))
+        return None if raw is None else from_json(Contact, raw)
+
+    @_reachable
+    async def find_contact(self, identity: Identity) -> Contact | None:
+        contact_id = await self.redis.get(self.keys.identity(identity))
+        return None if contact_id is None else await self.get_contact(_text(contact_id))
+
+    @_reachable
+    async def save_contact(self, contact: Contact) -> None:
+        # The contact first, then its indexes: an index never points at nothing.
+        # Separate keys (slots), so a pipeline rather than a transaction.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.keys.contact(contact.id), to_json(contact))
+            for identity in contact.identities:
+                pipe.set(self.keys.identity(identity), contact.id)
+            await pipe.execute()
+
+    @_reachable
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        raw = await self.redis.get(self.keys.conversation(conversation_id))
+        return None if raw is None else from_json(Conversation, raw)
+
+    @_reachable
+    async def find_conversation(self, channel: str, address: str) -> Conversation | None:
+        conversation_id = await self.redis.get(self.keys.address(channel, address))
+        return (
+            None if conversation_id is None else await self.get_conversation(_text(conversation_id))
+        )
+
+    @_reachable
+    async def save_conversation(self, conversation: Conversation, lease: Lease) -> None:
+        if lease.conversation_id != conversation.id:
+            raise LockLost(conversation.id, lease.token)
+        saved = await self._run(
+            "save_conversation",
+            [self.keys.lock(conversation.id), self.keys.conversation(conversation.id)],
+            [lease.token, to_json(conversation)],
+        )
+        if not saved:
+            raise LockLost(conversation.id, lease.token)
+        # The address index lives in another slot; written after a fenced save, and
+        # idempotent (a conversation never changes channel or address).
+        await self.redis.set(
+            self.keys.address(conversation.channel, conversation.address), conversation.id
+        )
+
+    # -- transcript and events --------------------------------------------------
+
+    @_reachable
+    async def append_message(self, message: Message) -> None:
+        await self.redis.rpush(self.keys.messages(message.conversation_id), to_json(message))
+
+    @_reachable
+    async def transcript(self, conversation_id: str, limit: int | None = None) -> list[Message]:
+        if limit is not None and limit <= 0:
+            return []
+        start = 0 if limit is None else -limit
+        raws = await self.redis.lrange(self.keys.messages(conversation_id), start, -1)
+        return [from_json(Message, raw) for raw in raws]
+
+    @_reachable
+    async def append_event(self, event: Event) -> None:
+        raw = to_json(event)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.rpush(self.keys.events, raw)
+            pipe.ltrim(self.keys.events, -self._events_cap, -1)
+            if event.conversation_id is not None:
+                pipe.rpush(self.keys.conversation_events(event.conversation_id), raw)
+            if event.ticket_id is not None:
+                pipe.rpush(self.keys.ticket_events(event.ticket_id), raw)
+            await pipe.execute()
+
+    @_reachable
+    async def events(
+        self, *, conversation_id: str | None = None, ticket_id: str | None = None
+    ) -> list[Event]:
+        if conversation_id is not None:
+            key = self.keys.conversation_events(conversation_id)
+        elif ticket_id is not None:
+            key = self.keys.ticket_events(ticket_id)
+        else:
+            key = self.keys.events
+        found = [from_json(Event, raw) for raw in await self.redis.lrange(key, 0, -1)]
+        if ticket_id is not None:
+            found = [e for e in found if e.ticket_id == ticket_id]
+        return found
+
+    # -- tickets and queues -------------------------------------------------------
+
+    def _change(self, reply: list[Any]) -> TicketChange:
+        error = _text(reply[0])
+        ticket = from_json(Ticket, reply[1]) if len(reply) > 1 else None
+        return TicketChange(ticket, ChangeError(error) if error else None)
+
+    @_reachable
+    async def open_ticket(self, ticket: Ticket) -> None:
+        if ticket.state is not TicketState.QUEUED:
+            raise ValueError(f"a new ticket must be queued, not {ticket.state}")
+        await self._run(
+            "open_ticket",
+            [self.keys.tickets, self.keys.numbers, self.keys.scores, self.keys.queue(ticket.tier)],
+            [self.keys.desk, to_json(ticket), queue_score(ticket.priority, ticket.queued_at)],
+        )
+
+    @_reachable
+    async def get_ticket(self, ticket_id: str) -> Ticket | None:
+        raw = await self.redis.hget(self.keys.tickets, ticket_id)
+        return None if raw is None else from_json(Ticket, raw)
+
+    @_reachable
+    async def find_ticket(self, number: int) -> Ticket | None:
+        ticket_id = await self.redis.hget(self.keys.numbers, str(number))
+        return None if ticket_id is None else await self.get_ticket(_text(ticket_id))
+
+    def _desk_keys(self) -> list[str]:
+        return [self.keys.tickets, self.keys.numbers, self.keys.scores]
+
+    @_reachable
+    async def claim(
+        self, ticket_id: str, agent_id: str, now: datetime, max_open: int | None = None
+    ) -> TicketChange:
+        reply = await self._run(
+            "claim",
+            [*self._desk_keys(), self.keys.agent(agent_id)],
+            [self.keys.desk, ticket_id, agent_id, "" if max_open is None else max_open],
+        )
+        return self._change(reply)
+
+    @_reachable
+    async def take_next(
+        self, tiers: Sequence[str], agent_id: str, now: datetime, max_open: int | None = None
+    ) -> TicketChange:
+        reply = await self._run(
+            "take_next",
+            [*self._desk_keys(), self.keys.agent(agent_id), *map(self.keys.queue, tiers)],
+            [self.keys.desk, agent_id, "" if max_open is None else max_open, *tiers],
+        )
+        return self._change(reply)
+
+    @_reachable
+    async def escalate(self, ticket_id: str, to_tier: str, now: datetime) -> TicketChange:
+        reply = await self._run(
+            "escalate",
+            [*self._desk_keys(), self.keys.queue(to_tier)],
+            [
+                self.keys.desk,
+                ticket_id,
+                to_tier,
+                format_datetime(now),
+                queue_micros(now),
+                TOP_PRIORITY,
+                PRIORITY_SPAN,
+            ],
+        )
+        return self._change(reply)
+
+    @_reachable
+    async def release(self, ticket_id: str, agent_id: str, now: datetime) -> TicketChange:
+        reply = await self._run(
+            "release",
+            [*self._desk_keys(), self.keys.agent(agent_id)],
+            [self.keys.desk, ticket_id, agent_id],
+        )
+        return self._change(reply)
+
+    @_reachable
+    async def resolve(self, ticket_id: str, agent_id: str, now: datetime) -> TicketChange:
+        reply = await self._run(
+            "resolve",
+            [*self._desk_keys(), self.keys.agent(agent_id)],
+            [self.keys.desk, ticket_id, agent_id, format_datetime(now)],
+        )
+        return self._change(reply)
+
+    @_reachable
+    async def mark_first_response(self, ticket_id: str, now: datetime) -> TicketChange:
+        reply = await self._run(
+            "mark_first_response",
+            self._desk_keys(),
+            [self.keys.desk, ticket_id, format_datetime(now)],
+        )
+        return self._change(reply)
+
+    @_reachable
+    async def record_csat(self, ticket_id: str, score: int) -> TicketChange:
+        reply = await self._run(
+            "record_csat", self._desk_keys(), [self.keys.desk, ticket_id, int(score)]
+        )
+        return self._change(reply)
+
+    @_reachable
+    async def queue(self, tier: str) -> list[Ticket]:
+        raws = await self._run(
+            "queue", [self.keys.tickets, self.keys.queue(tier)], [self.keys.desk, tier]
+        )
+        return [from_json(Ticket, raw) for raw in raws]
+
+    @_reachable
+    async def assigned(self, agent_id: str) -> list[Ticket]:
+        raws = await self._run("assigned", [self.keys.tickets, self.keys.agent(agent_id)], [])
+        tickets = [from_json(Ticket, raw) for raw in raws]
+        return sorted(tickets, key=lambda t: t.number)
+
+    # -- links kept for adapters ---------------------------------------------------------
+
+    @_reachable
+    async def set_link(self, key: str, value: str) -> None:
+        await self.redis.set(self.keys.link(key), value)
+
+    @_reachable
+    async def get_link(self, key: str) -> str | None:
+        value = await self.redis.get(self.keys.link(key))
+        return None if value is None else _text(value)
+
+    # -- locks and timers -----------------------------------------------------------
+
+    @_reachable
+    async def try_lock(self, conversation_id: str, ttl_seconds: float) -> Lease | None:
+        token = await self._run(
+            "try_lock",
+            [self.keys.lock(conversation_id), self.keys.fence(conversation_id)],
+            [max(1, round(ttl_seconds * 1000))],
+        )
+        return None if token is None else Lease(conversation_id, int(token))
+
+    @_reachable
+    async def unlock(self, lease: Lease) -> None:
+        await self._run("unlock", [self.keys.lock(lease.conversation_id)], [lease.token])
+
+    @_reachable
+    async def schedule(self, timer_id: str, due_at: datetime) -> None:
+        await self.redis.zadd(self.keys.timers, {timer_id: unix_micros(due_at)})
+
+    @_reachable
+    async def pop_due(self, now: datetime, limit: int = 100) -> list[str]:
+        if limit <= 0:
+            return []
+        popped = await self._run("pop_due", [self.keys.timers], [unix_micros(now), limit])
+        return [_text(timer_id) for timer_id in popped]
+
+    @_reachable
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
