@@ -399,7 +399,8 @@ class Turn:
         if score is not None:
             change = await self.engine.store.record_csat(ticket_id, score)
             self.conversation = replace(self.conversation, csat_ticket_id=None, csat_retries=0)
-            await self._event(EventKind.CSAT_RECORDED, ticket_id=ticket_id, score=score)
+            tier = change.ticket.tier if change.ticket else None
+            await self._event(EventKind.CSAT_RECORDED, ticket_id=ticket_id, score=score, tier=tier)
             await self.send(i18n.text("csat_thanks", self.locale))
             if change.ticket is not None:
                 view = await self.engine.tickets.view(change.ticket)

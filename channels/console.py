@@ -9,6 +9,7 @@ import shlex
 from collections.abc import AsyncIterator
 from typing import TextIO
 
+from bot import kpis
 from bot.app import Escala
 from bot.models import InboundMessage, Message, OutboundMessage, Ticket
 from bot.ports import TicketChangeKind, TicketView
@@ -24,6 +25,7 @@ Type as the customer. Agent commands (the ticket defaults to this chat's ticket)
   /agent escalate [TIER] WHY   escalate (default: the next tier) with a reason
   /agent release               give the ticket back    /agent resolve   resolve (asks CSAT)
   /agent ticket [N]            ticket details and transcript
+  /agent stats                 KPIs per tier (deflection, response, SLA, CSAT ...)
   /agent as ID                 act as another agent    /agent who   list agents
   /help   /quit"""
 
@@ -135,6 +137,13 @@ class Console:
                 )
                 breach = " (SLA breached)" if stat.breaching else ""
                 self.say(f"[desk] {stat.tier}: {stat.depth} waiting{wait}{breach}")
+            return
+        if verb == "stats":
+            events = await self.escala.store.events()
+            now = self.escala.engine.tickets.clock.now()
+            report = kpis.compute(events, self.escala.settings.tiers, now)
+            for line in kpis.render(report):
+                self.say(f"[desk] {line}")
             return
         if verb == "who":
             for agent in desk.agents.values():
