@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import enum
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.models import Choice
+from kb.normalize import fold
 
 
 class Command(enum.StrEnum):
@@ -19,13 +19,12 @@ class Command(enum.StrEnum):
     RESTART = "restart"
 
 
-#: Whole-message phrases (after folding). Multi-word phrases also match inside a
-#: longer message ("eu quero falar com atendente agora"); single words only match
-#: the whole message, so "agent" in "my agent app crashed" is not a command.
+#: Whole-message phrases, folded (so "/cancel" is "cancel" and "#1042" is "1042").
+#: Multi-word phrases also match inside a longer message ("eu quero falar com
+#: atendente agora"); single words only match the whole message, so "agent" in
+#: "my agent app crashed" is not a command.
 PHRASES: dict[Command, tuple[str, ...]] = {
     Command.HUMAN: (
-        "/human",
-        "/atendente",
         "atendente",
         "humano",
         "pessoa",
@@ -51,7 +50,6 @@ PHRASES: dict[Command, tuple[str, ...]] = {
         "human agent",
     ),
     Command.STATUS: (
-        "/status",
         "status",
         "status do ticket",
         "status do chamado",
@@ -65,10 +63,8 @@ PHRASES: dict[Command, tuple[str, ...]] = {
         "my ticket status",
         "where is my ticket",
     ),
-    Command.CANCEL: ("/cancel", "/cancelar", "cancelar", "cancel", "cancela"),
+    Command.CANCEL: ("cancelar", "cancel", "cancela"),
     Command.RESTART: (
-        "/restart",
-        "/reiniciar",
         "recomecar",
         "comecar de novo",
         "reiniciar",
@@ -77,14 +73,7 @@ PHRASES: dict[Command, tuple[str, ...]] = {
     ),
 }
 
-_NUMBER = re.compile(r"#?\b(\d{3,9})\b")
-
-
-def fold(text: str) -> str:
-    """Lowercase, strip accents and punctuation (keeping ``/`` and ``#``), squeeze spaces."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(re.sub(r"[^\w/#]+", " ", plain).split())
+_NUMBER = re.compile(r"\b(\d{3,9})\b")
 
 
 @dataclass(frozen=True)
@@ -99,7 +88,7 @@ def detect(text: str) -> CommandMatch | None:
     if not folded:
         return None
     number_match = _NUMBER.search(folded)
-    without_number = " ".join(_NUMBER.sub(" ", folded).replace("#", " ").split())
+    without_number = " ".join(_NUMBER.sub(" ", folded).split())
     for command, phrases in PHRASES.items():
         for phrase in phrases:
             whole = without_number == phrase if command is Command.STATUS else folded == phrase
