@@ -336,12 +336,16 @@ class Turn:
     # -- the decision order ---------------------------------------------------------
 
     async def run(self) -> Outcome:
+        # Who owns the conversation comes from the store's atomic open-ticket index, not
+        # from the conversation's own ticket_id: a router killed between opening a ticket
+        # and saving the conversation leaves a queued ticket the conversation does not
+        # point to, and this message must still go to that ticket (issue 3).
         conversation = self.conversation
-        if conversation.ticket_id is not None:
-            ticket = await self.engine.store.get_ticket(conversation.ticket_id)
-            if ticket is not None and ticket.state in (TicketState.QUEUED, TicketState.ASSIGNED):
-                return await self._relay(ticket)
-            self.conversation = replace(conversation, ticket_id=None)
+        ticket = await self.engine.store.open_ticket_of(conversation.id)
+        if ticket is not None:
+            self.conversation = replace(conversation, ticket_id=ticket.id, last_ticket_id=ticket.id)
+            return await self._relay(ticket)
+        self.conversation = replace(conversation, ticket_id=None)
 
         offered = self.conversation.pending_choices
         self.conversation = replace(self.conversation, pending_choices=())

@@ -88,11 +88,20 @@ class TriageSettings:
 @dataclass(frozen=True)
 class StoreSettings:
     """``url`` is the Redis URL itself, or ``url_env`` names the variable holding it
-    (the URL may carry a password, so it is kept out of ``repr``)."""
+    (the URL may carry a password, so it is kept out of ``repr``).
+
+    The bounds (issue 3) keep one conversation's size in Redis finite: the last
+    ``transcript_hot_messages`` messages, then up to ``transcript_archive_messages``
+    older ones (0: older ones are dropped), and the last ``conversation_events_cap``
+    events per conversation and per ticket. The memory store keeps hot + archive.
+    """
 
     backend: Literal["memory", "redis"] = "memory"
     url: str | None = field(default=None, repr=False)
     url_env: str | None = None
+    transcript_hot_messages: int = 500
+    transcript_archive_messages: int = 5000
+    conversation_events_cap: int = 2000
 
     def redis_url(self, file: str = "settings") -> str | None:
         """The URL to connect to: ``url``, or the value of ``url_env`` (read now)."""
@@ -520,15 +529,35 @@ def _business_hours(s: Section) -> BusinessHours:
 
 
 def _store(s: Section) -> StoreSettings:
-    s.check_keys(("backend", "url", "url_env"))
+    s.check_keys(
+        (
+            "backend",
+            "url",
+            "url_env",
+            "transcript_hot_messages",
+            "transcript_archive_messages",
+            "conversation_events_cap",
+        )
+    )
     backend = s.string("backend", "memory")
     url = s.optional_string("url")
     url_env = s.optional_string("url_env")
+    defaults = StoreSettings()
+    hot = s.integer("transcript_hot_messages", defaults.transcript_hot_messages, minimum=1)
+    archive = s.integer(
+        "transcript_archive_messages", defaults.transcript_archive_messages, minimum=0
+    )
+    events = s.integer("conversation_events_cap", defaults.conversation_events_cap, minimum=1)
+    bounds = StoreSettings(
+        transcript_hot_messages=hot,
+        transcript_archive_messages=archive,
+        conversation_events_cap=events,
+    )
     if backend == "memory":
         for key in ("url", "url_env"):
             if key in s.data:
                 raise s.error(key, "set, but backend is 'memory' (set backend = \"redis\")")
-        return StoreSettings()
+        return bounds
     if backend != "redis":
         raise s.error("backend", f"'{backend}' is not one of memory, redis")
     if url is None and url_env is None:
@@ -539,7 +568,7 @@ def _store(s: Section) -> StoreSettings:
         raise s.error("url", "expected a redis://, rediss:// or unix:// URL")
     if url_env is not None:
         secret_from_env(s.file, s.at("url_env"), url_env)  # fail at start-up, not later
-    return StoreSettings("redis", url, url_env)
+    return StoreSettings("redis", url, url_env, hot, archive, events)
 
 
 def _raw_tables(s: Section) -> Mapping[str, Any]:

@@ -106,11 +106,16 @@ class Store(abc.ABC):
     # -- transcript and events --------------------------------------------------
 
     @abc.abstractmethod
-    async def append_message(self, message: Message) -> None: ...
+    async def append_message(self, message: Message) -> None:
+        """Add a message at the end of its conversation's transcript.
+
+        A backend may bound a transcript: it then keeps the most recent messages it
+        was configured for and drops the oldest ones, atomically with the append.
+        """
 
     @abc.abstractmethod
     async def transcript(self, conversation_id: str, limit: int | None = None) -> list[Message]:
-        """The conversation's messages, oldest first; the last ``limit`` when given."""
+        """The conversation's messages (as kept), oldest first; the last ``limit`` when given."""
 
     @abc.abstractmethod
     async def append_event(self, event: Event) -> None: ...
@@ -129,6 +134,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def get_ticket(self, ticket_id: str) -> Ticket | None: ...
+
+    @abc.abstractmethod
+    async def open_ticket_of(self, conversation_id: str) -> Ticket | None:
+        """The conversation's ticket that is ``QUEUED`` or ``ASSIGNED``, if any.
+
+        Kept by the same atomic steps that open and close tickets (issue 3), so it is
+        true even when a router died between :meth:`open_ticket` and saving the
+        conversation: the engine derives who owns a conversation from this, never from
+        the conversation's own ``ticket_id``.
+        """
 
     @abc.abstractmethod
     async def find_ticket(self, number: int) -> Ticket | None: ...

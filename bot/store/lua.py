@@ -10,6 +10,11 @@ formatted with ``%.0f``: an exact integer string, whatever Lua's number printing
 Scores stay below 2**53, so doubles hold them exactly (see ``queue_score``).
 Ticket numbers pass through cjson, which prints 14 significant digits: fine for
 numbers from ``INCR``.
+
+``open_by_conversation`` (conversation id -> its open ticket id) is written by every
+script that opens, moves or closes a ticket, in the same step: it is what the engine
+trusts to know whether a human owns a conversation (issue 3: a router killed between
+opening a ticket and saving the conversation leaves nothing unowned).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ local Q = ARGV[1]
 local TICKETS = Q .. 'tickets'
 local NUMBERS = Q .. 'numbers'
 local SCORES = Q .. 'scores'
+local OPEN = Q .. 'open_by_conversation'
 local function queue_key(tier) return Q .. 'queue:' .. tier end
 local function agent_key(agent) return Q .. 'agent:' .. agent end
 local function member(t) return string.format('%016d', t.number) .. ':' .. t.id end
@@ -33,6 +39,14 @@ local function save(t)
   return raw
 end
 local function is_null(v) return v == nil or v == cjson.null end
+-- the conversation's open ticket is t (t is queued or assigned)
+local function mark_open(t) redis.call('HSET', OPEN, t.conversation_id, t.id) end
+-- t is no longer open: forget it, unless the conversation has another one since
+local function mark_closed(t)
+  if redis.call('HGET', OPEN, t.conversation_id) == t.id then
+    redis.call('HDEL', OPEN, t.conversation_id)
+  end
+end
 local function at_capacity(agent, max_open)
   return max_open ~= '' and redis.call('SCARD', agent_key(agent)) >= tonumber(max_open)
 end
@@ -41,6 +55,7 @@ local function assign(t, agent)
   t.state = 'assigned'
   t.assignee = agent
   redis.call('SADD', agent_key(agent), t.id)
+  mark_open(t)
   return save(t)
 end
 -- the assigned ticket owned by agent, or an error reply
@@ -53,7 +68,8 @@ local function owned(id, agent)
 end
 """
 
-# KEYS: tickets, numbers, scores, queue(tier). ARGV: desk, ticket json, queue score.
+# KEYS: tickets, numbers, scores, open_by_conversation, queue(tier).
+# ARGV: desk, ticket json, queue score.
 OPEN_TICKET = """
 local t = cjson.decode(ARGV[2])
 local old = load(t.id)
@@ -62,12 +78,24 @@ if old then
   redis.call('ZREM', queue_key(old.tier), member(old))
   if not is_null(old.assignee) then redis.call('SREM', agent_key(old.assignee), old.id) end
   redis.call('HDEL', NUMBERS, string.format('%d', old.number))
+  mark_closed(old)
 end
 redis.call('HSET', TICKETS, t.id, ARGV[2])
 redis.call('HSET', NUMBERS, string.format('%d', t.number), t.id)
 redis.call('HSET', SCORES, t.id, ARGV[3])
 redis.call('ZADD', queue_key(t.tier), ARGV[3], member(t))
+mark_open(t)
 return 1
+"""
+
+# KEYS: tickets, open_by_conversation. ARGV: desk, conversation id.
+# The open ticket's JSON, or nil.
+OPEN_TICKET_OF = """
+local id = redis.call('HGET', OPEN, ARGV[2])
+if not id then return false end
+local t, raw = load(id)
+if not t or (t.state ~= 'queued' and t.state ~= 'assigned') then return false end
+return raw
 """
 
 # KEYS: tickets, numbers, scores, agent. ARGV: desk, ticket id, agent, max_open or ''.
@@ -118,6 +146,7 @@ t.state = 'queued'
 t.assignee = cjson.null
 t.queued_at = ARGV[4]
 raw = save(t)
+mark_open(t)
 redis.call('HSET', SCORES, t.id, score)
 redis.call('ZADD', queue_key(t.tier), score, member(t))
 return {'', raw}
@@ -131,6 +160,7 @@ redis.call('SREM', agent_key(ARGV[3]), t.id)
 t.state = 'queued'
 t.assignee = cjson.null
 local raw = save(t)
+mark_open(t)
 -- the score kept from when it entered the queue: same priority, same age
 redis.call('ZADD', queue_key(t.tier), redis.call('HGET', SCORES, t.id), member(t))
 return {'', raw}
@@ -144,6 +174,7 @@ redis.call('SREM', agent_key(ARGV[3]), t.id)
 redis.call('HDEL', SCORES, t.id)
 t.state = 'resolved'
 t.resolved_at = ARGV[4]
+mark_closed(t)
 return {'', save(t)}
 """
 
@@ -165,6 +196,7 @@ if not t then return {'not_found'} end
 if t.state ~= 'resolved' then return {'not_open', raw} end
 t.csat = tonumber(ARGV[3])
 t.state = 'closed'
+mark_closed(t)
 return {'', save(t)}
 """
 
@@ -208,6 +240,33 @@ redis.call('SET', KEYS[2], ARGV[2])
 return 1
 """
 
+# KEYS: messages (hot), archive. ARGV: message json, hot cap, archive cap.
+# The overflow of the hot list moves to the archive, which keeps its last ``archive
+# cap`` messages (0: the overflow is dropped). Needs Redis >= 6.2 (LPOP count).
+APPEND_MESSAGE = """
+local n = redis.call('RPUSH', KEYS[1], ARGV[1])
+local hot = tonumber(ARGV[2])
+if n <= hot then return n end
+local archive_cap = tonumber(ARGV[3])
+local overflow = redis.call('LPOP', KEYS[1], n - hot)
+if archive_cap > 0 then
+  for _, raw in ipairs(overflow) do redis.call('RPUSH', KEYS[2], raw) end
+  redis.call('LTRIM', KEYS[2], -archive_cap, -1)
+end
+return hot
+"""
+
+# KEYS: messages (hot), archive. ARGV: limit, or '' for every message kept.
+# Archive then hot, oldest first, read in one step.
+TRANSCRIPT = """
+local limit = tonumber(ARGV[1])
+local hot = redis.call('LRANGE', KEYS[1], limit and -limit or 0, -1)
+if limit and #hot >= limit then return hot end
+local out = redis.call('LRANGE', KEYS[2], limit and -(limit - #hot) or 0, -1)
+for _, raw in ipairs(hot) do out[#out + 1] = raw end
+return out
+"""
+
 # KEYS: timers. ARGV: now (µs since 1970), limit.
 POP_DUE = """
 local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
@@ -217,6 +276,7 @@ return due
 
 SCRIPTS: dict[str, str] = {
     "open_ticket": _DESK + OPEN_TICKET,
+    "open_ticket_of": _DESK + OPEN_TICKET_OF,
     "claim": _DESK + CLAIM,
     "take_next": _DESK + TAKE_NEXT,
     "escalate": _DESK + ESCALATE,
@@ -230,4 +290,6 @@ SCRIPTS: dict[str, str] = {
     "unlock": UNLOCK,
     "save_conversation": SAVE_CONVERSATION,
     "pop_due": POP_DUE,
+    "append_message": APPEND_MESSAGE,
+    "transcript": TRANSCRIPT,
 }

@@ -2,6 +2,10 @@
 
 Atomicity comes from asyncio itself: no method awaits between reading and writing
 shared state, so each method body runs as one step of the event loop.
+
+``max_transcript_messages`` bounds each transcript (the oldest messages are dropped);
+:func:`bot.store.open_store` sets it to the Redis hot + archive bounds, so both
+backends keep the same messages.
 """
 
 from __future__ import annotations
@@ -26,9 +30,18 @@ def queue_order(ticket: Ticket) -> tuple[int, datetime, int]:
 
 class MemoryStore(Store):
     def __init__(
-        self, first_ticket_number: int = 1001, monotonic: Callable[[], float] = time.monotonic
+        self,
+        first_ticket_number: int = 1001,
+        monotonic: Callable[[], float] = time.monotonic,
+        *,
+        max_transcript_messages: int | None = None,
     ) -> None:
+        if max_transcript_messages is not None and max_transcript_messages < 1:
+            raise ValueError(
+                f"max_transcript_messages must be at least 1: {max_transcript_messages}"
+            )
         self._monotonic = monotonic
+        self._max_transcript = max_transcript_messages
         self._seen: dict[str, float] = {}
         self._next_number = first_ticket_number
         self._contacts: dict[str, Contact] = {}
@@ -39,6 +52,7 @@ class MemoryStore(Store):
         self._events: list[Event] = []
         self._tickets: dict[str, Ticket] = {}
         self._ticket_by_number: dict[int, str] = {}
+        self._open_by_conversation: dict[str, str] = {}  # conversation -> open ticket
         self._locks: dict[str, tuple[int, float]] = {}  # conversation -> (token, expires)
         self._tokens = itertools.count(1)
         self._timers: dict[str, datetime] = {}
@@ -97,7 +111,10 @@ class MemoryStore(Store):
         )
 
     async def append_message(self, message: Message) -> None:
-        self._messages[message.conversation_id].append(message)
+        messages = self._messages[message.conversation_id]
+        messages.append(message)
+        if self._max_transcript is not None and len(messages) > self._max_transcript:
+            del messages[: len(messages) - self._max_transcript]
 
     async def transcript(self, conversation_id: str, limit: int | None = None) -> list[Message]:
         messages = self._messages.get(conversation_id, [])
@@ -121,8 +138,19 @@ class MemoryStore(Store):
     async def open_ticket(self, ticket: Ticket) -> None:
         if ticket.state is not TicketState.QUEUED:
             raise ValueError(f"a new ticket must be queued, not {ticket.state}")
+        old = self._tickets.get(ticket.id)
+        if old is not None and self._open_by_conversation.get(old.conversation_id) == old.id:
+            del self._open_by_conversation[old.conversation_id]
         self._tickets[ticket.id] = ticket
         self._ticket_by_number[ticket.number] = ticket.id
+        self._open_by_conversation[ticket.conversation_id] = ticket.id
+
+    async def open_ticket_of(self, conversation_id: str) -> Ticket | None:
+        ticket_id = self._open_by_conversation.get(conversation_id)
+        ticket = self._tickets.get(ticket_id) if ticket_id else None
+        if ticket is None or ticket.state not in (TicketState.QUEUED, TicketState.ASSIGNED):
+            return None
+        return ticket
 
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
         return self._tickets.get(ticket_id)
@@ -211,6 +239,8 @@ class MemoryStore(Store):
             return owned
         resolved = replace(owned.ticket, state=TicketState.RESOLVED, resolved_at=now)
         self._tickets[ticket_id] = resolved
+        if self._open_by_conversation.get(resolved.conversation_id) == ticket_id:
+            del self._open_by_conversation[resolved.conversation_id]
         return TicketChange(resolved)
 
     async def mark_first_response(self, ticket_id: str, now: datetime) -> TicketChange:

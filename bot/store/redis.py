@@ -19,13 +19,15 @@ key                             type       holds
 ``<p>:{c:<id>}:conversation``   string     conversation JSON
 ``<p>:{c:<id>}:lock``           string     current lease token, ``PX`` ttl
 ``<p>:{c:<id>}:fence``          string     ``INCR`` source of lease tokens (never expires)
-``<p>:{c:<id>}:messages``       list       transcript, message JSON, oldest first
-``<p>:{c:<id>}:events``         list       the conversation's events
-``<p>:{t:<id>}:events``         list       the ticket's events
+``<p>:{c:<id>}:messages``       list       recent (hot) transcript, message JSON, oldest first
+``<p>:{c:<id>}:archive``        list       older transcript, capped, oldest first
+``<p>:{c:<id>}:events``         list       the conversation's events, capped
+``<p>:{t:<id>}:events``         list       the ticket's events, capped
 ``<p>:events``                  list       every event, capped to ``events_cap``
 ``<p>:{q}:tickets``             hash       ticket id -> ticket JSON
 ``<p>:{q}:numbers``             hash       ticket number -> ticket id
 ``<p>:{q}:scores``              hash       ticket id -> its queue score (kept for release)
+``<p>:{q}:open_by_conversation`` hash      conversation id -> its queued/assigned ticket id
 ``<p>:{q}:queue:<tier>``        zset       waiting ticket members, by queue score
 ``<p>:{q}:agent:<agent>``       set        ids of tickets assigned to the agent
 ``<p>:link:<key>``              string     an adapter's link (Slack card of a ticket ...)
@@ -42,8 +44,13 @@ safe on Cluster because those keys are in the declared keys' slot.
 
 An event is appended to up to three lists in one pipeline (not a transaction: the
 lists live in different slots); the global list is trimmed to the last
-``events_cap`` events, so ``events()`` with no filter sees only those. The
-per-conversation and per-ticket lists are not capped.
+``events_cap`` events, so ``events()`` with no filter sees only those, and the
+per-conversation and per-ticket lists to the last ``conversation_events_cap``.
+
+Transcripts are bounded (issue 3): the append script keeps the last
+``transcript_hot_messages`` in ``messages`` and moves the overflow, in the same
+step, to ``archive``, which keeps its last ``transcript_archive_messages`` (0: the
+overflow is dropped). ``transcript()`` reads archive then hot in one script.
 """
 
 from __future__ import annotations
@@ -80,6 +87,10 @@ QUEUE_EPOCH = datetime(2020, 1, 1, tzinfo=UTC)
 PRIORITY_SPAN = 2**51
 TOP_PRIORITY = int(max(Priority))
 UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Defaults of the bounds (``[store]`` in the settings file).
+DEFAULT_HOT_MESSAGES = 500
+DEFAULT_ARCHIVE_MESSAGES = 5000
+DEFAULT_CONVERSATION_EVENTS = 2000
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -133,6 +144,7 @@ class Keys:
         self.tickets = f"{self.desk}tickets"
         self.numbers = f"{self.desk}numbers"
         self.scores = f"{self.desk}scores"
+        self.open_by_conversation = f"{self.desk}open_by_conversation"
         self.ticket_number = f"{prefix}:ticket_number"
         self.events = f"{prefix}:events"
         self.timers = f"{prefix}:timers"
@@ -167,6 +179,9 @@ class Keys:
     def messages(self, conversation_id: str) -> str:
         return self._conversation(conversation_id, "messages")
 
+    def archive(self, conversation_id: str) -> str:
+        return self._conversation(conversation_id, "archive")
+
     def conversation_events(self, conversation_id: str) -> str:
         return self._conversation(conversation_id, "events")
 
@@ -181,7 +196,11 @@ class Keys:
 
 
 class RedisStore(Store):
-    """The store on ``redis.asyncio``. It owns ``client``: :meth:`close` closes it."""
+    """The store on ``redis.asyncio``. It owns ``client``: :meth:`close` closes it.
+
+    ``client`` may be any ``redis.asyncio.Redis``: one from a URL (:meth:`from_url`),
+    or a Sentinel-managed master (``Sentinel(...).master_for(name)``).
+    """
 
     def __init__(
         self,
@@ -190,11 +209,25 @@ class RedisStore(Store):
         prefix: str = "escala",
         first_ticket_number: int = 1001,
         events_cap: int = 100_000,
+        conversation_events_cap: int = DEFAULT_CONVERSATION_EVENTS,
+        transcript_hot_messages: int = DEFAULT_HOT_MESSAGES,
+        transcript_archive_messages: int = DEFAULT_ARCHIVE_MESSAGES,
     ) -> None:
+        for name, value, least in (
+            ("events_cap", events_cap, 1),
+            ("conversation_events_cap", conversation_events_cap, 1),
+            ("transcript_hot_messages", transcript_hot_messages, 1),
+            ("transcript_archive_messages", transcript_archive_messages, 0),
+        ):
+            if value < least:
+                raise ValueError(f"{name} must be at least {least}, got {value}")
         self.redis = client
         self.keys = Keys(prefix)
         self._first_ticket_number = first_ticket_number
         self._events_cap = events_cap
+        self._conversation_events_cap = conversation_events_cap
+        self._hot_messages = transcript_hot_messages
+        self._archive_messages = transcript_archive_messages
         self._scripts = {
             name: client.register_script(source) for name, source in lua.SCRIPTS.items()
         }
@@ -207,6 +240,9 @@ class RedisStore(Store):
         prefix: str = "escala",
         first_ticket_number: int = 1001,
         events_cap: int = 100_000,
+        conversation_events_cap: int = DEFAULT_CONVERSATION_EVENTS,
+        transcript_hot_messages: int = DEFAULT_HOT_MESSAGES,
+        transcript_archive_messages: int = DEFAULT_ARCHIVE_MESSAGES,
         max_connections: int = 50,
         pool_timeout: float = 5.0,
         **client_options: Any,
@@ -221,7 +257,13 @@ class RedisStore(Store):
         )
         client = aioredis.Redis.from_pool(pool)
         return cls(
-            client, prefix=prefix, first_ticket_number=first_ticket_number, events_cap=events_cap
+            client,
+            prefix=prefix,
+            first_ticket_number=first_ticket_number,
+            events_cap=events_cap,
+            conversation_events_cap=conversation_events_cap,
+            transcript_hot_messages=transcript_hot_messages,
+            transcript_archive_messages=transcript_archive_messages,
         )
 
     async def _run(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
@@ -231,6 +273,7 @@ class RedisStore(Store):
 
     @_reachable
     async def mark_seen(self, key: str, ttl_seconds: int) -> bool:
+        # ttl_seconds is [engine] dedupe_ttl_seconds: the mark expires by itself (PX).
         return bool(await self.redis.set(self.keys.seen(key), 1, nx=True, px=ttl_seconds * 1000))
 
     @_reachable
@@ -297,14 +340,22 @@ class RedisStore(Store):
 
     @_reachable
     async def append_message(self, message: Message) -> None:
-        await self.redis.rpush(self.keys.messages(message.conversation_id), to_json(message))
+        conversation_id = message.conversation_id
+        await self._run(
+            "append_message",
+            [self.keys.messages(conversation_id), self.keys.archive(conversation_id)],
+            [to_json(message), self._hot_messages, self._archive_messages],
+        )
 
     @_reachable
     async def transcript(self, conversation_id: str, limit: int | None = None) -> list[Message]:
         if limit is not None and limit <= 0:
             return []
-        start = 0 if limit is None else -limit
-        raws = await self.redis.lrange(self.keys.messages(conversation_id), start, -1)
+        raws = await self._run(
+            "transcript",
+            [self.keys.messages(conversation_id), self.keys.archive(conversation_id)],
+            ["" if limit is None else limit],
+        )
         return [from_json(Message, raw) for raw in raws]
 
     @_reachable
@@ -313,10 +364,15 @@ class RedisStore(Store):
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.rpush(self.keys.events, raw)
             pipe.ltrim(self.keys.events, -self._events_cap, -1)
-            if event.conversation_id is not None:
-                pipe.rpush(self.keys.conversation_events(event.conversation_id), raw)
-            if event.ticket_id is not None:
-                pipe.rpush(self.keys.ticket_events(event.ticket_id), raw)
+            for key in (
+                None
+                if event.conversation_id is None
+                else self.keys.conversation_events(event.conversation_id),
+                None if event.ticket_id is None else self.keys.ticket_events(event.ticket_id),
+            ):
+                if key is not None:
+                    pipe.rpush(key, raw)
+                    pipe.ltrim(key, -self._conversation_events_cap, -1)
             await pipe.execute()
 
     @_reachable
@@ -347,9 +403,18 @@ class RedisStore(Store):
             raise ValueError(f"a new ticket must be queued, not {ticket.state}")
         await self._run(
             "open_ticket",
-            [self.keys.tickets, self.keys.numbers, self.keys.scores, self.keys.queue(ticket.tier)],
+            [*self._desk_keys(), self.keys.queue(ticket.tier)],
             [self.keys.desk, to_json(ticket), queue_score(ticket.priority, ticket.queued_at)],
         )
+
+    @_reachable
+    async def open_ticket_of(self, conversation_id: str) -> Ticket | None:
+        raw = await self._run(
+            "open_ticket_of",
+            [self.keys.tickets, self.keys.open_by_conversation],
+            [self.keys.desk, conversation_id],
+        )
+        return None if raw is None else from_json(Ticket, raw)
 
     @_reachable
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
@@ -362,7 +427,12 @@ class RedisStore(Store):
         return None if ticket_id is None else await self.get_ticket(_text(ticket_id))
 
     def _desk_keys(self) -> list[str]:
-        return [self.keys.tickets, self.keys.numbers, self.keys.scores]
+        return [
+            self.keys.tickets,
+            self.keys.numbers,
+            self.keys.scores,
+            self.keys.open_by_conversation,
+        ]
 
     @_reachable
     async def claim(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -33,6 +33,7 @@ from bot.models import (
     TicketState,
 )
 from bot.store import ChangeError, Lease, MemoryStore, Store
+from bot.store.codec import from_json
 from bot.store.redis import Keys, RedisStore
 from flows.position import FlowPosition
 from tests.conftest import FakeMonotonic
@@ -257,6 +258,93 @@ async def test_transcript_keeps_order_and_returns_the_last_limit(store: Store) -
     assert await store.transcript("cnv_3") == []
 
 
+@pytest.fixture(params=["memory", "redis"])
+async def bounded_store(
+    request: pytest.FixtureRequest, monotonic: FakeMonotonic
+) -> AsyncIterator[Store]:
+    """Each backend with a transcript bound of 3 hot + 4 archived messages (7 kept)."""
+    if request.param == "memory":
+        yield MemoryStore(monotonic=monotonic, max_transcript_messages=7)
+        return
+    redis_url: str = request.getfixturevalue("redis_url")
+    store = RedisStore.from_url(redis_url, transcript_hot_messages=3, transcript_archive_messages=4)
+    await store.redis.flushdb()
+    yield store
+    await store.close()
+
+
+async def test_a_bounded_transcript_keeps_the_most_recent_messages_in_order(
+    bounded_store: Store,
+) -> None:
+    for n in range(1, 6):
+        await bounded_store.append_message(message(n))
+    assert await bounded_store.transcript("cnv_1") == [message(n) for n in range(1, 6)]
+
+    for n in range(6, 21):
+        await bounded_store.append_message(message(n))
+
+    kept = [message(n) for n in range(14, 21)]
+    assert await bounded_store.transcript("cnv_1") == kept
+    for limit in (1, 3, 4, 6, 7, 8, 100):
+        assert await bounded_store.transcript("cnv_1", limit=limit) == kept[-limit:]
+    assert await bounded_store.transcript("cnv_1", limit=0) == []
+
+
+async def test_redis_transcript_overflow_moves_to_a_capped_archive(redis_url: str) -> None:
+    store = RedisStore.from_url(redis_url, transcript_hot_messages=3, transcript_archive_messages=4)
+    try:
+        await store.redis.flushdb()
+        for n in range(1, 11):
+            await store.append_message(message(n))
+        hot = await store.redis.lrange(store.keys.messages("cnv_1"), 0, -1)
+        archive = await store.redis.lrange(store.keys.archive("cnv_1"), 0, -1)
+        assert [from_json(Message, m).id for m in hot] == ["msg_8", "msg_9", "msg_10"]
+        assert [from_json(Message, m).id for m in archive] == ["msg_4", "msg_5", "msg_6", "msg_7"]
+    finally:
+        await store.close()
+
+
+async def test_redis_without_archive_drops_the_overflow(redis_url: str) -> None:
+    store = RedisStore.from_url(redis_url, transcript_hot_messages=2, transcript_archive_messages=0)
+    try:
+        await store.redis.flushdb()
+        for n in range(1, 6):
+            await store.append_message(message(n))
+        assert await store.transcript("cnv_1") == [message(4), message(5)]
+        assert not await store.redis.exists(store.keys.archive("cnv_1"))
+    finally:
+        await store.close()
+
+
+async def test_redis_conversation_and_ticket_events_are_capped(redis_url: str) -> None:
+    store = RedisStore.from_url(redis_url, conversation_events_cap=3, events_cap=5)
+    try:
+        await store.redis.flushdb()
+        for n in range(1, 9):
+            await store.append_event(
+                Event(f"evt_{n}", EventKind.MESSAGE_IN, at(n), "cnv_1", "tkt_1")
+            )
+
+        async def event_ids(**where: str) -> list[str]:
+            return [e.id for e in await store.events(**where)]
+
+        assert await event_ids(conversation_id="cnv_1") == ["evt_6", "evt_7", "evt_8"]
+        assert await event_ids(ticket_id="tkt_1") == ["evt_6", "evt_7", "evt_8"]
+        assert await event_ids() == ["evt_4", "evt_5", "evt_6", "evt_7", "evt_8"]
+    finally:
+        await store.close()
+
+
+def test_redis_store_refuses_bounds_below_one(redis_url: str) -> None:
+    for bad in (
+        {"transcript_hot_messages": 0},
+        {"transcript_archive_messages": -1},
+        {"conversation_events_cap": 0},
+    ):
+        with pytest.raises(ValueError):
+            RedisStore.from_url(redis_url, **bad)  # type: ignore[arg-type]
+
+
 async def test_events_filter_by_conversation_and_by_ticket(store: Store) -> None:
     events = [
         Event("evt_1", EventKind.MESSAGE_IN, at(1), "cnv_1", None, {"channel": "telegram"}),
@@ -321,6 +409,45 @@ async def test_tickets_round_trip_and_are_found_by_number(store: Store) -> None:
     claimed = await store.claim("tkt_1", "ana", at(1))
     assert claimed.ticket == replace(opened, state=TicketState.ASSIGNED, assignee="ana")
     assert await store.get_ticket("tkt_1") == claimed.ticket
+
+
+async def test_open_ticket_of_follows_the_ticket_from_open_to_resolved(store: Store) -> None:
+    """Issue 3: whether a human owns a conversation is kept with the ticket, atomically."""
+    opened = ticket("tkt_1")
+    assert await store.open_ticket_of(opened.conversation_id) is None
+
+    await store.open_ticket(opened)
+
+    assert await store.open_ticket_of(opened.conversation_id) == opened
+    assert await store.open_ticket_of("cnv_other") is None
+    claimed = await store.claim("tkt_1", "ana", at(1))
+    assert await store.open_ticket_of(opened.conversation_id) == claimed.ticket
+    escalated = await store.escalate("tkt_1", "n2", at(2))
+    assert await store.open_ticket_of(opened.conversation_id) == escalated.ticket
+    await store.claim("tkt_1", "bia", at(3))
+    released = await store.release("tkt_1", "bia", at(4))
+    assert await store.open_ticket_of(opened.conversation_id) == released.ticket
+    await store.claim("tkt_1", "ana", at(5))
+
+    await store.resolve("tkt_1", "ana", at(6))
+
+    assert await store.open_ticket_of(opened.conversation_id) is None
+    await store.record_csat("tkt_1", 5)
+    assert await store.open_ticket_of(opened.conversation_id) is None
+
+
+async def test_open_ticket_of_is_the_conversations_newest_open_ticket(store: Store) -> None:
+    first = ticket("tkt_1")
+    second = replace(ticket("tkt_2"), conversation_id=first.conversation_id)
+    await open_tickets(store, first, ticket("tkt_3"))
+    await store.claim("tkt_1", "ana", at(1))
+
+    await store.open_ticket(second)
+    assert await store.open_ticket_of(first.conversation_id) == second
+    # closing the older ticket does not hide the newer one
+    await store.resolve("tkt_1", "ana", at(2))
+    assert await store.open_ticket_of(first.conversation_id) == second
+    assert await store.open_ticket_of("cnv_tkt_3") == await store.get_ticket("tkt_3")
 
 
 async def test_open_ticket_refuses_a_ticket_that_is_not_queued(store: Store) -> None:
@@ -680,11 +807,20 @@ async def test_redis_keys_that_scripts_touch_together_share_a_slot(
             keys.lock("cnv_{x}"),
             keys.fence("cnv_{x}"),
             keys.messages("cnv_{x}"),
+            keys.archive("cnv_{x}"),
+            keys.conversation_events("cnv_{x}"),
         )
     }
     desk_slots = {
         key_slot(k.encode())
-        for k in (keys.tickets, keys.numbers, keys.scores, keys.queue("n1"), keys.agent("{a}"))
+        for k in (
+            keys.tickets,
+            keys.numbers,
+            keys.scores,
+            keys.open_by_conversation,
+            keys.queue("n1"),
+            keys.agent("{a}"),
+        )
     }
     assert len(conversation_slots) == 1
     assert desk_slots == {key_slot(b"{q}")}
