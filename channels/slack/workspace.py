@@ -1,0 +1,144 @@
+"""The Slack agent workspace: ticket cards in each tier's channel, customer messages
+in the card's thread, cards updated as tickets change.
+
+Where a card lives is kept in the store (``set_link``), not in this object, so every
+router process agrees on it: ``slack:card:<ticket id>`` → ``channel ts`` of the
+ticket's current card, ``slack:thread:<channel>:<ts>`` → ticket number.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryIntervalCalculator
+from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.models import Message
+from bot.ports import TicketChangeKind, TicketView
+from bot.store import Store
+from channels.slack import blocks
+from channels.slack.config import SlackConfig
+
+log = logging.getLogger(__name__)
+
+#: Links live as long as a ticket may be worked and its CSAT may come back.
+CARD_KEY = "slack:card:{ticket_id}"
+THREAD_KEY = "slack:thread:{channel}:{ts}"
+
+
+def web_client(
+    token: str,
+    *,
+    base_url: str | None = None,
+    interval: RetryIntervalCalculator | None = None,
+) -> AsyncWebClient:
+    """A Web API client that retries 429s (after ``Retry-After``), connection errors
+    and 500/503s (exponential back-off with jitter by default), so one Slack hiccup
+    does not lose a card."""
+    interval = interval or BackoffRetryIntervalCalculator(backoff_factor=0.5)
+    handlers = [
+        AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        AsyncConnectionErrorRetryHandler(max_retry_count=2, interval_calculator=interval),
+        AsyncServerErrorRetryHandler(max_retry_count=2, interval_calculator=interval),
+    ]
+    if base_url is None:
+        return AsyncWebClient(token=token, retry_handlers=handlers)
+    return AsyncWebClient(token=token, base_url=base_url, retry_handlers=handlers)
+
+
+class SlackWorkspace:
+    """Implements :class:`bot.ports.AgentWorkspace`. Holds the SDK client as an
+    attribute; errors propagate to :class:`bot.outbox.Workspaces`, which records them
+    (``delivery.failed``) while the ticket stays safe in its queue."""
+
+    def __init__(self, client: AsyncWebClient, config: SlackConfig, store: Store) -> None:
+        self.client = client
+        self.config = config
+        self.store = store
+
+    # -- links --------------------------------------------------------------------------
+
+    async def card_of(self, ticket_id: str) -> tuple[str, str] | None:
+        """``(channel, ts)`` of the ticket's current card."""
+        value = await self.store.get_link(CARD_KEY.format(ticket_id=ticket_id))
+        if not value:
+            return None
+        channel, _, ts = value.partition(" ")
+        return channel, ts
+
+    async def ticket_of_thread(self, channel: str, ts: str) -> int | None:
+        value = await self.store.get_link(THREAD_KEY.format(channel=channel, ts=ts))
+        return int(value) if value and value.isdigit() else None
+
+    # -- AgentWorkspace -----------------------------------------------------------------
+
+    async def ticket_opened(self, view: TicketView) -> None:
+        ticket = view.ticket
+        channel = self.config.channels.get(ticket.tier)
+        if channel is None:  # config validation makes this a tier added after start-up
+            raise LookupError(f"no Slack channel for tier {ticket.tier}")
+        response = await self.client.chat_postMessage(
+            channel=channel,
+            text=blocks.card_text(view),
+            blocks=blocks.card(view),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        ts = str(response["ts"])
+        posted_channel = str(response.get("channel") or channel)
+        await self.store.set_link(
+            THREAD_KEY.format(channel=posted_channel, ts=ts), str(ticket.number)
+        )
+        await self.store.set_link(CARD_KEY.format(ticket_id=ticket.id), f"{posted_channel} {ts}")
+
+    async def ticket_changed(self, view: TicketView, change: TicketChangeKind) -> None:
+        found = await self.card_of(view.ticket.id)
+        if found is None:
+            log.warning("no Slack card for %s; %s not shown", view.ticket.label, change.value)
+            return
+        channel, ts = found
+        assignee = self.config.slack_user(view.ticket.assignee) if view.ticket.assignee else None
+        await self.client.chat_update(
+            channel=channel,
+            ts=ts,
+            text=blocks.card_text(view),
+            blocks=blocks.card(view, change, assignee),
+        )
+
+    async def customer_message(self, view: TicketView, message: Message) -> None:
+        found = await self.card_of(view.ticket.id)
+        if found is None:
+            raise LookupError(f"no Slack card for {view.ticket.label}")
+        channel, ts = found
+        await self.client.chat_postMessage(
+            channel=channel,
+            thread_ts=ts,
+            text=blocks.customer_line(message),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+
+    # -- for the listeners ---------------------------------------------------------------
+
+    async def tell(self, channel: str, user: str, text: str, thread_ts: str | None = None) -> None:
+        """An ephemeral message only ``user`` sees (refusals, hints)."""
+        if thread_ts:
+            await self.client.chat_postEphemeral(
+                channel=channel, user=user, text=text, thread_ts=thread_ts
+            )
+        else:
+            await self.client.chat_postEphemeral(channel=channel, user=user, text=text)
+
+    async def permalink(self, ticket_id: str) -> str | None:
+        found = await self.card_of(ticket_id)
+        if found is None:
+            return None
+        response = await self.client.chat_getPermalink(channel=found[0], message_ts=found[1])
+        link = response.get("permalink")
+        return str(link) if link else None

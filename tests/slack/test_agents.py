@@ -1,0 +1,131 @@
+"""Who may do what from Slack: refusals go to the agent who tried, and only to them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.models import TicketState
+from channels.slack.app import slack_plugin
+from tests.journeys.harness import Journey
+from tests.slack.conftest import ANA, BRUNO, CARLA, STRANGER, World, slack_settings
+
+N = 1001
+
+
+async def open_and_claim(world: World, agent: str = ANA) -> str:
+    await world.customer_says("quero falar com um atendente")
+    await world.slack.click("escala_claim", N, agent)
+    return world.card_ts()
+
+
+async def test_reply_from_someone_who_has_not_claimed_is_not_relayed(world: World) -> None:
+    ts = await open_and_claim(world)
+    before = list(world.customer)
+    await world.slack.thread_reply(BRUNO, "eu respondo!", ts)
+    assert world.customer == before
+    (hint,) = world.fake.of("chat.postEphemeral")
+    assert hint["user"] == BRUNO and hint["channel"] == "C111" and hint["thread_ts"] == ts
+    assert "Not sent to the customer: #1001 is assigned to ana; claim it first" in hint["text"]
+    assert "`//`" in hint["text"]
+
+
+async def test_stranger_is_told_they_are_not_an_agent(world: World) -> None:
+    ts = await open_and_claim(world)
+    await world.slack.thread_reply(STRANGER, "oi", ts)
+    await world.slack.click("escala_resolve", N, STRANGER)
+    assert [e.startswith("You are not an Escala agent") for e in world.ephemerals(STRANGER)] == [
+        True,
+        True,
+    ]
+    ticket = await world.journey.escala.desk.ticket(N)
+    assert ticket is not None and ticket.state is TicketState.ASSIGNED
+
+
+async def test_agent_cannot_claim_a_tier_they_do_not_work(world: World) -> None:
+    await world.customer_says("quero falar com um atendente")
+    await world.slack.click("escala_claim", N, CARLA)
+    assert world.ephemerals(CARLA) == ["Not done: #1001 is in N1; Carla works N3."]
+    assert world.fake.of("chat.update") == []
+
+
+async def test_bot_posts_edits_and_top_level_messages_are_ignored(world: World) -> None:
+    ts = await open_and_claim(world)
+    before = list(world.customer)
+    for extra in ({"subtype": "message_changed"}, {"bot_id": "B0BOT"}):
+        body, _ = world.slack.event_body(ANA, "não mande", ts, **extra)
+        assert (await world.slack.post(body, "application/json"))[0] == 200
+    body, _ = world.slack.event_body(ANA, "não mande", None)  # top level, not a thread
+    assert (await world.slack.post(body, "application/json"))[0] == 200
+    body, _ = world.slack.event_body(ANA, "não mande", ts, channel="C999")  # not a tier's
+    assert (await world.slack.post(body, "application/json"))[0] == 200
+    assert world.customer == before
+    assert world.fake.of("chat.postEphemeral") == []
+    # "also send to channel" is still a reply in the thread
+    body, _ = world.slack.event_body(ANA, "mande esta", ts, subtype="thread_broadcast")
+    assert (await world.slack.post(body, "application/json"))[0] == 200
+    assert "mande esta" in world.customer[-1]
+
+
+async def test_escalation_without_reason_keeps_the_modal_open(world: World) -> None:
+    await open_and_claim(world)
+    status, text = await world.slack.submit_escalation(N, ANA, "N2", "   ")
+    assert status == 200
+    answer = json.loads(text)
+    assert answer["response_action"] == "errors" and "reason" in answer["errors"]
+    status, text = await world.slack.submit_escalation(N, ANA, None, "porque sim")
+    assert "tier" in json.loads(text)["errors"]
+    ticket = await world.journey.escala.desk.ticket(N)
+    assert ticket is not None and ticket.tier == "N1"
+
+
+async def test_escalation_by_someone_else_is_refused(world: World) -> None:
+    await open_and_claim(world)
+    await world.slack.submit_escalation(N, CARLA, "N3", "quero")
+    assert world.ephemerals(CARLA) == ["Not done: #1001: claim it before escalating."]
+    assert not [c for c in world.fake.of("chat.postMessage") if c["channel"] == "C333"]
+
+
+async def test_slash_command_queue_next_ticket_help(world: World) -> None:
+    await world.customer_says("quero falar com um atendente")
+    world.journey.clock.advance(minutes=20)
+
+    async def ask(user: str, text: str) -> str:
+        await world.slack.command(user, text)
+        answer = world.fake.of("response_url")[-1]
+        assert answer["response_type"] == "ephemeral"
+        return str(answer["text"])
+
+    queue = await ask(ANA, "queue")
+    assert "*N1*: 1 waiting, oldest waiting 20 min :warning: over the 15 min SLA" in queue
+    assert "*N2*: 0 waiting" in queue
+    nxt = await ask(ANA, "next")
+    assert nxt.startswith("#1001 claimed by Ana. <https://escala.slack.com/archives/C111/p")
+    assert "Claimed by <@U0AAA>" in world.updates()[-1]
+    assert (await ask(ANA, "next")) == "Nothing claimed: no ticket waiting in N1."
+    status = await ask(BRUNO, "ticket 1001")
+    assert status.startswith("#1001: assigned in N1, normal, with <@U0AAA>. <https://")
+    assert await ask(BRUNO, "ticket #42") == "No ticket #42."
+    assert "*/escala queue*" in await ask(BRUNO, "help")
+    assert "*/escala queue*" in await ask(BRUNO, "")
+    unknown = await ask(BRUNO, "<!channel> pls")
+    assert unknown.startswith("Unknown command `&lt;!channel&gt; pls`")
+    assert (await ask(STRANGER, "queue")).startswith("You are not an Escala agent")
+
+
+async def test_routes_in_socket_mode_are_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-x")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-x")
+    settings = slack_settings(mode="socket")
+    plugin = slack_plugin(settings, Journey(settings).escala)
+    assert plugin.name == "slack" and plugin.routes() == ()
+
+
+async def test_start_refuses_a_bad_token(world: World) -> None:
+    world.fake.refuse["auth.test"] = "invalid_auth"
+    with pytest.raises(ConfigError) as error:
+        await world.slack.plugin.start()
+    assert error.value.place == "slack.bot_token_env"
+    assert "invalid_auth" in error.value.reason
