@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from bot import i18n
-from bot.engine import Engine, csat_options
+from bot.engine import Engine
 from bot.models import (
     Agent,
     Choice,
@@ -24,6 +24,7 @@ from bot.models import (
 )
 from bot.ports import TicketChangeKind
 from bot.store import ChangeError, TicketChange
+from bot.turn import csat_options
 
 REFUSALS: dict[ChangeError, str] = {
     ChangeError.NOT_FOUND: "no such ticket",

@@ -1,0 +1,379 @@
+"""One customer message, handled under its conversation's lock.
+
+The :class:`Turn` walks the engine's decision order (see :mod:`bot.engine`) and is
+the flows' host: everything a flow may do to the world goes through it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from bot import i18n
+from bot.commands import Command, CommandMatch, detect, resolve_choice
+from bot.models import (
+    Choice,
+    Contact,
+    Conversation,
+    Direction,
+    EventKind,
+    InboundMessage,
+    Message,
+    OutboundMessage,
+    Priority,
+    Ticket,
+    TicketState,
+    TriageDecision,
+)
+from bot.ports import TicketChangeKind
+from bot.store import Lease
+from flows.position import FlowPosition
+from flows.runner import FlowReply, Option
+from kb.matcher import KbDecision
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
+
+KB_CHOICE = "kb:"
+KB_NONE = "kb:none"
+CSAT_CHOICE = "csat:"
+#: How many recent customer messages triage reads when a handoff is asked for.
+TRIAGE_CONTEXT_MESSAGES = 3
+
+
+class Outcome(enum.StrEnum):
+    """What happened to an inbound message (for adapters and tests)."""
+
+    DUPLICATE = "duplicate"
+    RELAYED = "relayed"
+    HANDLED = "handled"
+
+
+class Turn:
+    """One customer message, handled under its conversation's lock.
+
+    It is also the :class:`flows.runner.FlowHost`: everything a flow may do to the
+    world goes through here.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        conversation: Conversation,
+        contact: Contact,
+        inbound: InboundMessage,
+        message: Message,
+        lease: Lease,
+    ) -> None:
+        self.engine = engine
+        self.conversation = conversation
+        self.contact = contact
+        self.inbound = inbound
+        self.message = message
+        self.parts = engine.parts
+        self.lease = lease
+        self._sent = 0
+
+    # -- FlowHost --------------------------------------------------------------------
+
+    @property
+    def locale(self) -> str:
+        return self.conversation.locale
+
+    @property
+    def channel(self) -> str:
+        return self.conversation.channel
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return self.conversation.tags
+
+    def attribute(self, name: str) -> str | None:
+        return self.contact.attributes.get(name)
+
+    async def send(self, text: str, options: Sequence[Option] = ()) -> None:
+        self._sent += 1
+        choices = tuple(Choice(o.id, o.label) for o in options)
+        if choices:
+            self.conversation = replace(self.conversation, pending_choices=choices)
+        await self.parts.outbox.send(self.conversation, OutboundMessage(text, choices))
+
+    async def add_tags(self, tags: Sequence[str]) -> None:
+        merged = tuple(dict.fromkeys((*self.conversation.tags, *tags)))
+        self.conversation = replace(self.conversation, tags=merged)
+
+    async def handoff(self, tier: str | None, priority: str | None, reason: str) -> None:
+        if tier is not None:
+            decision = TriageDecision(
+                tier=tier,
+                priority=Priority.parse(priority) if priority else Priority.NORMAL,
+                skills=(),
+                private=False,
+                reasons=(reason,) if reason else (),
+                rule=f"flow:{self.conversation.flow.flow_id if self.conversation.flow else '?'}",
+                handoff=True,
+            )
+        else:
+            decision = await self._triage_for_handoff()
+            if reason:
+                decision = replace(decision, reasons=(reason, *decision.reasons))
+            if priority:
+                decision = replace(decision, priority=Priority.parse(priority))
+        await self._handoff(decision)
+
+    async def ticket_status(self, number: int | None) -> None:
+        if number is None:
+            ticket_id = self.conversation.ticket_id or self.conversation.last_ticket_id
+            ticket = await self.engine.store.get_ticket(ticket_id) if ticket_id else None
+        else:
+            ticket = await self.engine.store.find_ticket(number)
+        status = await self.engine.tickets.status_text(ticket, self.locale, number)
+        await self.send(status)
+
+    async def kb_answer(self, query: str) -> bool:
+        decision = self.parts.matcher.match(query)
+        if decision.outcome != "answer" or decision.entry_id is None:
+            return False
+        entry = self.parts.kb.get(decision.entry_id)
+        if entry is None:
+            return False
+        await self.send(entry.answer(self.locale))
+        await self._event(EventKind.KB_ANSWERED, entry=entry.id, score=decision.score)
+        return True
+
+    # -- the decision order ---------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        # Who owns the conversation comes from the store's atomic open-ticket index, not
+        # from the conversation's own ticket_id: a router killed between opening a ticket
+        # and saving the conversation leaves a queued ticket the conversation does not
+        # point to, and this message must still go to that ticket (issue 3).
+        conversation = self.conversation
+        ticket = await self.engine.store.open_ticket_of(conversation.id)
+        if ticket is not None:
+            self.conversation = replace(conversation, ticket_id=ticket.id, last_ticket_id=ticket.id)
+            return await self._relay(ticket)
+        self.conversation = replace(conversation, ticket_id=None)
+
+        offered = self.conversation.pending_choices
+        self.conversation = replace(self.conversation, pending_choices=())
+        choice = resolve_choice(self.inbound.text, self.inbound.choice_id, offered)
+
+        if self.conversation.csat_ticket_id is not None and await self._csat(choice):
+            return Outcome.HANDLED
+
+        command = None if choice else detect(self.inbound.text)
+        if command is not None:
+            await self._command(command)
+        elif self.conversation.flow is not None:
+            sent_before = self._sent
+            await self._resume_flow(self.conversation.flow, choice)
+            if self.conversation.flow is None and self._sent == sent_before:
+                # The flow gave up on this reply without a word (it was not an answer
+                # to its question): treat it as a new message rather than lose it.
+                await self._fresh(None)
+        else:
+            await self._fresh(choice)
+        return Outcome.HANDLED
+
+    async def _fresh(self, choice: Choice | None) -> None:
+        """A message outside any flow: a picked suggestion, a flow trigger, or tier 0."""
+        if choice is not None and choice.id.startswith(KB_CHOICE):
+            await self._picked_suggestion(choice)
+        elif (flow_id := self.parts.flows.find_trigger(self.inbound.text)) is not None:
+            await self.start_flow(flow_id)
+        else:
+            await self._tier0()
+
+    async def _relay(self, ticket: Ticket) -> Outcome:
+        """A human queue owns the conversation: agents get the message; the bot answers
+        only a status question, and only while no agent has the ticket yet."""
+        command = detect(self.inbound.text)
+        if (
+            ticket.state is TicketState.QUEUED
+            and command is not None
+            and command.command is Command.STATUS
+        ):
+            await self.ticket_status(command.number)
+        view = await self.engine.tickets.view(ticket)
+        await self.parts.workspaces.customer_message(view, self.message)
+        return Outcome.RELAYED
+
+    async def _csat(self, choice: Choice | None) -> bool:
+        """Record the CSAT answer. True when this message was the answer (or re-asked)."""
+        ticket_id = self.conversation.csat_ticket_id
+        assert ticket_id is not None
+        score = None
+        if choice is not None and choice.id.startswith(CSAT_CHOICE):
+            score = int(choice.id.removeprefix(CSAT_CHOICE))
+        elif self.inbound.text.strip() in {"1", "2", "3", "4", "5"}:
+            score = int(self.inbound.text.strip())
+        if score is not None:
+            change = await self.engine.store.record_csat(ticket_id, score)
+            self.conversation = replace(self.conversation, csat_ticket_id=None, csat_retries=0)
+            tier = change.ticket.tier if change.ticket else None
+            await self._event(EventKind.CSAT_RECORDED, ticket_id=ticket_id, score=score, tier=tier)
+            await self.send(i18n.text("csat_thanks", self.locale))
+            if change.ticket is not None:
+                view = await self.engine.tickets.view(change.ticket)
+                await self.parts.workspaces.ticket_changed(view, TicketChangeKind.CSAT)
+            return True
+        if self.conversation.csat_retries == 0:
+            self.conversation = replace(self.conversation, csat_retries=1)
+            await self.send(i18n.text("csat_retry", self.locale), csat_options(self.locale))
+            return True
+        # Asked again once already: the customer has moved on; so do we.
+        self.conversation = replace(self.conversation, csat_ticket_id=None, csat_retries=0)
+        await self._event(EventKind.CSAT_DROPPED, ticket_id=ticket_id)
+        return False
+
+    async def _command(self, match: CommandMatch) -> None:
+        settings = self.parts.settings
+        if match.command is Command.HUMAN:
+            self.conversation = replace(self.conversation, flow=None)
+            if self.parts.flows.get(settings.human_flow) is not None:
+                await self.start_flow(settings.human_flow)
+            else:
+                await self.handoff(None, None, "customer asked for a human")
+        elif match.command is Command.STATUS:
+            self.conversation = replace(self.conversation, flow=None)
+            if self.parts.flows.get(settings.status_flow) is not None:
+                variables = {"ticket_number": str(match.number)} if match.number else {}
+                await self.start_flow(settings.status_flow, variables)
+            else:
+                await self.ticket_status(match.number)
+        elif match.command is Command.CANCEL:
+            had_flow = self.conversation.flow is not None
+            self.conversation = replace(self.conversation, flow=None)
+            await self._event(EventKind.CANCELLED, flow=had_flow)
+            await self.send(
+                i18n.text("cancelled" if had_flow else "nothing_to_cancel", self.locale)
+            )
+        elif match.command is Command.RESTART:
+            self.conversation = replace(self.conversation, flow=None, failed_attempts=0)
+            await self._event(EventKind.RESTARTED)
+            await self.start_flow(settings.greeting_flow)
+
+    async def start_flow(self, flow_id: str, variables: Mapping[str, str] | None = None) -> None:
+        await self._event(EventKind.FLOW_STARTED, flow=flow_id)
+        self.conversation = replace(self.conversation, flow=FlowPosition(flow_id, ""))
+        position = await self.engine.runner.start(flow_id, self, variables)
+        await self._flow_moved(flow_id, position)
+
+    async def _resume_flow(self, position: FlowPosition, choice: Choice | None) -> None:
+        reply = FlowReply(self.inbound.text, choice.id if choice else None)
+        moved = await self.engine.runner.resume(position, reply, self)
+        await self._flow_moved(position.flow_id, moved)
+
+    async def _flow_moved(self, flow_id: str, position: FlowPosition | None) -> None:
+        self.conversation = replace(self.conversation, flow=position)
+        if position is None:
+            await self._event(EventKind.FLOW_ENDED, flow=flow_id)
+
+    async def _picked_suggestion(self, choice: Choice) -> None:
+        if choice.id == KB_NONE:
+            self.conversation = replace(
+                self.conversation, failed_attempts=self.conversation.failed_attempts + 1
+            )
+            await self._event(EventKind.KB_MISSED, reason="none of the suggestions")
+            context = self.engine.triage_context(self, await self._recent_text(), None, False)
+            decision = self.parts.triage.decide(replace(context, kb_outcome="none"))
+            if decision.handoff:
+                await self._handoff(decision)
+            else:
+                await self.send(i18n.text("not_understood", self.locale))
+            return
+        entry = self.parts.kb.get(choice.id.removeprefix(KB_CHOICE))
+        if entry is None:
+            await self._tier0()
+            return
+        await self._answer(entry.id, score=None)
+
+    async def _tier0(self) -> None:
+        decision = self.parts.matcher.match(self.inbound.text)
+        if decision.outcome == "none":
+            self.conversation = replace(
+                self.conversation, failed_attempts=self.conversation.failed_attempts + 1
+            )
+        triage = self.parts.triage.decide(
+            self.engine.triage_context(self, self.inbound.text, decision, False)
+        )
+        if triage.handoff:
+            await self._handoff(triage)
+        elif decision.outcome == "answer" and decision.entry_id is not None:
+            await self._answer(decision.entry_id, decision.score)
+        elif decision.outcome == "suggest":
+            await self._suggest(decision)
+        else:
+            await self._event(EventKind.KB_MISSED, score=decision.score)
+            await self.send(i18n.text("not_understood", self.locale))
+
+    async def _answer(self, entry_id: str, score: float | None) -> None:
+        entry = self.parts.kb.get(entry_id)
+        if entry is None:
+            return
+        self.conversation = replace(self.conversation, failed_attempts=0)
+        await self._event(EventKind.KB_ANSWERED, entry=entry.id, score=score)
+        if entry.flow and self.parts.flows.get(entry.flow) is not None:
+            await self.start_flow(entry.flow, {"kb_entry": entry.id})
+            return
+        await self.send(entry.answer(self.locale))
+        after = self.parts.settings.after_answer_flow
+        if after and self.parts.flows.get(after) is not None:
+            await self.start_flow(after, {"kb_entry": entry.id})
+
+    async def _suggest(self, decision: KbDecision) -> None:
+        options = [
+            Option(f"{KB_CHOICE}{s.entry_id}", entry.title(self.locale))
+            for s in decision.suggestions
+            if (entry := self.parts.kb.get(s.entry_id)) is not None
+        ]
+        options.append(Option(KB_NONE, i18n.text("none_of_these", self.locale)))
+        await self._event(
+            EventKind.KB_SUGGESTED, entries=[s.entry_id for s in decision.suggestions]
+        )
+        await self.send(i18n.text("suggest", self.locale), options)
+
+    async def _triage_for_handoff(self) -> TriageDecision:
+        context = self.engine.triage_context(self, await self._recent_text(), None, True)
+        return self.parts.triage.decide(context)
+
+    async def _recent_text(self) -> str:
+        """The last few customer messages: what triage reads when a handoff is asked for
+        ("talk to a human" usually follows the message that says what is wrong)."""
+        transcript = await self.engine.store.transcript(
+            self.conversation.id, limit=TRIAGE_CONTEXT_MESSAGES * 4
+        )
+        inbound = [m.text for m in transcript if m.direction is Direction.INBOUND]
+        return "\n".join(inbound[-TRIAGE_CONTEXT_MESSAGES:]) or self.inbound.text
+
+    async def _handoff(self, decision: TriageDecision) -> None:
+        await self._event(
+            EventKind.TRIAGED,
+            tier=decision.tier,
+            priority=decision.priority.label,
+            rule=decision.rule,
+            reasons=list(decision.reasons),
+        )
+        self.conversation, ticket = await self.engine.handoff(
+            self.conversation, decision, self.locale
+        )
+        # Saved before agents hear of it: the ticket is safe whatever a workspace does.
+        await self.engine.store.save_conversation(self.conversation, self.lease)
+        view = await self.engine.tickets.view(ticket, full_transcript=True)
+        await self.parts.workspaces.ticket_opened(view)
+
+    async def _event(self, kind: str, *, ticket_id: str | None = None, **data: object) -> None:
+        await self.engine.tickets.event(
+            kind,
+            conversation_id=self.conversation.id,
+            ticket_id=ticket_id or self.conversation.ticket_id,
+            **data,
+        )
+
+
+def csat_options(locale: str) -> tuple[Option, ...]:
+    labels = i18n.CSAT_LABELS.get(locale) or i18n.CSAT_LABELS["en"]
+    return tuple(Option(f"{CSAT_CHOICE}{score}", labels[score]) for score in range(1, 6))
