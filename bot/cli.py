@@ -13,6 +13,7 @@ from typing import TextIO
 from bot.app import thresholds
 from bot.errors import ConfigError
 from bot.settings import load_settings
+from bot.store import MemoryStore
 from flows.errors import FlowError
 from flows.loader import load_flows
 from kb.errors import KbError
@@ -67,26 +68,60 @@ def build_parser() -> argparse.ArgumentParser:
     flows_check = flows.add_parser("check", help="validate flow files")
     flows_check.add_argument("paths", type=Path, nargs="+")
     flows_check.set_defaults(run=run_flows_check)
+
+    serve = sub.add_parser("serve", help="serve the channel webhooks enabled in the config")
+    serve.add_argument("--config", type=Path, required=True, help="settings file")
+    serve.add_argument("--host", help="listen address (default: server.host)")
+    serve.add_argument("--port", type=int, help="listen port (default: server.port)")
+    serve.set_defaults(run=run_serve)
     return parser
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """``escala serve``: the HTTP server with every enabled channel (issue 4)."""
+    import logging
+
+    from bot.server import run_server
+    from bot.store import open_store
+
+    settings = load_settings(args.config)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def serve() -> None:
+        store = await open_store(settings)
+        await run_server(settings, store, host=args.host, port=args.port)
+
+    asyncio.run(serve())
+    return 0
 
 
 def run_chat(args: argparse.Namespace) -> int:
     from bot.app import build
+    from bot.store import open_store
     from channels.console import Console
 
     settings = load_settings(args.config)
-    escala = build(settings)
-    agent_id = args.agent or (settings.agents[0].id if settings.agents else "")
-    if args.agent and escala.desk.agent(args.agent) is None:
+    if args.agent and not any(agent.id == args.agent for agent in settings.agents):
         raise ConfigError("--agent", args.agent, "no such agent in the settings")
-    console = Console(
-        escala,
-        sys.stdout,
-        locale=args.locale or settings.engine.default_locale,
-        agent_id=agent_id,
-        echo=not sys.stdin.isatty(),
-    )
-    asyncio.run(console.run(read_lines(sys.stdin)))
+    agent_id = args.agent or (settings.agents[0].id if settings.agents else "")
+
+    async def chat() -> None:
+        store = await open_store(settings)
+        try:
+            console = Console(
+                build(settings, store=store),
+                sys.stdout,
+                locale=args.locale or settings.engine.default_locale,
+                agent_id=agent_id,
+                echo=not sys.stdin.isatty(),
+            )
+            await console.run(read_lines(sys.stdin))
+        finally:
+            await store.close()
+
+    asyncio.run(chat())
     return 0
 
 
@@ -101,14 +136,16 @@ async def read_lines(stream: TextIO) -> AsyncIterator[str]:
 
 def run_check(args: argparse.Namespace) -> int:
     from bot.app import build
+    from bot.server import check_edges
 
     settings = load_settings(args.config)
-    escala = build(settings)
+    escala = build(settings, store=MemoryStore())
+    edges = check_edges(settings)
     source = settings.source or "built-in defaults"
     print(
         f"ok: {source}: {len(escala.engine.parts.kb.entries)} KB entries, "
         f"{len(escala.engine.parts.flows.ids())} flows, {len(settings.tiers)} tiers, "
-        f"{len(settings.agents)} agents"
+        f"{len(settings.agents)} agents, channels: {', '.join(edges) or 'none'}"
     )
     return 0
 

@@ -138,6 +138,8 @@ class Settings:
     store: StoreSettings
     channels: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     slack: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    #: The raw ``[server]`` table, validated by :func:`bot.server.parse_server`.
+    server: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
     def tier(self, name: str) -> Tier | None:
         return next((t for t in self.tiers if t.name == name), None)
@@ -330,7 +332,7 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 SECTIONS = (
     "engine", "kb", "flows", "triage", "tiers", "agents",
-    "business_hours", "store", "channels", "slack",
+    "business_hours", "store", "server", "channels", "slack",
 )  # fmt: skip
 
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -357,6 +359,7 @@ def load_settings(path: Path | str | None) -> Settings:
         store=_store(root.table("store")),
         channels=_raw_tables(root.table("channels")),
         slack=MappingProxyType(dict(root.table("slack").data)),
+        server=MappingProxyType(dict(root.table("server").data)),
     )
 
 

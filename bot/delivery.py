@@ -1,0 +1,225 @@
+"""Outbound delivery to customer channels: ordered per address, retried with bounded
+exponential backoff, and never lost silently (issue 4).
+
+An adapter gives :class:`RetryingSender` two functions: ``render`` turns an
+:class:`~bot.models.OutboundMessage` into the provider's parts (text chunks at the
+channel's limit, buttons on the last one) and ``deliver`` sends one part, raising
+:class:`~bot.errors.DeliveryError` (``permanent=True`` when a retry cannot help) or
+:class:`RetryLater` (429 / 5xx, with the provider's retry-after when it gave one).
+
+``send`` only enqueues, so a webhook is answered as soon as the engine has stored and
+decided; one worker task per address delivers that address's parts in order. A final
+failure is a ``delivery.failed`` event on the conversation, which agents see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from bot.clock import Clock, Ids
+from bot.engine import stable_id
+from bot.errors import DeliveryError, StoreError
+from bot.models import Event, EventKind, OutboundMessage
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+Part = TypeVar("Part")
+
+
+class RetryLater(DeliveryError):
+    """A transient failure (429, 5xx, network): try again, after ``retry_after`` seconds
+    when the provider said so."""
+
+    def __init__(self, channel: str, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(channel, reason, permanent=False)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Bounded exponential backoff with jitter: ``base * 2**n`` up to ``cap`` seconds,
+    scaled by a random factor in [0.5, 1); at most ``attempts`` tries in all."""
+
+    attempts: int = 5
+    base: float = 1.0
+    cap: float = 60.0
+    #: The longest provider retry-after we honour before giving up on the part.
+    max_retry_after: float = 300.0
+
+    def delay(self, attempt: int, retry_after: float | None, jitter: float) -> float:
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        return min(self.cap, self.base * 2.0**attempt) * (0.5 + jitter / 2)
+
+
+@dataclass(frozen=True)
+class _Item(Generic[Part]):
+    message_no: int
+    part: Part
+    preview: str
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """``text`` in chunks of at most ``limit`` characters, cut at a line break, else a
+    space, else hard; never an empty list (an empty text is one empty chunk)."""
+    chunks: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = window.rfind("\n")
+        if cut <= 0:
+            cut = window.rfind(" ")
+        if cut <= 0:
+            cut = limit
+        chunks.append(rest[:cut].rstrip())
+        rest = rest[cut:].lstrip("\n ") if cut < limit else rest[cut:]
+    chunks.append(rest)
+    return [c for c in chunks if c] or [""]
+
+
+class RetryingSender(Generic[Part]):
+    """A :class:`~bot.ports.ChannelSender` that queues and retries (see the module doc)."""
+
+    def __init__(
+        self,
+        channel: str,
+        *,
+        render: Callable[[OutboundMessage, str], Awaitable[Sequence[Part]]],
+        deliver: Callable[[str, Part], Awaitable[None]],
+        store: Store,
+        clock: Clock,
+        ids: Ids,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.channel = channel
+        self._render = render
+        self._deliver = deliver
+        self._store = store
+        self._clock = clock
+        self._ids = ids
+        self.backoff = backoff or Backoff()
+        self._sleep = sleep
+        self._jitter = jitter
+        self._queues: dict[str, asyncio.Queue[_Item[Part]]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._numbers = itertools.count(1)
+
+    async def send(self, address: str, message: OutboundMessage, locale: str) -> None:
+        parts = await self._render(message, locale)
+        number = next(self._numbers)
+        queue = self._queues.setdefault(address, asyncio.Queue())
+        for part in parts:
+            queue.put_nowait(_Item(number, part, message.text[:80]))
+        if address not in self._workers:
+            self._workers[address] = asyncio.create_task(
+                self._work(address, queue), name=f"deliver-{self.channel}"
+            )
+
+    @property
+    def pending(self) -> int:
+        return sum(q.qsize() for q in self._queues.values()) + len(self._workers)
+
+    async def flush(self, within: float | None = None) -> None:
+        """Wait until every queued part is delivered or has finally failed. Parts still
+        waiting after ``within`` seconds are recorded as failed, not dropped silently."""
+        workers = list(self._workers.values())
+        if not workers:
+            return
+        _, late = await asyncio.wait(workers, timeout=within)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+        for address, queue in list(self._queues.items()):
+            failed: set[int] = set()
+            while not queue.empty():
+                item = queue.get_nowait()
+                if item.message_no not in failed:
+                    failed.add(item.message_no)
+                    await self._failed(address, item, "not sent before shutdown")
+            self._queues.pop(address, None)
+
+    async def _work(self, address: str, queue: asyncio.Queue[_Item[Part]]) -> None:
+        given_up: int | None = None
+        current: _Item[Part] | None = None
+        try:
+            while not queue.empty():
+                current = queue.get_nowait()
+                if current.message_no == given_up:
+                    continue  # the rest of a message whose earlier part finally failed
+                if not await self._attempt(address, current):
+                    given_up = current.message_no
+                current = None
+        except asyncio.CancelledError:
+            if current is not None:
+                await self._failed(address, current, "not sent before shutdown")
+            raise
+        finally:
+            self._workers.pop(address, None)
+            if queue.empty():
+                self._queues.pop(address, None)
+
+    async def _attempt(self, address: str, item: _Item[Part]) -> bool:
+        """Deliver one part with retries; False when it finally failed (recorded)."""
+        attempt = 0
+        while True:
+            try:
+                await self._deliver(address, item.part)
+                return True
+            except DeliveryError as e:
+                retry_after = e.retry_after if isinstance(e, RetryLater) else None
+                attempt += 1
+                too_long = retry_after is not None and retry_after > self.backoff.max_retry_after
+                if e.permanent or attempt >= self.backoff.attempts or too_long:
+                    await self._failed(address, item, f"{e.reason} (after {attempt} attempts)")
+                    return False
+                delay = self.backoff.delay(attempt - 1, retry_after, self._jitter())
+                log.info("%s delivery retry %d in %.1fs: %s", self.channel, attempt, delay, e)
+                await self._sleep(delay)
+            except Exception as e:  # an adapter bug must not kill the address's queue
+                log.exception("%s delivery crashed", self.channel)
+                await self._failed(address, item, f"unexpected error: {type(e).__name__}")
+                return False
+
+    async def _failed(self, address: str, item: _Item[Part], reason: str) -> None:
+        conversation_id = stable_id("cnv", self.channel, address)
+        log.warning("delivery failed in conversation %s: %s", conversation_id, reason)
+        try:
+            conversation = await self._store.get_conversation(conversation_id)
+            await self._store.append_event(
+                Event(
+                    id=self._ids.new("evt"),
+                    kind=EventKind.DELIVERY_FAILED,
+                    at=self._clock.now(),
+                    conversation_id=conversation_id,
+                    ticket_id=conversation.ticket_id if conversation else None,
+                    data={"channel": self.channel, "reason": reason, "text": item.preview},
+                )
+            )
+        except StoreError:  # nowhere left to record it: the log line above must do
+            log.exception("could not record the failed delivery in %s", conversation_id)
+
+
+async def note_event(
+    store: Store, clock: Clock, ids: Ids, channel: str, address: str, kind: str, **data: object
+) -> None:
+    """An event on the conversation of ``address`` (media received, opt-out ...), whether
+    or not the engine has seen that conversation yet (its id is derived, not stored)."""
+    await store.append_event(
+        Event(
+            id=ids.new("evt"),
+            kind=kind,
+            at=clock.now(),
+            conversation_id=stable_id("cnv", channel, address),
+            data={"channel": channel, **data},
+        )
+    )

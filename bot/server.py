@@ -1,0 +1,251 @@
+"""The HTTP server behind ``escala serve`` (issue 4): channel webhooks and ``/healthz``.
+
+Every enabled channel is a :class:`Plugin` that brings its routes and its start/stop
+(polling, ``setWebhook``, flushing outbound retries, closing SDK clients). The server
+adds only ``GET /healthz`` and one middleware that bounds request bodies and turns a
+store failure into 503 (the provider retries) instead of a 500 with a traceback.
+
+Shutdown order (aiohttp's runner): stop accepting, let in-flight webhooks finish (each
+has stored its message before answering 200), then stop the plugins, which flush
+their outbound queues and close their clients, then close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aiohttp import web
+
+from bot.app import Escala, build
+from bot.errors import ConfigError, StoreError
+from bot.settings import Section, Settings
+from bot.store import Store
+
+if TYPE_CHECKING:
+    from channels.telegram.config import TelegramConfig
+    from channels.twilio.config import TwilioConfig
+
+log = logging.getLogger(__name__)
+
+ESCALA = web.AppKey("escala", Escala)
+MAX_BODY = web.AppKey("max_body_bytes", int)
+
+
+class Plugin(Protocol):
+    """A channel (or workspace) mounted on the server."""
+
+    name: str
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        """The webhook routes it serves."""
+        ...
+
+    async def start(self) -> None:
+        """Called once the server is up: start polling, register webhooks ..."""
+        ...
+
+    async def stop(self) -> None:
+        """Called after in-flight requests finished: flush outbound, close clients."""
+        ...
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """``[server]``: where to listen, the request body limit and the public URL that
+    providers call (Twilio signs the URL it called, so behind a proxy we need it)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1_048_576
+    public_base_url: str | None = None
+    shutdown_timeout_seconds: float = 30.0
+
+
+def parse_server(file: str, data: Mapping[str, Any]) -> ServerConfig:
+    s = Section(file, "server", data)
+    d = ServerConfig()
+    s.check_keys(d.__dataclass_fields__)
+    port = s.integer("port", d.port, minimum=1)
+    if port > 65535:
+        raise s.error("port", f"must be at most 65535, got {port}")
+    timeout = s.number("shutdown_timeout_seconds", d.shutdown_timeout_seconds, positive=True)
+    return ServerConfig(
+        host=s.string("host", d.host),
+        port=port,
+        max_body_bytes=s.integer("max_body_bytes", d.max_body_bytes, minimum=1024),
+        public_base_url=public_url(s, "public_base_url"),
+        shutdown_timeout_seconds=timeout if timeout is not None else d.shutdown_timeout_seconds,
+    )
+
+
+def public_url(s: Section, key: str) -> str | None:
+    """An optional ``https://host[/prefix]`` URL, without a trailing slash."""
+    value = s.optional_string(key)
+    if value is None:
+        return None
+    if not value.startswith(("https://", "http://")):
+        raise s.error(key, f"expected an http(s):// URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def server_config(settings: Settings) -> ServerConfig:
+    """``[server]`` from the settings, validated (the defaults where a key is absent)."""
+    return parse_server(str(settings.source or "settings"), settings.server)
+
+
+# --- the application ---------------------------------------------------------------------
+
+
+@web.middleware
+async def _guard(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    limit = request.app[MAX_BODY]
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except StoreError as e:
+        # Not acknowledged, so the provider retries; nothing was marked as seen.
+        log.error("store failure on %s %s: %s", request.method, request.path, e)
+        return web.Response(status=503, text="temporarily unavailable, retry later\n")
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return web.Response(status=500, text="internal error\n")
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    try:
+        await request.app[ESCALA].store.ping()
+    except Exception as e:
+        log.warning("healthz: store unreachable: %s", type(e).__name__)
+        return web.Response(status=503, text="store unreachable\n")
+    return web.Response(text="ok\n")
+
+
+def create_app(
+    escala: Escala, plugins: Sequence[Plugin], *, max_body_bytes: int = 1_048_576
+) -> web.Application:
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[_guard])
+    app[ESCALA] = escala
+    app[MAX_BODY] = max_body_bytes
+    app.router.add_get("/healthz", _healthz)
+    for plugin in plugins:
+        app.router.add_routes(plugin.routes())
+
+    async def start(_: web.Application) -> None:
+        for plugin in plugins:
+            await plugin.start()
+            log.info("channel %s started", plugin.name)
+
+    async def stop(_: web.Application) -> None:
+        for plugin in reversed(plugins):
+            try:
+                await plugin.stop()
+            except Exception:  # one channel's failure must not keep the others open
+                log.exception("channel %s did not stop cleanly", plugin.name)
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app
+
+
+def check_edges(settings: Settings) -> list[str]:
+    """Validate ``[server]``, every ``[channels.*]`` table and ``[slack]`` without
+    connecting anywhere (``escala check``); the names of the enabled edges."""
+    from channels.slack.config import load_slack_config
+
+    server_config(settings)
+    enabled = [name for name, _ in _channel_configs(settings)]
+    if settings.slack:
+        load_slack_config(settings)
+        enabled.append("slack")
+    return enabled
+
+
+def _channel_configs(settings: Settings) -> list[tuple[str, TelegramConfig | TwilioConfig]]:
+    # Imported here: ``channels`` depends on ``bot``, not the other way round.
+    from channels.telegram import parse_telegram
+    from channels.twilio import TWILIO_CHANNELS, parse_twilio
+
+    server = server_config(settings)
+    file = str(settings.source or "settings")
+    configs: list[tuple[str, TelegramConfig | TwilioConfig]] = []
+    for name, table in settings.channels.items():
+        config: TelegramConfig | TwilioConfig
+        if name == "telegram":
+            config = parse_telegram(file, table, settings.engine.default_locale)
+        elif name in TWILIO_CHANNELS:
+            config = parse_twilio(
+                file, name, table, settings.engine.default_locale, server.public_base_url
+            )
+        else:
+            known = ", ".join(("telegram", *TWILIO_CHANNELS))
+            raise ConfigError(file, f"channels.{name}", f"unknown channel (known: {known})")
+        if config.enabled:
+            configs.append((name, config))
+    return configs
+
+
+def build_plugins(settings: Settings, escala: Escala) -> list[Plugin]:
+    """A plugin for every channel enabled in ``[channels.*]``, and the Slack agent
+    workspace when ``[slack]`` is configured. Must run inside the event loop."""
+    from channels.slack.app import slack_plugin
+    from channels.telegram import TelegramChannel
+    from channels.telegram.config import TelegramConfig
+    from channels.twilio import TwilioChannel
+
+    plugins: list[Plugin] = []
+    for _, config in _channel_configs(settings):
+        if isinstance(config, TelegramConfig):
+            plugins.append(TelegramChannel.from_config(config, escala))
+        else:
+            plugins.append(TwilioChannel.from_config(config, escala))
+    if settings.slack:
+        plugins.append(slack_plugin(settings, escala))
+    return plugins
+
+
+async def run_server(
+    settings: Settings,
+    store: Store,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    extra_plugins: Sequence[Plugin] = (),
+) -> None:
+    """Serve until SIGINT/SIGTERM, then shut down gracefully (module docstring)."""
+    try:
+        server = server_config(settings)
+        escala = build(settings, store=store)
+        plugins = [*build_plugins(settings, escala), *extra_plugins]
+    except BaseException:
+        await store.close()
+        raise
+    app = create_app(escala, plugins, max_body_bytes=server.max_body_bytes)
+    runner = web.AppRunner(
+        app, shutdown_timeout=server.shutdown_timeout_seconds, handle_signals=False
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host or server.host, port or server.port)
+        await site.start()
+        names = ", ".join(p.name for p in plugins) or "none"
+        where = f"{host or server.host}:{port or server.port}"
+        log.info("escala serving on %s (channels: %s)", where, names)
+        await stopping.wait()
+        log.info("shutting down: finishing in-flight messages and outbound retries")
+    finally:
+        await runner.cleanup()
+        await store.close()

@@ -1,0 +1,336 @@
+"""Telegram (aiogram 3): webhook handler, long-polling loop and sender.
+
+It translates and verifies; the engine decides. Text goes out without ``parse_mode``
+(customer and agent text is data), split at 4096 characters; choices become inline
+keyboard buttons whose ``callback_data`` is the choice id (longer ids than Telegram's
+64 bytes are mapped through a store link).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from aiogram import Bot
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    Update,
+)
+from aiohttp import web
+from pydantic import ValidationError
+
+from bot import i18n
+from bot.app import Escala
+from bot.delivery import Backoff, RetryingSender, RetryLater, note_event, split_text
+from bot.errors import DeliveryError
+from bot.models import Identity, InboundMessage, OutboundMessage, normalize_locale
+from channels.telegram.config import TelegramConfig
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+TEXT_LIMIT = 4096
+CALLBACK_LIMIT = 64
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ["message", "callback_query"]
+#: Content Telegram can send that we do not understand yet: answered politely, noted.
+MEDIA = frozenset(
+    {"photo", "sticker", "voice", "video", "video_note", "audio", "document", "animation",
+     "location", "venue", "contact", "poll", "dice"}
+)  # fmt: skip
+HASHED = "~"
+
+Part = tuple[str, InlineKeyboardMarkup | None]
+
+
+class TelegramChannel:
+    """The Telegram plugin: routes, start/stop, and the channel's sender."""
+
+    name = CHANNEL
+
+    def __init__(
+        self,
+        config: TelegramConfig,
+        escala: Escala,
+        bot: Bot,
+        *,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        poll_timeout: int = 30,
+    ) -> None:
+        self.config = config
+        self.escala = escala
+        self.bot = bot
+        self.store = escala.store
+        self._tickets = escala.engine.tickets
+        self._sleep = sleep
+        self._poll_timeout = poll_timeout
+        self.sender: RetryingSender[Part] = RetryingSender(
+            CHANNEL,
+            render=self._render,
+            deliver=self._deliver,
+            store=escala.store,
+            clock=self._tickets.clock,
+            ids=self._tickets.ids,
+            backoff=backoff,
+            sleep=sleep,
+            jitter=random.random,
+        )
+        escala.outbox.register(CHANNEL, self.sender)
+        self._background: set[asyncio.Task[Any]] = set()
+        self._polling: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._waiting_for_updates = False
+
+    @classmethod
+    def from_config(cls, config: TelegramConfig, escala: Escala) -> TelegramChannel:
+        return cls(config, escala, Bot(config.token))
+
+    # -- Plugin -------------------------------------------------------------------------
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        if self.config.mode != "webhook":
+            return ()
+        return (web.post(self.config.webhook_path, self.webhook),)
+
+    async def start(self) -> None:
+        if self.config.mode == "polling":
+            await self.bot.delete_webhook()
+            self._polling = asyncio.create_task(self._poll(), name="telegram-polling")
+        elif self.config.webhook_url:
+            await self.bot.set_webhook(
+                self.config.webhook_url,
+                secret_token=self.config.secret_token,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+
+    async def stop(self, flush_timeout: float = 30.0) -> None:
+        self._stopping = True
+        if self._polling is not None:
+            if self._waiting_for_updates:
+                self._polling.cancel()
+            await asyncio.gather(self._polling, return_exceptions=True)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self.sender.flush(flush_timeout)
+        await self.bot.session.close()
+
+    # -- inbound ------------------------------------------------------------------------
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        expected = (self.config.secret_token or "").encode()
+        if not expected or not hmac.compare_digest(given, expected):
+            log.warning("telegram webhook refused: bad or missing secret token")
+            return web.Response(status=403, text="forbidden\n")
+        try:
+            payload = await request.json()
+        except ValueError:
+            return web.Response(status=400, text="expected a JSON update\n")
+        try:
+            update = Update.model_validate(payload, context={"bot": self.bot})
+        except (ValidationError, ValueError, TypeError):
+            # Acknowledged: Telegram would redeliver a malformed update forever.
+            log.warning("telegram webhook: not an update, ignored")
+            return web.Response(text="ignored\n")
+        await self.dispatch(update)
+        return web.Response(text="ok\n")
+
+    async def dispatch(self, update: Update) -> None:
+        """Hand one update to the engine. Raises on a store failure (not acknowledged)."""
+        if update.message is not None:
+            await self._message(update.update_id, update.message)
+        elif update.callback_query is not None:
+            await self._callback(update.update_id, update.callback_query)
+        # Edited messages, channel posts, member updates ...: acknowledged, no answer.
+
+    async def _message(self, update_id: int, message: Message) -> None:
+        user = message.from_user
+        if message.chat.type != "private" or user is None or user.is_bot:
+            return
+        address = str(message.chat.id)
+        locale = normalize_locale(user.language_code, self.config.default_locale)
+        if message.text is None:
+            kind = getattr(message.content_type, "value", str(message.content_type))
+            if kind in MEDIA:
+                await self._unsupported(update_id, address, locale, kind)
+            return
+        text = message.text
+        if text.split(maxsplit=1)[0].split("@")[0] == "/start":
+            text = "/start"  # a deep-link payload or @botname suffix: still the greeting
+        await self._reachable_again(address)
+        await self.escala.engine.handle(
+            InboundMessage(
+                channel=CHANNEL,
+                address=address,
+                text=text,
+                provider_message_id=f"u{update_id}",
+                received_at=self._tickets.clock.now(),
+                locale=locale,
+                raw={"update_id": update_id, "message_id": message.message_id},
+                name=user.full_name,
+            )
+        )
+
+    async def _callback(self, update_id: int, query: CallbackQuery) -> None:
+        chat = query.message.chat if query.message is not None else None
+        if chat is not None and chat.type != "private":
+            self._answer_callback(query.id)
+            return
+        address = str(chat.id if chat is not None else query.from_user.id)
+        choice_id = await self._choice_id(query.data or "")
+        if choice_id is not None:
+            await self.escala.engine.handle(
+                InboundMessage(
+                    channel=CHANNEL,
+                    address=address,
+                    text=_button_label(query) or choice_id,
+                    provider_message_id=f"u{update_id}",
+                    received_at=self._tickets.clock.now(),
+                    locale=normalize_locale(
+                        query.from_user.language_code, self.config.default_locale
+                    ),
+                    raw={"update_id": update_id, "callback_query": query.id},
+                    choice_id=choice_id,
+                    name=query.from_user.full_name,
+                )
+            )
+        # Answered after the message is stored; without an answer the button spins.
+        self._answer_callback(query.id)
+
+    async def _unsupported(self, update_id: int, address: str, locale: str, kind: str) -> None:
+        key = f"in:{CHANNEL}:u{update_id}"
+        if await self.store.is_seen(key):
+            return
+        contact = await self.store.find_contact(Identity(CHANNEL, address))
+        clock, ids = self._tickets.clock, self._tickets.ids
+        await note_event(
+            self.store, clock, ids, CHANNEL, address, "message.unsupported", media=kind
+        )
+        if contact is not None:
+            locale = contact.locale
+        await self.sender.send(
+            address, OutboundMessage(i18n.text("unsupported_media", locale)), locale
+        )
+        await self.store.mark_seen(key, self.escala.engine.parts.settings.dedupe_ttl_seconds)
+
+    async def _reachable_again(self, address: str) -> None:
+        """They wrote to us, so they no longer block the bot."""
+        contact = await self.store.find_contact(Identity(CHANNEL, address))
+        if contact is not None and contact.unreachable:
+            await self.store.save_contact(replace(contact, unreachable=False))
+
+    def _answer_callback(self, query_id: str) -> None:
+        async def answer() -> None:
+            try:
+                await self.bot.answer_callback_query(query_id)
+            except TelegramAPIError as e:  # the choice is handled; only the spinner stays
+                log.warning("answerCallbackQuery failed: %s", e)
+
+        task = asyncio.create_task(answer())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _poll(self) -> None:
+        """Long polling for development: the same dispatch as the webhook."""
+        offset: int | None = None
+        failures = 0
+        while not self._stopping:
+            try:
+                self._waiting_for_updates = True
+                updates = await self.bot.get_updates(
+                    offset=offset, timeout=self._poll_timeout, allowed_updates=ALLOWED_UPDATES
+                )
+            except TelegramAPIError as e:
+                failures += 1
+                log.warning("telegram polling failed (%s); retrying", e)
+                await self._sleep(min(30.0, 2.0**failures))
+                continue
+            finally:
+                self._waiting_for_updates = False
+            failures = 0
+            for update in updates:
+                try:
+                    await self.dispatch(update)
+                except Exception:  # not confirmed: get_updates hands it back next time
+                    log.exception("telegram update %s not processed", update.update_id)
+                    await self._sleep(1.0)
+                    break
+                offset = update.update_id + 1
+
+    # -- outbound -----------------------------------------------------------------------
+
+    async def _render(self, message: OutboundMessage, locale: str) -> Sequence[Part]:
+        markup = None
+        if message.choices:
+            rows = [
+                [InlineKeyboardButton(text=c.label, callback_data=await self._callback_data(c.id))]
+                for c in message.choices
+            ]
+            markup = InlineKeyboardMarkup(inline_keyboard=rows)
+        chunks = split_text(message.text, TEXT_LIMIT)
+        parts: list[Part] = [(chunk, None) for chunk in chunks[:-1]]
+        parts.append((chunks[-1] or "…", markup))
+        return parts
+
+    async def _deliver(self, address: str, part: Part) -> None:
+        text, markup = part
+        try:
+            await self.bot.send_message(chat_id=int(address), text=text, reply_markup=markup)
+        except TelegramRetryAfter as e:
+            raise RetryLater(CHANNEL, "rate limited (429)", float(e.retry_after)) from e
+        except TelegramForbiddenError as e:
+            await self._unreachable(address)
+            raise DeliveryError(CHANNEL, f"forbidden: {e.message}", permanent=True) from e
+        except (TelegramServerError, TelegramNetworkError) as e:
+            raise RetryLater(CHANNEL, f"{type(e).__name__}: {e.message}") from e
+        except TelegramAPIError as e:
+            raise DeliveryError(CHANNEL, f"{type(e).__name__}: {e.message}", permanent=True) from e
+
+    async def _unreachable(self, address: str) -> None:
+        contact = await self.store.find_contact(Identity(CHANNEL, address))
+        if contact is not None and not contact.unreachable:
+            await self.store.save_contact(replace(contact, unreachable=True))
+
+    async def _callback_data(self, choice_id: str) -> str:
+        if len(choice_id.encode()) <= CALLBACK_LIMIT and not choice_id.startswith(HASHED):
+            return choice_id
+        key = HASHED + hashlib.blake2b(choice_id.encode(), digest_size=16).hexdigest()
+        await self.store.set_link(f"{CHANNEL}:callback:{key}", choice_id)
+        return key
+
+    async def _choice_id(self, data: str) -> str | None:
+        if not data:
+            return None
+        if data.startswith(HASHED):
+            return await self.store.get_link(f"{CHANNEL}:callback:{data}")
+        return data
+
+
+def _button_label(query: CallbackQuery) -> str | None:
+    """The text of the pressed button, for the transcript."""
+    message = query.message
+    markup = message.reply_markup if isinstance(message, Message) else None
+    if markup is None:
+        return None
+    for row in markup.inline_keyboard:
+        for button in row:
+            if button.callback_data == query.data:
+                return button.text
+    return None

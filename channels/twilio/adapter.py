@@ -1,0 +1,301 @@
+"""SMS and WhatsApp through Twilio: signed webhooks in, REST API out (async client).
+
+One adapter, two channels: WhatsApp addresses carry the ``whatsapp:`` prefix and the
+channel has its own sender number. Choices become numbered lines ("1. Sim"); a reply
+"1" or the option's text is resolved by the engine. Carrier keywords are handled here,
+before the engine: STOP/PARAR/SAIR/CANCELAR opt out (so on these channels "cancelar"
+means opt-out, not the engine's cancel-flow command), START/VOLTAR opt back in,
+HELP/AJUDA get a short help text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
+from twilio.base.exceptions import TwilioRestException  # type: ignore[import-untyped]
+from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped]
+from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
+from twilio.rest import Client  # type: ignore[import-untyped]
+
+from bot import i18n
+from bot.app import Escala
+from bot.delivery import Backoff, RetryingSender, RetryLater, note_event, split_text
+from bot.errors import DeliveryError
+from bot.models import Contact, EventKind, Identity, InboundMessage, OutboundMessage
+from channels.twilio.config import TwilioConfig
+from kb.normalize import fold
+
+log = logging.getLogger(__name__)
+
+TEXT_LIMIT = 1600
+SIGNATURE_HEADER = "X-Twilio-Signature"
+TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit",
+                        "parar", "sair", "cancelar"})  # fmt: skip
+START_WORDS = frozenset({"start", "unstop", "voltar"})
+HELP_WORDS = frozenset({"help", "ajuda"})
+#: Twilio error code: the recipient replied STOP (Twilio refuses the send).
+UNSUBSCRIBED = 21610
+FINAL_STATUSES = frozenset({"delivered", "read", "undelivered", "failed"})
+
+TEXTS: Mapping[str, Mapping[str, str]] = {
+    "help": {
+        "pt-BR": (
+            'Atendimento por mensagem. Escreva sua dúvida, ou "atendente" para falar com '
+            "uma pessoa. Para não receber mais mensagens, responda SAIR; para voltar, VOLTAR."
+        ),
+        "en": (
+            'Customer support by message. Type your question, or "human" to talk to a '
+            "person. Reply STOP to stop receiving messages, START to resume."
+        ),
+    },
+    "opted_in": {
+        "pt-BR": "Pronto, você voltará a receber nossas mensagens.",
+        "en": "Done, you will receive our messages again.",
+    },
+}
+
+#: The Retry-After of the last Twilio response seen in this task (set by a trace hook,
+#: because TwilioRestException does not carry the response headers).
+_retry_after: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "twilio_retry_after", default=None
+)
+
+
+async def _on_request_end(
+    session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+) -> None:
+    value = params.response.headers.get("Retry-After")
+    try:
+        _retry_after.set(float(value) if value is not None else None)
+    except ValueError:
+        _retry_after.set(None)
+
+
+def make_client(config: TwilioConfig) -> Any:
+    """A Twilio REST client on the async HTTP client (never the blocking one)."""
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(_on_request_end)
+    http = AsyncTwilioHttpClient(trace_configs=[trace])
+    return Client(config.account_sid, config.auth_token, http_client=http)
+
+
+def mask(address: str) -> str:
+    """A phone number for logs: ``whatsapp:+5511912340000`` → ``whatsapp:+55119****0000``."""
+    prefix, _, number = address.rpartition(":")
+    shown = f"{number[:6]}****{number[-4:]}" if len(number) > 10 else "****"
+    return f"{prefix}:{shown}" if prefix else shown
+
+
+class TwilioChannel:
+    """The SMS or WhatsApp plugin: routes, start/stop, and the channel's sender."""
+
+    def __init__(
+        self,
+        config: TwilioConfig,
+        escala: Escala,
+        client: Any,
+        *,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self.name = config.channel
+        self.escala = escala
+        self.store = escala.store
+        self.client = client
+        self.validator = RequestValidator(config.auth_token)
+        self._tickets = escala.engine.tickets
+        self.sender: RetryingSender[str] = RetryingSender(
+            config.channel,
+            render=self._render,
+            deliver=self._deliver,
+            store=escala.store,
+            clock=self._tickets.clock,
+            ids=self._tickets.ids,
+            backoff=backoff,
+            sleep=sleep,
+            jitter=random.random,
+        )
+        escala.outbox.register(config.channel, self.sender)
+
+    @classmethod
+    def from_config(cls, config: TwilioConfig, escala: Escala) -> TwilioChannel:
+        return cls(config, escala, make_client(config))
+
+    # -- Plugin -------------------------------------------------------------------------
+
+    def routes(self) -> Sequence[web.RouteDef]:
+        return (
+            web.post(self.config.webhook_path, self.inbound),
+            web.post(self.config.status_path, self.status),
+        )
+
+    async def start(self) -> None:
+        """Nothing to start: Twilio calls the webhook set on the number."""
+
+    async def stop(self, flush_timeout: float = 30.0) -> None:
+        await self.sender.flush(flush_timeout)
+        await self.client.http_client.close()
+
+    # -- inbound ------------------------------------------------------------------------
+
+    async def inbound(self, request: web.Request) -> web.Response:
+        form = await self._verified_form(request, self.config.webhook_url)
+        sid, address = form.get("MessageSid") or form.get("SmsSid"), form.get("From")
+        if not isinstance(sid, str) or not sid or not isinstance(address, str) or not address:
+            return web.Response(status=400, text="MessageSid and From are required\n")
+        body = str(form.get("Body") or "")
+        media = _count(form.get("NumMedia"))
+        keyword = fold(body)
+        contact = await self.store.find_contact(Identity(self.name, address))
+        key = f"in:{self.name}:{sid}"
+        if keyword in STOP_WORDS or (keyword in START_WORDS and contact and contact.opted_out):
+            opt_out = keyword in STOP_WORDS
+            if not await self.store.is_seen(key):
+                await self._opt(address, contact, opt_out=opt_out, keyword=keyword, sid=sid)
+                await self.store.mark_seen(key, self._dedupe_ttl)
+        elif keyword in HELP_WORDS or (media and not body.strip()):
+            if not await self.store.is_seen(key):
+                if media:
+                    await self._note(address, "message.unsupported", media="media", count=media)
+                await self._notice(address, contact, "help" if keyword in HELP_WORDS else "media")
+                await self.store.mark_seen(key, self._dedupe_ttl)
+        else:
+            if media:
+                await self._note(address, "message.unsupported", media="media", count=media)
+            await self.escala.engine.handle(
+                InboundMessage(
+                    channel=self.name,
+                    address=address,
+                    text=body,
+                    provider_message_id=sid,
+                    received_at=self._tickets.clock.now(),
+                    raw={"MessageSid": sid, "NumMedia": media},
+                )
+            )
+        return web.Response(text=TWIML_EMPTY, content_type="text/xml")
+
+    async def status(self, request: web.Request) -> web.Response:
+        form = await self._verified_form(request, self.config.status_url)
+        sid, state, to = form.get("MessageSid"), form.get("MessageStatus"), form.get("To")
+        if not all(isinstance(v, str) and v for v in (sid, state, to)):
+            return web.Response(status=400, text="MessageSid, MessageStatus and To are required\n")
+        assert isinstance(sid, str) and isinstance(state, str) and isinstance(to, str)
+        key = f"status:{self.name}:{sid}:{state}"
+        if state in FINAL_STATUSES and not await self.store.is_seen(key):
+            failed = state in ("undelivered", "failed")
+            kind = EventKind.DELIVERY_FAILED if failed else "delivery.status"
+            code = str(form.get("ErrorCode") or "")
+            await self._note(to, kind, provider_message_id=sid, status=state, error_code=code)
+            await self.store.mark_seen(key, self._dedupe_ttl)
+            if failed:
+                log.warning("%s to %s %s (error %s)", self.name, mask(to), state, code or "-")
+        return web.Response(status=204)
+
+    async def _verified_form(self, request: web.Request, url: str) -> MultiDictProxy[str]:
+        """The POSTed fields, when Twilio signed them over ``url``; else 403 (or 400)."""
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not signature:
+            log.warning("%s webhook refused: unsigned", self.name)
+            raise web.HTTPForbidden(text="forbidden\n")
+        try:
+            raw = await request.post()
+        except web.HTTPException:
+            raise
+        except Exception:  # malformed form or multipart: not a Twilio request
+            raise web.HTTPBadRequest(text="expected a form body\n") from None
+        if any(not isinstance(v, str) for v in raw.values()):
+            raise web.HTTPBadRequest(text="unexpected file field\n")
+        form = MultiDictProxy(MultiDict((k, v) for k, v in raw.items() if isinstance(v, str)))
+        if request.query_string:
+            url = f"{url}?{request.query_string}"
+        if not self.validator.validate(url, form, signature):
+            log.warning("%s webhook refused: signature does not match", self.name)
+            raise web.HTTPForbidden(text="forbidden\n")
+        return form
+
+    @property
+    def _dedupe_ttl(self) -> int:
+        return self.escala.engine.parts.settings.dedupe_ttl_seconds
+
+    async def _opt(
+        self, address: str, contact: Contact | None, *, opt_out: bool, keyword: str, sid: str
+    ) -> None:
+        """Carrier compliance: nothing more is sent after STOP until START."""
+        identity = Identity(self.name, address)
+        if contact is None:
+            from bot.engine import stable_id
+
+            contact = Contact(
+                id=stable_id("ct", self.name, address),
+                identities=(identity,),
+                locale=self.config.default_locale,
+            )
+        await self.store.save_contact(replace(contact, opted_out=opt_out))
+        kind = "contact.opted_out" if opt_out else "contact.opted_in"
+        await self._note(address, kind, keyword=keyword, provider_message_id=sid)
+        log.info("%s %s %s", self.name, mask(address), kind)
+        if not opt_out:
+            await self._notice(address, replace(contact, opted_out=False), "opted_in")
+
+    async def _notice(self, address: str, contact: Contact | None, key: str) -> None:
+        if contact is not None and (contact.opted_out or contact.unreachable):
+            return
+        locale = contact.locale if contact is not None else self.config.default_locale
+        if key == "media":
+            text = i18n.text("unsupported_media", locale)
+        else:
+            text = TEXTS[key].get(locale) or TEXTS[key]["pt-BR"]
+        await self.sender.send(address, OutboundMessage(text), locale)
+
+    async def _note(self, address: str, kind: str, **data: object) -> None:
+        clock, ids = self._tickets.clock, self._tickets.ids
+        await note_event(self.store, clock, ids, self.name, address, kind, **data)
+
+    # -- outbound -----------------------------------------------------------------------
+
+    async def _render(self, message: OutboundMessage, locale: str) -> Sequence[str]:
+        lines = [message.text] if message.text else []
+        lines += [f"{n}. {choice.label}" for n, choice in enumerate(message.choices, start=1)]
+        return [chunk for chunk in split_text("\n".join(lines), TEXT_LIMIT) if chunk]
+
+    async def _deliver(self, address: str, text: str) -> None:
+        _retry_after.set(None)
+        try:
+            await self.client.messages.create_async(
+                to=address,
+                from_=self.config.from_number,
+                body=text,
+                status_callback=self.config.status_url,
+            )
+        except TwilioRestException as e:
+            if e.status == 429 or e.status >= 500:
+                raise RetryLater(self.name, f"HTTP {e.status}", _retry_after.get()) from e
+            if e.code == UNSUBSCRIBED:
+                await self._mark_opted_out(address)
+            raise DeliveryError(self.name, f"HTTP {e.status} code {e.code}", permanent=True) from e
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise RetryLater(self.name, f"network: {type(e).__name__}") from e
+
+    async def _mark_opted_out(self, address: str) -> None:
+        contact = await self.store.find_contact(Identity(self.name, address))
+        if contact is not None and not contact.opted_out:
+            await self.store.save_contact(replace(contact, opted_out=True))
+
+
+def _count(value: object) -> int:
+    try:
+        return max(0, int(str(value))) if value else 0
+    except ValueError:
+        return 0

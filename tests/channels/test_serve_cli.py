@@ -1,0 +1,86 @@
+"""``escala serve`` as a process: it serves, answers /healthz, and stops on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+CONFIG = """
+[store]
+backend = "{backend}"
+{url}
+
+[channels.sms]
+account_sid_env = "ESCALA_TEST_SID"
+auth_token_env = "ESCALA_TEST_TOKEN"
+from_number = "+15550001111"
+public_base_url = "https://bot.example.com"
+"""
+
+
+def _config(tmp_path: Path, backend: str = "memory", url: str = "") -> Path:
+    path = tmp_path / "escala.toml"
+    path.write_text(CONFIG.format(backend=backend, url=url), encoding="utf-8")
+    return path
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "ESCALA_TEST_SID": "AC1", "ESCALA_TEST_TOKEN": "token"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_serve_answers_healthz_and_stops_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    command = [sys.executable, "-m", "bot.cli", "serve", "--config", str(_config(tmp_path))]
+    process = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None, process.communicate()[0].decode()
+                assert time.monotonic() < deadline, "escala serve did not come up"
+                time.sleep(0.1)  # polling a real process start-up, bounded above
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=20)
+        assert process.returncode == 0, output.decode()
+        assert b"Traceback" not in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
+    port = _free_port()  # nothing listens there
+    config = _config(tmp_path, "redis", f'url = "redis://:hunter2@127.0.0.1:{port}/0"')
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "--config", str(config)],
+        env=_env(),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    err = result.stderr.decode()
+    assert "store.url: cannot reach Redis at redis://:***@127.0.0.1" in err
+    assert "hunter2" not in err and "Traceback" not in err
