@@ -45,6 +45,9 @@ from kb.model import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
+#: Longest customer message kept (Telegram sends at most 4,096 characters, Twilio 1,600).
+MAX_MESSAGE_CHARS = 8000
+
 
 def stable_id(prefix: str, channel: str, address: str) -> str:
     """A conversation/contact id derived from the channel address, so that two router
@@ -84,6 +87,10 @@ class Engine:
         lock lost) raises, the adapter answers 5xx, and the provider's retry is
         processed instead of being dropped as a duplicate.
         """
+        if len(inbound.text) > MAX_MESSAGE_CHARS:
+            # Bounded, not refused: the customer's words are kept up to a size no
+            # channel sends, so one pasted log cannot bloat transcripts or matching.
+            inbound = replace(inbound, text=inbound.text[:MAX_MESSAGE_CHARS])
         key = f"in:{inbound.channel}:{inbound.provider_message_id}"
         conversation_id = stable_id("cnv", inbound.channel, inbound.address)
         settings = self.parts.settings

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from bot.engine import MAX_MESSAGE_CHARS
 from bot.models import Agent, Direction, EventKind, TicketState
 from bot.settings import default_settings
 from tests.journeys.harness import JOURNEY_KB, Journey
@@ -296,3 +297,12 @@ async def test_cancel_leaves_a_flow(journey: Journey) -> None:
 async def test_greeting_starts_the_menu(journey: Journey) -> None:
     replies = await journey.say("Olá!")
     assert replies[-1].choices, "the greeting offers a menu"
+
+
+async def test_an_enormous_message_is_bounded_not_lost(journey: Journey) -> None:
+    replies = await journey.say("x" * 50_000)
+    assert replies, "the customer still gets an answer"
+    conversation = await journey.escala.store.find_conversation("telegram", "1001")
+    assert conversation is not None
+    transcript = await journey.escala.store.transcript(conversation.id)
+    assert transcript[0].text == "x" * MAX_MESSAGE_CHARS
