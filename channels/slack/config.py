@@ -18,7 +18,7 @@ from bot.settings import Section, Settings, did_you_mean, secret_from_env, type_
 
 KEYS = (
     "mode", "bot_token_env", "signing_secret_env", "app_token_env",
-    "channels", "agents", "note_prefix", "events_path",
+    "channels", "private_channels", "agents", "note_prefix", "events_path",
 )  # fmt: skip
 
 #: Public (C…) or private (G…) channel ids; events carry ids, never ``#names``.
@@ -41,9 +41,21 @@ class SlackConfig:
     app_token: str | None = field(default=None, repr=False)
     note_prefixes: tuple[str, ...] = DEFAULT_NOTE_PREFIXES
     events_path: str = "/slack/events"
+    #: Tier name → private channel for tickets triage flagged as sensitive (billing,
+    #: health ...): their transcript is not shown in the tier's open channel.
+    private_channels: Mapping[str, str] = field(default_factory=dict)
+
+    def channel_for(self, tier: str, private: bool) -> str | None:
+        """Where a ticket's card goes: the tier's private channel for sensitive tickets
+        when there is one, else the tier's channel."""
+        return (self.private_channels.get(tier) if private else None) or self.channels.get(tier)
 
     def tier_of_channel(self, channel_id: str) -> str | None:
-        return next((tier for tier, cid in self.channels.items() if cid == channel_id), None)
+        for mapping in (self.channels, self.private_channels):
+            tier = next((t for t, cid in mapping.items() if cid == channel_id), None)
+            if tier is not None:
+                return tier
+        return None
 
     def slack_user(self, agent_id: str) -> str | None:
         return next((user for user, aid in self.agents.items() if aid == agent_id), None)
@@ -94,19 +106,26 @@ def load_slack_config(settings: Settings) -> SlackConfig:
     events_path = s.string("events_path", "/slack/events")
     if not events_path.startswith("/"):
         raise s.error("events_path", f"must start with '/', got {events_path!r}")
+    tiers = [t.name for t in settings.tiers]
+    channels = _channels(s.table("channels"), tiers)
+    private = _channels(s.table("private_channels"), tiers, every_tier=False)
+    for tier, channel in private.items():
+        if channel in channels.values():
+            raise s.error(f"private_channels.{tier}", f"{channel} is also a tier's open channel")
     return SlackConfig(
         mode="http" if mode == "http" else "socket",
         bot_token=bot_token,
         signing_secret=signing_secret,
         app_token=app_token,
-        channels=_channels(s.table("channels"), [t.name for t in settings.tiers]),
+        channels=channels,
+        private_channels=private,
         agents=_agents(s.table("agents"), [a.id for a in settings.agents]),
         note_prefixes=_note_prefixes(s),
         events_path=events_path,
     )
 
 
-def _channels(s: Section, tiers: list[str]) -> Mapping[str, str]:
+def _channels(s: Section, tiers: list[str], every_tier: bool = True) -> Mapping[str, str]:
     channels: dict[str, str] = {}
     for tier in s.data:
         if tier not in tiers:
@@ -117,7 +136,7 @@ def _channels(s: Section, tiers: list[str]) -> Mapping[str, str]:
         if not _CHANNEL_ID.match(channel):
             raise s.error(tier, f"expected a channel id like C0123ABCD, got {channel!r}")
         channels[tier] = channel
-    for tier in tiers:
+    for tier in tiers if every_tier else ():
         if tier not in channels:
             raise s.error(tier, f"tier {tier} has no Slack channel (every tier needs one)")
     return channels

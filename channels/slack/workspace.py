@@ -80,7 +80,7 @@ class SlackWorkspace:
 
     async def ticket_opened(self, view: TicketView) -> None:
         ticket = view.ticket
-        channel = self.config.channels.get(ticket.tier)
+        channel = self.config.channel_for(ticket.tier, ticket.private)
         if channel is None:  # config validation makes this a tier added after start-up
             raise LookupError(f"no Slack channel for tier {ticket.tier}")
         response = await self.client.chat_postMessage(

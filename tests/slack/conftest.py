@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
@@ -247,10 +248,11 @@ def settings() -> Settings:
     return slack_settings()
 
 
-@pytest.fixture
-async def world(
-    fake: FakeSlack, settings: Settings, monkeypatch: pytest.MonkeyPatch
+@asynccontextmanager
+async def world_for(
+    settings: Settings, fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[World]:
+    """A customer channel, the Slack plugin on a test server, and the fake Slack."""
     monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
     journey = Journey(settings)
@@ -266,3 +268,11 @@ async def world(
     finally:
         await plugin.stop()
         await http.close()
+
+
+@pytest.fixture
+async def world(
+    fake: FakeSlack, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[World]:
+    async with world_for(settings, fake, monkeypatch) as world:
+        yield world

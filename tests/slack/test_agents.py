@@ -9,8 +9,18 @@ import pytest
 from bot.errors import ConfigError
 from bot.models import TicketState
 from channels.slack.app import slack_plugin
+from channels.slack.config import load_slack_config
 from tests.journeys.harness import Journey
-from tests.slack.conftest import ANA, BRUNO, CARLA, STRANGER, World, slack_settings
+from tests.slack.conftest import (
+    ANA,
+    BRUNO,
+    CARLA,
+    STRANGER,
+    World,
+    slack_settings,
+    world_for,
+)
+from tests.slack.fake_slack import FakeSlack
 
 N = 1001
 
@@ -129,3 +139,31 @@ async def test_start_refuses_a_bad_token(world: World) -> None:
         await world.slack.plugin.start()
     assert error.value.place == "slack.bot_token_env"
     assert "invalid_auth" in error.value.reason
+
+
+async def test_sensitive_tickets_go_to_the_tiers_private_channel(
+    fake: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = slack_settings(private_channels={"N1": "G0PRIV"})
+    async with world_for(settings, fake, monkeypatch) as world:
+        await world.customer_says("tem uma cobrança errada no meu cartão de crédito")
+        (card,) = world.fake.of("chat.postMessage")
+        assert card["channel"] == "G0PRIV"
+        # the private channel works like the tier's own: claim, then reply in its thread
+        await world.slack.click("escala_claim", N, ANA)
+        ts = world.card_ts("G0PRIV")
+        await world.slack.thread_reply(ANA, "Vou verificar a cobrança.", ts, channel="G0PRIV")
+        assert world.customer[-1] == "Ana: Vou verificar a cobrança."
+        await world.customer_says("foi uma compra de ontem")  # into the private thread
+        assert world.thread("G0PRIV")[-1].endswith("foi uma compra de ontem")
+        assert all(c["channel"] == "G0PRIV" for c in world.fake.of("chat.postMessage"))
+
+
+def test_a_private_channel_cannot_be_an_open_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    settings = slack_settings(private_channels={"N1": "C222"})
+    with pytest.raises(ConfigError) as raised:
+        load_slack_config(settings)
+    assert raised.value.place == "slack.private_channels.N1"
+    assert "also a tier's open channel" in raised.value.reason
