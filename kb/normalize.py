@@ -176,7 +176,12 @@ class Normalizer:
         known.update(w for text in vocabulary for w in fold(text).split())
         self._known = frozenset(known)
         self._known_stems = frozenset(stem(w) for w in known)
-        self._targets = sorted(w for w in self._known if w not in STOP_WORDS and w.isalpha())
+        # Typo targets by first letter: a repair only looks at words with the same initial,
+        # so it stays cheap on a KB with a large vocabulary (issue 6: 100k phrasings).
+        self._targets: dict[str, list[str]] = {}
+        for w in sorted(self._known):
+            if w not in STOP_WORDS and w.isalpha():
+                self._targets.setdefault(w[0], []).append(w)
 
     def repair(self, word: str) -> str:
         """The known word closest to an unknown ``word``, or ``word`` when none is close."""
@@ -185,9 +190,7 @@ class Normalizer:
         if not word.isalpha() or stem(word) in self._known_stems:
             return word  # a known word in another form ("cadastrado"), not a typo
         edits = 2 if len(word) >= TYPO_LONG_WORD else 1
-        candidates = [
-            t for t in self._targets if t[0] == word[0] and abs(len(t) - len(word)) <= edits
-        ]
+        candidates = [t for t in self._targets.get(word[0], ()) if abs(len(t) - len(word)) <= edits]
         best = process.extractOne(word, candidates, scorer=OSA.distance, score_cutoff=edits)
         return word if best is None else best[0]
 
