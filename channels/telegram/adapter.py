@@ -18,6 +18,8 @@ from dataclasses import replace
 from typing import Any
 
 from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramForbiddenError,
@@ -100,7 +102,10 @@ class TelegramChannel:
 
     @classmethod
     def from_config(cls, config: TelegramConfig, escala: Escala) -> TelegramChannel:
-        return cls(config, escala, Bot(config.token))
+        if config.api_base is None:
+            return cls(config, escala, Bot(config.token))
+        server = TelegramAPIServer.from_base(config.api_base)
+        return cls(config, escala, Bot(config.token, session=AiohttpSession(api=server)))
 
     # -- Plugin -------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from bot.models import LOCALES
 from bot.settings import Section, secret_from_env
@@ -23,11 +24,14 @@ class TelegramConfig:
     webhook_url: str | None = None
     default_locale: str = "pt-BR"
     enabled: bool = True
+    #: A self-hosted Telegram Bot API server (``http(s)://host[:port][/prefix]``, no
+    #: trailing slash); None: the public ``https://api.telegram.org``.
+    api_base: str | None = None
 
 
 KEYS = (
     "enabled", "mode", "token_env", "secret_token_env", "webhook_path", "webhook_url",
-    "default_locale",
+    "default_locale", "api_base",
 )  # fmt: skip
 
 
@@ -44,6 +48,18 @@ def parse_telegram(file: str, data: Mapping[str, Any], default_locale: str) -> T
     url = s.optional_string("webhook_url")
     if url is not None and not url.startswith("https://"):
         raise s.error("webhook_url", "Telegram only calls https:// webhooks")
+    api_base = s.optional_string("api_base")
+    if api_base is not None:
+        parts = urlsplit(api_base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise s.error("api_base", f"expected an http(s)://host[:port] URL, got {api_base!r}")
+        try:
+            _ = parts.port  # raises on a port that is not a number or out of range
+        except ValueError as e:
+            raise s.error("api_base", f"bad port in {api_base!r}: {e}") from None
+        if parts.query or parts.fragment:
+            raise s.error("api_base", f"no query or fragment allowed, got {api_base!r}")
+        api_base = api_base.rstrip("/")
     locale = s.string("default_locale", default_locale)
     if locale not in LOCALES:
         raise s.error("default_locale", f"'{locale}' is not one of {', '.join(LOCALES)}")
@@ -62,4 +78,5 @@ def parse_telegram(file: str, data: Mapping[str, Any], default_locale: str) -> T
         webhook_path=path,
         webhook_url=url,
         default_locale=locale,
+        api_base=api_base,
     )

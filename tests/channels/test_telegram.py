@@ -6,6 +6,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from bot.engine import stable_id
 from bot.models import EventKind, Identity, OutboundMessage
 from tests.channels.fakes import Failure
@@ -209,3 +211,27 @@ async def test_polling_mode_serves_the_same_journey(harness: Harness) -> None:
     await polling.stop()
     assert "#1001" in harness.fake_telegram.texts(CHAT)[-1]
     assert harness.fake_telegram.calls[0].method == "deleteWebhook"
+
+
+async def test_api_base_is_where_sends_go(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.app import build
+    from bot.errors import ConfigError
+    from bot.settings import default_settings
+    from bot.store import MemoryStore
+    from channels.telegram import TelegramChannel, parse_telegram
+
+    monkeypatch.setenv("ESCALA_TEST_TG_TOKEN", "123456:TEST-token")
+    monkeypatch.setenv("ESCALA_TEST_TG_SECRET", "s3cret")
+    table = {"token_env": "ESCALA_TEST_TG_TOKEN", "secret_token_env": "ESCALA_TEST_TG_SECRET"}
+    config = parse_telegram("f.toml", {**table, "api_base": harness.fake_telegram.url + "/"}, "en")
+    assert config.api_base == harness.fake_telegram.url
+    channel = TelegramChannel.from_config(config, build(default_settings(), store=MemoryStore()))
+    await channel.sender.send(str(CHAT), _out("via the local Bot API server"), "en")
+    await channel.stop()
+    assert harness.fake_telegram.texts(CHAT) == ["via the local Bot API server"]
+    for bad in ("127.0.0.1:8081", "ftp://api.example", "http://", "http://h:99999"):
+        with pytest.raises(ConfigError) as error:
+            parse_telegram("f.toml", {**table, "api_base": bad}, "en")
+        assert error.value.place == "channels.telegram.api_base", bad
