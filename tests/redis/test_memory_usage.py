@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from bench.redis_memory import measure
 from bot.store.redis import RedisStore
-from tests.redis.memory_usage import measure
 
 
 async def test_memory_per_conversation_is_measured_and_bounded(

@@ -1,30 +1,39 @@
-"""Measure Redis memory per conversation (issue 3); the README quotes its output.
+"""Part 4: Redis memory per idle conversation, per message and per ticket, projected to 1M.
 
-    python -m tests.redis.memory_usage --redis-url redis://localhost:6379/15
-
-Drives real conversations through the engine on a :class:`RedisStore` under a
-throw-away key prefix (deleted afterwards; nothing else in the database is touched),
-then reports, from ``MEMORY USAGE`` (:mod:`bot.store.redis_memory`):
+Drives real conversations through the engine on a :class:`~bot.store.redis.RedisStore`
+under a throw-away key prefix (deleted afterwards; nothing else in the database is
+touched), then reports from ``MEMORY USAGE`` (:mod:`bot.store.redis_memory`):
 
 * bytes per idle conversation after a typical three-message bot exchange (contact,
   identity and address indexes, conversation, transcript, events, fence, dedupe
   marks), by key kind;
 * bytes per additional customer message (its transcript lines, events and mark);
 * bytes per handed-off ticket (its share of the ``{q}`` keys and its event list);
-* the ``used_memory`` growth per conversation as a cross-check, when the database
-  was otherwise idle.
+* the ``used_memory`` growth per conversation as a cross-check.
+
+``python -m bench`` starts its own ``redis-server`` on a free loopback port (no
+persistence, stopped by PID) and is skipped, with the reason, where there is none. To
+measure your own deployment (Redis version, allocator, settings)::
+
+    python -m bench.redis_memory --redis-url redis://localhost:6379/15
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
+import socket
+import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+from bench.progress import Progress
 from bot.app import build
 from bot.engine import stable_id
 from bot.models import InboundMessage, OutboundMessage
@@ -32,10 +41,19 @@ from bot.settings import default_settings
 from bot.store.redis import RedisStore
 from bot.store.redis_memory import conversation_footprint, desk_bytes_per_ticket, key_bytes
 
+CONVERSATIONS = 1_000
+EXTRA_MESSAGES = 100
+PROJECTED = 1_000_000
+START_SECONDS = 10.0
+#: A typical tier-0 exchange: a greeting, a KB question, thanks.
 EXCHANGE = ("oi", "qual o horário de atendimento?", "obrigado")
 MORE = ("como faço para trocar minha senha?", "obrigado", "qual o prazo de entrega?")
 HANDOFF = "quero falar com um atendente"
 TIERS = ["N1", "N2", "N3"]
+
+
+class Skipped(Exception):
+    """The benchmark cannot run here; the message says why."""
 
 
 class Silent:
@@ -56,9 +74,17 @@ class MemoryFigures:
     used_memory_per_conversation: float
     global_events_per_conversation: float
 
-    def projection(self, conversations: int = 1_000_000) -> float:
+    def projection(self, conversations: int = PROJECTED) -> float:
         """Bytes for ``conversations`` idle conversations (by ``MEMORY USAGE``)."""
         return self.idle_conversation_bytes * conversations
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "exchange": list(EXCHANGE),
+            "projected_1m_idle_gib": self.projection() / 2**30,
+            "projected_1m_used_memory_gib": self.used_memory_per_conversation * PROJECTED / 2**30,
+        }
 
     def report(self) -> str:
         lines = [f"idle conversation after {len(EXCHANGE)} messages, mean of {self.conversations}:"]
@@ -84,8 +110,14 @@ async def _used_memory(store: RedisStore) -> int:
     return int(info["used_memory"])
 
 
-async def measure(redis_url: str, conversations: int = 200, extra: int = 50) -> MemoryFigures:
+async def measure(
+    redis_url: str,
+    conversations: int = 200,
+    extra: int = 50,
+    progress: Progress | None = None,
+) -> MemoryFigures:
     """Run the conversations, measure, delete every key the run wrote."""
+    progress = progress or Progress(quiet=True)
     prefix = f"escala_memory_{uuid.uuid4().hex[:8]}"
     store = RedisStore.from_url(redis_url, prefix=prefix)
     try:
@@ -104,7 +136,7 @@ async def measure(redis_url: str, conversations: int = 200, extra: int = 50) -> 
 
         before = await _used_memory(store)
         addresses = [f"{prefix}-{n}" for n in range(conversations)]
-        for address in addresses:
+        for address in progress.track(addresses, "redis conversations", conversations):
             for text in EXCHANGE:
                 await say(address, text)
         grown = await _used_memory(store) - before
@@ -144,11 +176,64 @@ async def measure(redis_url: str, conversations: int = 200, extra: int = 50) -> 
         await store.close()
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(port: int) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise Skipped("redis-server not found on PATH")
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            time.sleep(0.02)  # bounded by the deadline
+    _stop(process)
+    raise Skipped(f"redis-server did not listen on port {port} in {START_SECONDS}s")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def run(
+    *, conversations: int = CONVERSATIONS, extra: int = EXTRA_MESSAGES, progress: Progress
+) -> dict[str, Any]:
+    """The measurements on a private ``redis-server``, or ``{"skipped": reason}``."""
+    try:
+        port = _free_port()
+        process = _start(port)
+    except Skipped as e:
+        return {"skipped": str(e)}
+    try:
+        figures = asyncio.run(
+            measure(f"redis://127.0.0.1:{port}/0", conversations, extra, progress)
+        )
+    finally:
+        _stop(process)
+    return figures.as_json()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.redis.memory_usage")
+    parser = argparse.ArgumentParser(prog="python -m bench.redis_memory", description=__doc__)
     parser.add_argument("--redis-url", required=True)
-    parser.add_argument("--conversations", type=int, default=1000)
-    parser.add_argument("--extra-messages", type=int, default=100)
+    parser.add_argument("--conversations", type=int, default=CONVERSATIONS)
+    parser.add_argument("--extra-messages", type=int, default=EXTRA_MESSAGES)
     args = parser.parse_args(argv)
     figures = asyncio.run(measure(args.redis_url, args.conversations, args.extra_messages))
     print(figures.report())

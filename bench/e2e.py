@@ -1,0 +1,877 @@
+"""Part 3: end-to-end throughput of ``escala serve`` on loopback, against a ceiling.
+
+Everything runs on 127.0.0.1 and stops by itself:
+
+* a fake Telegram Bot API (aiohttp, in this process) records every ``sendMessage``
+  with its ``time.monotonic()`` receive time and answers like Telegram does;
+* the server under test is a subprocess: the real ``python -m bot.cli serve`` with
+  ``[channels.telegram]`` in webhook mode, a secret token and ``api_base`` pointing
+  at the fake, on the memory store or on a dedicated ``redis-server`` (no
+  persistence, stopped by PID) -- or, for the ceiling, a bare aiohttp app (also a
+  subprocess: ``python -m bench.e2e ceiling``) that checks the secret, parses the
+  JSON and makes the same single ``sendMessage`` call with aiohttp before its 200;
+* simulated customers post Telegram updates (``X-Telegram-Bot-Api-Secret-Token``)
+  asking a KB question. Escala answers it and then asks "did this help?": two
+  ``sendMessage`` calls; the ceiling makes one.
+
+Figures:
+
+* **closed loop** (the maximum rate): N customers each send their messages one after
+  the other, the next only once the previous one is fully answered (every reply it
+  causes has reached the fake API). messages/s = customer messages fully answered
+  per second; latency = webhook POST start -> the *first* reply for that message
+  received at the fake API.
+* **open loop** at 80% of that maximum: messages are sent on a fixed schedule whatever
+  the answers do (each goes to an idle customer, a new one if none is idle), so
+  queueing shows in the p99 instead of slowing the generator down.
+
+Bounded: each phase stops at ``max_seconds`` or ``max_requests``, each message waits
+at most ``REPLY_TIMEOUT`` for its replies (then it counts as lost), and every process
+started here is stopped here. ``ESCALA_BENCH_PROFILE=DIR`` runs the servers under
+cProfile and writes ``DIR/<scenario>.prof``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import itertools
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+from aiohttp import web
+
+from bench.progress import Progress
+from bench.report import machine
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+TOKEN = "123456:BENCH-token"
+SECRET = "bench-secret_token-0123456789"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WEBHOOK_PATH = "/telegram/webhook"
+TOKEN_ENV = "ESCALA_BENCH_TG_TOKEN"
+SECRET_ENV = "ESCALA_BENCH_TG_SECRET"
+PROFILE_ENV = "ESCALA_BENCH_PROFILE"
+#: A tier-0 question of the packaged KB: answered directly, then "did this help?".
+QUESTION = "Qual o horário de atendimento de vocês?"
+CEILING_ANSWER = "Atendemos de segunda a sexta, das 8h às 20h."
+
+START_SECONDS = 30.0
+STOP_SECONDS = 20.0
+REPLY_TIMEOUT = 10.0
+#: After the calibration message's first reply, how long to wait for any further ones.
+SETTLE_SECONDS = 0.5
+
+FULL = {"customers": 50, "messages_per_customer": 400, "closed_seconds": 10.0, "open_seconds": 10.0}
+QUICK = {"customers": 4, "messages_per_customer": 5, "closed_seconds": 5.0, "open_seconds": 1.0}
+#: Open loop: unanswered messages at most (beyond, a due message is counted, not sent).
+MAX_IN_FLIGHT = 500
+MAX_SECONDS = 60.0
+MAX_REQUESTS = 20_000
+
+#: Issue 6 targets.
+TARGET_RATIO = 0.5
+TARGET_P99_MS = 50.0
+OPEN_LOOP_FRACTION = 0.8
+
+Server = Literal["escala", "ceiling"]
+StoreName = Literal["memory", "redis"]
+
+
+class Skipped(Exception):
+    """The scenario cannot run here; the message says why."""
+
+
+# --- the fake Telegram Bot API ------------------------------------------------------------
+
+
+class FakeTelegramApi:
+    """Records each ``sendMessage`` per chat with its monotonic receive time."""
+
+    def __init__(self) -> None:
+        self.times: dict[int, list[float]] = {}
+        self.calls = 0
+        self.other_calls = 0
+        self._waiting: dict[int, tuple[int, asyncio.Future[None]]] = {}
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        sock = socket.socket()
+        sock.bind((HOST, 0))
+        port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        self.url = f"http://{HOST}:{port}"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def count(self, chat: int) -> int:
+        return len(self.times.get(chat, ()))
+
+    async def wait(self, chat: int, count: int) -> list[float]:
+        """The chat's receive times once it has at least ``count`` of them."""
+        if self.count(chat) < count:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiting[chat] = (count, future)
+            try:
+                await future
+            finally:
+                self._waiting.pop(chat, None)
+        return self.times[chat]
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        received = time.monotonic()
+        method = request.match_info["method"]
+        fields = await request.post()
+        if method != "sendMessage":
+            self.other_calls += 1
+            return web.json_response({"ok": True, "result": True})
+        chat = int(str(fields["chat_id"]))
+        times = self.times.setdefault(chat, [])
+        times.append(received)
+        self.calls += 1
+        waiting = self._waiting.get(chat)
+        if waiting is not None and len(times) >= waiting[0] and not waiting[1].done():
+            waiting[1].set_result(None)
+        message = {
+            "message_id": next(self._ids),
+            "date": int(time.time()),
+            "chat": {"id": chat, "type": "private"},
+            "text": str(fields.get("text", "")),
+        }
+        return web.json_response({"ok": True, "result": message})
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def spawn(
+    command: Sequence[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` in the repository with its output in ``log`` (fork/exec only)."""
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_SECONDS) -> None:
+    """SIGTERM, then SIGKILL after ``timeout``: never leaves the process behind."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def _wait_port(process: subprocess.Popen[bytes], port: int, what: str, log: Path) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited early:\n{_tail(log)}")
+        try:
+            _, writer = await asyncio.open_connection(HOST, port)
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"{what} not listening after {START_SECONDS}s") from None
+            await asyncio.sleep(0.05)  # polling a process start-up, bounded above
+        else:
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
+async def _wait_healthz(
+    session: aiohttp.ClientSession, process: subprocess.Popen[bytes], url: str, log: Path
+) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{_tail(log)}")
+        try:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
+                if response.status == 200:
+                    return
+        except (aiohttp.ClientError, TimeoutError):
+            pass
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"{url} not healthy after {START_SECONDS}s:\n{_tail(log)}")
+        await asyncio.sleep(0.1)  # polling a process start-up, bounded above
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@contextlib.asynccontextmanager
+async def redis_server(directory: Path) -> AsyncIterator[Running]:
+    """A dedicated ``redis-server`` on a free loopback port, no persistence."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise Skipped("redis-server not found on PATH")
+    port = free_port()
+    log = directory / "redis.log"
+    process = spawn(
+        [
+            binary,
+            "--port", str(port),
+            "--bind", HOST,
+            "--dir", str(directory),
+            "--save", "",
+            "--appendonly", "no",
+        ],
+        log,
+    )  # fmt: skip
+    try:
+        await _wait_port(process, port, "redis-server", log)
+        yield Running(f"redis://{HOST}:{port}/0", process.pid)
+    finally:
+        stop_process(process)
+
+
+ESCALA_CONFIG = """\
+[store]
+backend = "{backend}"
+{url}
+
+[server]
+host = "{host}"
+port = {port}
+
+[channels.telegram]
+mode = "webhook"
+token_env = "{token_env}"
+secret_token_env = "{secret_env}"
+webhook_path = "{path}"
+api_base = "{api}"
+"""
+
+
+def _server_command(
+    server: Server, name: str, directory: Path, port: int, api: str, redis_url: str | None
+) -> list[str]:
+    if server == "ceiling":
+        module = ["bench.e2e", "ceiling", "--port", str(port), "--api", api]
+    else:
+        config = directory / "escala.toml"
+        config.write_text(
+            ESCALA_CONFIG.format(
+                backend="redis" if redis_url else "memory",
+                url=f'url = "{redis_url}"' if redis_url else "",
+                host=HOST,
+                port=port,
+                token_env=TOKEN_ENV,
+                secret_env=SECRET_ENV,
+                path=WEBHOOK_PATH,
+                api=api,
+            ),
+            encoding="utf-8",
+        )
+        module = ["bot.cli", "serve", "--config", str(config), "--host", HOST, "--port", str(port)]
+    profile = os.environ.get(PROFILE_ENV)
+    if profile:
+        Path(profile).mkdir(parents=True, exist_ok=True)
+        out = str(Path(profile).resolve() / f"{name}.prof")
+        return [sys.executable, "-m", "cProfile", "-o", out, "-m", *module]
+    return [sys.executable, "-m", *module]
+
+
+@contextlib.asynccontextmanager
+async def server_process(
+    server: Server,
+    name: str,
+    directory: Path,
+    api: str,
+    session: aiohttp.ClientSession,
+    redis_url: str | None = None,
+) -> AsyncIterator[Running]:
+    """The server under test as a subprocess; yields its webhook URL once healthy."""
+    port = free_port()
+    log = directory / f"{name}.log"
+    env = {**os.environ, TOKEN_ENV: TOKEN, SECRET_ENV: SECRET}
+    command = _server_command(server, name, directory, port, api, redis_url)
+    process = spawn(command, log, env=env)
+    try:
+        await _wait_healthz(session, process, f"http://{HOST}:{port}/healthz", log)
+        yield Running(f"http://{HOST}:{port}{WEBHOOK_PATH}", process.pid)
+    finally:
+        await asyncio.to_thread(stop_process, process)
+        if process.returncode not in (0, -signal.SIGTERM):
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{_tail(log)}")
+
+
+@dataclass(frozen=True)
+class Running:
+    url: str
+    pid: int
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used by the given processes and by this one (the generator and the fake API)."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self.generator = time.process_time()
+
+    def ms_per(self, messages: int) -> dict[str, float | None]:
+        n = max(messages, 1)
+        out: dict[str, float | None] = {}
+        for name, pid in self.pids.items():
+            before, now = self.start[name], cpu_seconds(pid)
+            out[f"{name}_cpu_ms"] = (
+                None if before is None or now is None else round(1000 * (now - before) / n, 3)
+            )
+        out["generator_and_fake_api_cpu_ms"] = round(
+            1000 * (time.process_time() - self.generator) / n, 3
+        )
+        return out
+
+
+async def _redis_commands(url: str | None) -> int:
+    """Commands the Redis server has executed so far (``INFO commandstats``)."""
+    if url is None:
+        return 0
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url)
+    try:
+        stats = await client.info("commandstats")
+    finally:
+        await client.aclose()
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+# --- the load generator ---------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """What one closed- or open-loop phase measured."""
+
+    latencies: list[float] = field(default_factory=list)  # seconds, first reply
+    answered: int = 0
+    sent: int = 0
+    lost: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    started: float = 0.0
+    finished: float = 0.0
+    max_lag: float = 0.0  # open loop: how late the generator sent, at worst
+    overload: int = 0  # open loop: not sent, too many unanswered already
+
+    def error(self, kind: str) -> None:
+        self.lost += 1
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def summary(self) -> dict[str, Any]:
+        elapsed = max(self.finished - self.started, 1e-9)
+        ordered = sorted(self.latencies)
+        return {
+            "sent": self.sent,
+            "answered": self.answered,
+            "lost": self.lost,
+            "not_sent_overload": self.overload,
+            "errors": dict(self.errors),
+            "seconds": round(elapsed, 3),
+            "messages_per_second": round(self.answered / elapsed, 1),
+            "p50_ms": _ms(percentile(ordered, 0.50)),
+            "p99_ms": _ms(percentile(ordered, 0.99)),
+            "max_ms": _ms(ordered[-1] if ordered else None),
+        }
+
+
+def percentile(ordered: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile of an already sorted sequence (None when empty)."""
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+def update(update_id: int, chat: int, text: str = QUESTION) -> bytes:
+    """A private-chat text message update, as Telegram posts it to a webhook."""
+    user = {"id": chat, "is_bot": False, "first_name": "Cliente", "language_code": "pt-br"}
+    message = {
+        "message_id": update_id,
+        "date": int(time.time()),
+        "chat": {"id": chat, "type": "private", "first_name": "Cliente"},
+        "from": user,
+        "text": text,
+    }
+    return json.dumps({"update_id": update_id, "message": message}).encode()
+
+
+HEADERS = {SECRET_HEADER: SECRET, "Content-Type": "application/json"}
+
+
+class Generator:
+    """Simulated customers posting webhooks and waiting for replies at the fake API."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        fake: FakeTelegramApi,
+        url: str,
+        *,
+        first_chat: int,
+        replies_per_message: int = 1,
+    ) -> None:
+        self.session = session
+        self.fake = fake
+        self.url = url
+        self.replies = replies_per_message
+        self._updates = itertools.count(1)
+        self._chats = itertools.count(first_chat)
+
+    def new_customer(self) -> int:
+        return next(self._chats)
+
+    async def message(self, chat: int, phase: Phase | None) -> None:
+        """One customer message: POST, then wait until all its replies arrived."""
+        before = self.fake.count(chat)
+        body = update(next(self._updates), chat)
+        if phase is not None:
+            phase.sent += 1
+        start = time.monotonic()
+        try:
+            async with self.session.post(self.url, data=body, headers=HEADERS) as response:
+                await response.read()
+                if response.status != 200:
+                    raise _Lost(f"http {response.status}")
+            async with asyncio.timeout(REPLY_TIMEOUT):
+                times = await self.fake.wait(chat, before + self.replies)
+        except _Lost as e:
+            if phase is None:
+                raise RuntimeError(f"warm-up message not answered: {e}") from None
+            phase.error(str(e))
+            return
+        except (aiohttp.ClientError, TimeoutError) as e:
+            if phase is None:
+                raise RuntimeError(f"warm-up message not answered: {e!r}") from e
+            phase.error(type(e).__name__)
+            return
+        if phase is not None:
+            phase.latencies.append(times[before] - start)
+            phase.answered += 1
+
+    async def calibrate(self) -> int:
+        """How many ``sendMessage`` calls one question causes (escala: answer + survey)."""
+        chat = self.new_customer()
+        self.replies = 1
+        await self.message(chat, None)
+        await asyncio.sleep(SETTLE_SECONDS)  # any further replies of the same message
+        self.replies = self.fake.count(chat)
+        return self.replies
+
+    async def closed_loop(
+        self, customers: Sequence[int], messages: int, seconds: float, max_requests: int
+    ) -> Phase:
+        """Each customer sends up to ``messages``, one at a time; none starts after
+        ``seconds`` or once ``max_requests`` were sent."""
+        phase = Phase()
+        deadline = time.monotonic() + seconds
+        budget = itertools.count()
+
+        async def customer(chat: int) -> None:
+            for _ in range(messages):
+                if time.monotonic() >= deadline or next(budget) >= max_requests:
+                    return
+                await self.message(chat, phase)
+
+        phase.started = time.monotonic()
+        await asyncio.gather(*(customer(c) for c in customers))
+        phase.finished = time.monotonic()
+        return phase
+
+    async def open_loop(
+        self, rate: float, count: int, max_seconds: float, idle: Sequence[int], max_in_flight: int
+    ) -> Phase:
+        """``count`` messages at ``rate``/s on a fixed schedule, each to an idle customer.
+        A message due while ``max_in_flight`` are unanswered is not sent (``overload``):
+        the generator stays bounded when the server cannot keep up."""
+        phase = Phase()
+        ready: deque[int] = deque(idle)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def one(chat: int) -> None:
+            try:
+                await self.message(chat, phase)
+            finally:
+                ready.append(chat)
+
+        phase.started = start = time.monotonic()
+        deadline = start + max_seconds
+        for i in range(count):
+            due = start + i / rate
+            now = time.monotonic()
+            if due >= deadline:
+                break
+            if due > now:
+                await asyncio.sleep(due - now)
+            else:
+                phase.max_lag = max(phase.max_lag, now - due)
+            if len(tasks) >= max_in_flight:
+                phase.overload += 1
+                continue
+            chat = ready.popleft() if ready else self.new_customer()
+            task = asyncio.create_task(one(chat))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.wait(tasks, timeout=REPLY_TIMEOUT + 5)
+        phase.finished = time.monotonic()
+        for task in tasks:  # only if the waits above overran: counted as lost
+            task.cancel()
+        return phase
+
+
+class _Lost(Exception):
+    pass
+
+
+# --- scenarios --------------------------------------------------------------------------------
+
+
+async def _scenario(
+    server: Server,
+    *,
+    store: StoreName | None,
+    customers: int,
+    messages_per_customer: int,
+    rate: float | None,
+    closed_seconds: float,
+    open_seconds: float,
+    max_seconds: float,
+    max_requests: int,
+    progress: Progress,
+) -> dict[str, Any]:
+    name = "ceiling" if server == "ceiling" else f"escala-{store}"
+    fake = FakeTelegramApi()
+    await fake.start()
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=REPLY_TIMEOUT)
+    try:
+        async with (
+            aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
+            contextlib.AsyncExitStack() as stack,
+        ):
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="e2e-")))
+            redis = None
+            if store == "redis":
+                redis = await stack.enter_async_context(redis_server(directory))
+            redis_url = redis.url if redis is not None else None
+            target = await stack.enter_async_context(
+                server_process(server, name, directory, fake.url, session, redis_url)
+            )
+            generator = Generator(session, fake, target.url, first_chat=1_000_000)
+            replies = await generator.calibrate()
+            progress.say(f"[e2e {name}] up; one question causes {replies} sendMessage call(s)")
+            people = [generator.new_customer() for _ in range(customers)]
+            await asyncio.gather(*(generator.message(c, None) for c in people))  # warm-up
+
+            pids = {"server": target.pid, **({"redis": redis.pid} if redis else {})}
+            cpu = CpuMeter(pids)
+            commands = await _redis_commands(redis_url)
+            closed = await generator.closed_loop(
+                people, messages_per_customer, min(closed_seconds, max_seconds), max_requests
+            )
+            cpu_ms = cpu.ms_per(closed.answered)
+            if redis_url is not None:
+                count = await _redis_commands(redis_url) - commands
+                cpu_ms["redis_commands_per_message"] = round(count / max(closed.answered, 1), 1)
+            result: dict[str, Any] = {
+                "server": server,
+                "store": store,
+                "replies_per_message": replies,
+                "customers": customers,
+                "messages_per_customer": messages_per_customer,
+                "closed_loop": closed.summary(),
+                "closed_loop_cost_per_message": cpu_ms,
+            }
+            summary = result["closed_loop"]
+            progress.say(
+                f"[e2e {name}] closed loop: {summary['messages_per_second']} msg/s, "
+                f"p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, lost {closed.lost}"
+            )
+            max_rate = closed.answered / max(closed.finished - closed.started, 1e-9)
+            target_rate = rate if rate is not None else OPEN_LOOP_FRACTION * max_rate
+            if target_rate > 0:
+                count = min(max_requests, max(1, round(target_rate * open_seconds)))
+                opened = await generator.open_loop(
+                    target_rate, count, max_seconds, people, max_in_flight=MAX_IN_FLIGHT
+                )
+                result["open_loop"] = {
+                    "target_rate": round(target_rate, 1),
+                    "fraction_of_max": round(target_rate / max_rate, 3) if max_rate else None,
+                    "generator_max_lag_ms": _ms(opened.max_lag),
+                    **opened.summary(),
+                }
+                summary = result["open_loop"]
+                progress.say(
+                    f"[e2e {name}] open loop at {summary['target_rate']} msg/s: "
+                    f"{summary['messages_per_second']} msg/s, p50 {summary['p50_ms']} ms, "
+                    f"p99 {summary['p99_ms']} ms, lost {opened.lost}"
+                )
+            result["fake_api_calls"] = {"sendMessage": fake.calls, "other": fake.other_calls}
+    finally:
+        await fake.close()
+    return result
+
+
+async def run_e2e(
+    *,
+    store: StoreName,
+    customers: int,
+    messages_per_customer: int,
+    rate: float | None = None,
+    closed_seconds: float = 10.0,
+    open_seconds: float = 5.0,
+    max_seconds: float = MAX_SECONDS,
+    max_requests: int = MAX_REQUESTS,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """``escala serve`` on ``store``: the closed loop (maximum rate), then an open loop
+    at ``rate`` messages/s (None: 80% of the measured maximum; 0: no open loop).
+    Raises :class:`Skipped` for Redis without ``redis-server``."""
+    return await _scenario(
+        "escala",
+        store=store,
+        customers=customers,
+        messages_per_customer=messages_per_customer,
+        rate=rate,
+        closed_seconds=closed_seconds,
+        open_seconds=open_seconds,
+        max_seconds=max_seconds,
+        max_requests=max_requests,
+        progress=progress or Progress(),
+    )
+
+
+async def run_ceiling(
+    *,
+    customers: int,
+    messages_per_customer: int,
+    rate: float | None = None,
+    closed_seconds: float = 10.0,
+    open_seconds: float = 5.0,
+    max_seconds: float = MAX_SECONDS,
+    max_requests: int = MAX_REQUESTS,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The same generator against the bare aiohttp app (one ``sendMessage`` per update)."""
+    return await _scenario(
+        "ceiling",
+        store=None,
+        customers=customers,
+        messages_per_customer=messages_per_customer,
+        rate=rate,
+        closed_seconds=closed_seconds,
+        open_seconds=open_seconds,
+        max_seconds=max_seconds,
+        max_requests=max_requests,
+        progress=progress or Progress(),
+    )
+
+
+async def _run_all(quick: bool, progress: Progress) -> dict[str, Any]:
+    size = QUICK if quick else FULL
+    common: dict[str, Any] = {
+        "customers": int(size["customers"]),
+        "messages_per_customer": int(size["messages_per_customer"]),
+        "closed_seconds": float(size["closed_seconds"]),
+        "open_seconds": float(size["open_seconds"]),
+        "progress": progress,
+    }
+    scenarios: dict[str, dict[str, Any]] = {"ceiling": await run_ceiling(**common)}
+    stores: tuple[StoreName, ...] = ("memory", "redis")
+    for store in stores:
+        try:
+            scenarios[f"escala-{store}"] = await run_e2e(store=store, **common)
+        except Skipped as e:
+            progress.say(f"[e2e escala-{store}] skipped: {e}")
+            scenarios[f"escala-{store}"] = {"skipped": str(e)}
+    ceiling = scenarios["ceiling"]["closed_loop"]["messages_per_second"]
+    for result in scenarios.values():
+        if "closed_loop" in result:
+            rate = result["closed_loop"]["messages_per_second"]
+            result["ratio_to_ceiling"] = round(rate / ceiling, 3) if ceiling else None
+    return {
+        "machine": machine(),
+        "quick": quick,
+        "limits": {"max_seconds": MAX_SECONDS, "max_requests": MAX_REQUESTS},
+        "question": QUESTION,
+        "scenarios": scenarios,
+        "targets": targets(scenarios),
+    }
+
+
+def targets(scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Issue 6: Redis at >= 50% of the ceiling; p99 <= 50 ms at 80% of the max rate."""
+    redis = scenarios.get("escala-redis", {})
+    if "closed_loop" not in redis:
+        return {"skipped": redis.get("skipped", "no Redis run")}
+    ratio = redis.get("ratio_to_ceiling")
+    p99 = redis.get("open_loop", {}).get("p99_ms")
+    return {
+        "ratio_to_ceiling": ratio,
+        "ratio_target": TARGET_RATIO,
+        "ratio_met": ratio is not None and ratio >= TARGET_RATIO,
+        "open_loop_p99_ms": p99,
+        "p99_target_ms": TARGET_P99_MS,
+        "p99_met": p99 is not None and p99 <= TARGET_P99_MS,
+    }
+
+
+def run_all(quick: bool, progress: Progress | None = None) -> dict[str, Any]:
+    """Ceiling, then ``escala serve`` on the memory and the Redis store; JSON-able."""
+    return asyncio.run(_run_all(quick, progress or Progress()))
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The results as a Markdown table (README-ready)."""
+    m = result["machine"]
+    lines = [
+        "### End-to-end throughput (`escala serve`, Telegram webhooks on loopback)",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}. "
+        f"Mode: {'quick sample' if result.get('quick') else 'full'}.",
+        "",
+        "| server | replies/msg | customers | msg/s (closed loop) | p50 | p99 | vs ceiling "
+        "| open loop rate | open p50 | open p99 | lost |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in result["scenarios"].items():
+        if "skipped" in r:
+            lines.append(f"| {name} | skipped: {r['skipped']} |||||||||")
+            continue
+        c, o = r["closed_loop"], r.get("open_loop", {})
+        ratio = r.get("ratio_to_ceiling")
+        lines.append(
+            f"| {name} | {r['replies_per_message']} | {r['customers']} "
+            f"| {c['messages_per_second']} | {c['p50_ms']} ms | {c['p99_ms']} ms "
+            f"| {'–' if ratio is None else f'{100 * ratio:.0f}%'} "
+            f"| {o.get('messages_per_second', '–')} ({o.get('target_rate', '–')} asked) "
+            f"| {o.get('p50_ms', '–')} ms | {o.get('p99_ms', '–')} ms "
+            f"| {c['lost'] + o.get('lost', 0)} |"
+        )
+    t = result["targets"]
+    if "skipped" not in t:
+        lines += [
+            "",
+            f"Targets (Redis): {100 * (t['ratio_to_ceiling'] or 0):.0f}% of the ceiling "
+            f"(target ≥ {100 * TARGET_RATIO:.0f}%: {'met' if t['ratio_met'] else 'NOT met'}); "
+            f"p99 {t['open_loop_p99_ms']} ms at {100 * OPEN_LOOP_FRACTION:.0f}% of the max rate "
+            f"(target ≤ {TARGET_P99_MS:.0f} ms: {'met' if t['p99_met'] else 'NOT met'}).",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# --- the ceiling: a bare aiohttp app ------------------------------------------------------------
+
+
+def ceiling_app(api: str, token: str, secret: str) -> web.Application:
+    """Checks the secret, parses the update and makes one ``sendMessage`` call."""
+    client: web.AppKey[aiohttp.ClientSession] = web.AppKey("client", aiohttp.ClientSession)
+    send_url = f"{api}/bot{token}/sendMessage"
+    expected = secret.encode()
+
+    async def webhook(request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.Response(status=403, text="forbidden\n")
+        try:
+            payload = await request.json()
+            chat = int(payload["message"]["chat"]["id"])
+        except (ValueError, KeyError, TypeError):
+            return web.Response(status=400, text="expected a JSON update\n")
+        fields = {"chat_id": str(chat), "text": CEILING_ANSWER}
+        async with request.app[client].post(send_url, data=fields) as response:
+            await response.read()
+            if response.status != 200:
+                return web.Response(status=502, text="send failed\n")
+        return web.Response(text="ok\n")
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def session(app: web.Application) -> AsyncIterator[None]:
+        app[client] = aiohttp.ClientSession()
+        yield
+        await app[client].close()
+
+    app = web.Application()
+    app.router.add_post(WEBHOOK_PATH, webhook)
+    app.router.add_get("/healthz", healthz)
+    app.cleanup_ctx.append(session)
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    ceiling = sub.add_parser("ceiling", help="serve the bare ceiling app (used by the bench)")
+    ceiling.add_argument("--port", type=int, required=True)
+    ceiling.add_argument("--api", required=True, help="the (fake) Bot API base URL")
+    parser.add_argument("--quick", action="store_true", help="a tiny run (smoke)")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.command == "ceiling":
+        app = ceiling_app(args.api, os.environ[TOKEN_ENV], os.environ[SECRET_ENV])
+        web.run_app(app, host=HOST, port=args.port, print=None, access_log=None)
+        return 0
+    result = run_all(args.quick)
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Issue 6 part 3 on a tiny load: the end-to-end benchmark runs, loses nothing and
+leaves no process behind. No assertion on speed (a shared CI machine)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.e2e import StoreName, markdown, run_ceiling, run_e2e
+from bench.progress import Progress
+
+CUSTOMERS = 3
+MESSAGES = 3
+OPEN_RATE = 20.0
+OPEN_SECONDS = 0.5
+
+
+def _children() -> set[int]:
+    """Live child processes of this one (Linux ``/proc``)."""
+    me = str(os.getpid())
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[1] == me and fields[0] != "Z":
+            children.add(int(stat.parent.name))
+    return children
+
+
+def _stores() -> list[Any]:
+    """Redis too when ``redis-server`` is there; in CI it must be (never skipped)."""
+    missing = shutil.which("redis-server") is None and os.environ.get("CI") != "true"
+    skip = pytest.mark.skipif(missing, reason="redis-server is not installed")
+    return ["memory", pytest.param("redis", marks=skip)]
+
+
+@pytest.mark.parametrize("store", _stores())
+async def test_e2e_tiny_load_every_message_is_answered(store: StoreName) -> None:
+    before = _children()
+    result = await run_e2e(
+        store=store,
+        customers=CUSTOMERS,
+        messages_per_customer=MESSAGES,
+        rate=OPEN_RATE,
+        closed_seconds=15.0,
+        open_seconds=OPEN_SECONDS,
+        max_seconds=15.0,
+        progress=Progress(quiet=True),
+    )
+    assert _children() == before  # the server (and redis-server) stopped
+
+    assert result["replies_per_message"] == 2  # the KB answer, then "did this help?"
+    closed = result["closed_loop"]
+    assert closed["sent"] == closed["answered"] == CUSTOMERS * MESSAGES
+    assert closed["lost"] == 0 and closed["errors"] == {}
+    assert closed["messages_per_second"] > 0
+    assert 0 < closed["p50_ms"] <= closed["p99_ms"] <= closed["max_ms"]
+    opened = result["open_loop"]
+    assert opened["sent"] == opened["answered"] == round(OPEN_RATE * OPEN_SECONDS)
+    assert opened["lost"] == 0 and opened["not_sent_overload"] == 0
+    assert 0 < opened["p50_ms"] <= opened["p99_ms"]
+    # No reply lost or duplicated: calibration + warm-up + both phases, two replies each.
+    messages = 1 + CUSTOMERS + closed["sent"] + opened["sent"]
+    assert result["fake_api_calls"] == {"sendMessage": 2 * messages, "other": 0}
+    cost = result["closed_loop_cost_per_message"]
+    assert cost["server_cpu_ms"] is None or cost["server_cpu_ms"] > 0
+    if store == "redis":
+        assert cost["redis_commands_per_message"] > 0
+
+    table = markdown(
+        {
+            "machine": {"cpu": "cpu", "cores": 2, "python": "3.11"},
+            "quick": True,
+            "scenarios": {f"escala-{store}": {**result, "ratio_to_ceiling": 0.5}},
+            "targets": {"skipped": "no ceiling in this test"},
+        }
+    )
+    assert f"| escala-{store} | 2 | {CUSTOMERS} |" in table
+
+
+async def test_ceiling_app_answers_each_webhook_with_one_send() -> None:
+    before = _children()
+    result = await run_ceiling(
+        customers=CUSTOMERS,
+        messages_per_customer=MESSAGES,
+        rate=0,  # no open loop
+        closed_seconds=15.0,
+        max_seconds=15.0,
+        progress=Progress(quiet=True),
+    )
+    assert _children() == before
+    assert result["replies_per_message"] == 1 and "open_loop" not in result
+    closed = result["closed_loop"]
+    assert closed["sent"] == closed["answered"] == CUSTOMERS * MESSAGES
+    assert closed["lost"] == 0 and closed["messages_per_second"] > 0
+    assert result["fake_api_calls"]["sendMessage"] == 1 + CUSTOMERS + closed["sent"]
