@@ -35,6 +35,7 @@ from bot.models import (
 from bot.outbox import Outbox, Workspaces
 from bot.settings import BusinessHours, EngineSettings
 from bot.store import Lease, Store
+from bot.store.base import TurnStart
 from bot.tickets import Tickets
 from bot.triage import Triage, TriageContext
 from bot.turn import Outcome, Turn
@@ -94,21 +95,25 @@ class Engine:
         key = f"in:{inbound.channel}:{inbound.provider_message_id}"
         conversation_id = stable_id("cnv", inbound.channel, inbound.address)
         settings = self.parts.settings
+        identity = Identity(inbound.channel, inbound.address)
         async with self.store.lock(conversation_id, settings.lock_ttl_seconds) as lease:
-            if await self.store.is_seen(key):
+            start = await self.store.turn_start(key, identity, conversation_id)
+            if start.seen:
                 log.info(
                     "duplicate %s message %s dropped", inbound.channel, inbound.provider_message_id
                 )
                 return Outcome.DUPLICATE
-            turn = await self._begin(conversation_id, inbound, lease)
+            turn = await self._begin(conversation_id, inbound, lease, start)
             outcome = await turn.run()
             await self.store.save_conversation(turn.conversation, lease)
             await self.store.mark_seen(key, settings.dedupe_ttl_seconds)
             return outcome
 
-    async def _begin(self, conversation_id: str, inbound: InboundMessage, lease: Lease) -> Turn:
+    async def _begin(
+        self, conversation_id: str, inbound: InboundMessage, lease: Lease, start: TurnStart
+    ) -> Turn:
         identity = Identity(inbound.channel, inbound.address)
-        contact = await self.store.find_contact(identity)
+        contact = start.contact
         now = inbound.received_at
         if contact is None:
             contact = Contact(
@@ -118,7 +123,12 @@ class Engine:
                 name=inbound.name,
             )
             await self.store.save_contact(contact)
-        conversation = await self.store.get_conversation(conversation_id)
+        elif contact.unreachable:
+            # They wrote to us, so the channel reaches them again (e.g. a Telegram user
+            # who had blocked the bot and unblocked it).
+            contact = replace(contact, unreachable=False)
+            await self.store.save_contact(contact)
+        conversation = start.conversation
         if conversation is None:
             conversation = Conversation(
                 id=conversation_id,
@@ -147,7 +157,15 @@ class Engine:
             channel=inbound.channel,
             message_id=message.id,
         )
-        return Turn(self, replace(conversation, updated_at=now), contact, inbound, message, lease)
+        return Turn(
+            self,
+            replace(conversation, updated_at=now),
+            contact,
+            inbound,
+            message,
+            lease,
+            start.open_ticket,
+        )
 
     # -- used by turns and by the desk ------------------------------------------------
 

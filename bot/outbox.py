@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from bot.clock import Clock, Ids
 from bot.errors import DeliveryError
 from bot.models import (
+    Contact,
     Conversation,
     Direction,
     Event,
@@ -45,7 +46,13 @@ class Outbox:
         *,
         direction: Direction = Direction.BOT,
         author: str = "",
+        contact: Contact | None = None,
     ) -> None:
+        """Record ``message`` in the transcript, then deliver it (or record why not).
+
+        ``contact``: the conversation's contact when the caller has just read it (a
+        turn does, under the conversation's lock), saving a store round trip.
+        """
         record = Message(
             id=self._ids.new("msg"),
             conversation_id=conversation.id,
@@ -55,7 +62,8 @@ class Outbox:
             author=author,
         )
         await self._store.append_message(record)
-        contact = await self._store.get_contact(conversation.contact_id)
+        if contact is None or contact.id != conversation.contact_id:
+            contact = await self._store.get_contact(conversation.contact_id)
         if contact is not None and (contact.opted_out or contact.unreachable):
             why = "opted out" if contact.opted_out else "unreachable"
             await self._failed(conversation, record, f"not sent: contact {why}")

@@ -66,8 +66,10 @@ class Turn:
         inbound: InboundMessage,
         message: Message,
         lease: Lease,
+        open_ticket: Ticket | None,
     ) -> None:
         self.engine = engine
+        self.open_ticket = open_ticket
         self.conversation = conversation
         self.contact = contact
         self.inbound = inbound
@@ -98,7 +100,9 @@ class Turn:
         choices = tuple(Choice(o.id, o.label) for o in options)
         if choices:
             self.conversation = replace(self.conversation, pending_choices=choices)
-        await self.parts.outbox.send(self.conversation, OutboundMessage(text, choices))
+        await self.parts.outbox.send(
+            self.conversation, OutboundMessage(text, choices), contact=self.contact
+        )
 
     async def add_tags(self, tags: Sequence[str]) -> None:
         merged = tuple(dict.fromkeys((*self.conversation.tags, *tags)))
@@ -151,7 +155,7 @@ class Turn:
         # and saving the conversation leaves a queued ticket the conversation does not
         # point to, and this message must still go to that ticket (issue 3).
         conversation = self.conversation
-        ticket = await self.engine.store.open_ticket_of(conversation.id)
+        ticket = self.open_ticket  # read with the rest of the turn's start (Store.turn_start)
         if ticket is not None:
             self.conversation = replace(conversation, ticket_id=ticket.id, last_ticket_id=ticket.id)
             return await self._relay(ticket)

@@ -56,6 +56,7 @@ overflow is dropped). ``transcript()`` reads archive then hot in one script.
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
@@ -75,7 +76,7 @@ from bot.models import (
     TicketState,
 )
 from bot.store import lua
-from bot.store.base import ChangeError, Lease, Store, TicketChange
+from bot.store.base import ChangeError, Lease, Store, TicketChange, TurnStart
 from bot.store.codec import format_datetime, from_json, to_json
 
 P = ParamSpec("P")
@@ -91,6 +92,7 @@ UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_HOT_MESSAGES = 500
 DEFAULT_ARCHIVE_MESSAGES = 5000
 DEFAULT_CONVERSATION_EVENTS = 2000
+INDEXED_CACHE = 100_000  # conversation ids remembered as address-indexed, per process
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -231,6 +233,10 @@ class RedisStore(Store):
         self._scripts = {
             name: client.register_script(source) for name, source in lua.SCRIPTS.items()
         }
+        # Conversations whose address index this process has written: the index never
+        # changes, so it is written once per process, not on every save (a round trip
+        # per customer message saved).
+        self._indexed: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     def from_url(
@@ -332,9 +338,15 @@ class RedisStore(Store):
             raise LockLost(conversation.id, lease.token)
         # The address index lives in another slot; written after a fenced save, and
         # idempotent (a conversation never changes channel or address).
+        if conversation.id in self._indexed:
+            self._indexed.move_to_end(conversation.id)
+            return
         await self.redis.set(
             self.keys.address(conversation.channel, conversation.address), conversation.id
         )
+        self._indexed[conversation.id] = None
+        if len(self._indexed) > INDEXED_CACHE:
+            self._indexed.popitem(last=False)
 
     # -- transcript and events --------------------------------------------------
 
@@ -415,6 +427,48 @@ class RedisStore(Store):
             [self.keys.desk, conversation_id],
         )
         return None if raw is None else from_json(Ticket, raw)
+
+    @_reachable
+    async def turn_start(
+        self, seen_key: str, identity: Identity, conversation_id: str
+    ) -> TurnStart:
+        # One pipelined round trip for the four reads (not a transaction: the keys live
+        # in different slots; under the conversation's lock nothing else writes the
+        # conversation, and the other reads are each atomic), then the contact itself.
+        script = self._scripts["open_ticket_of"]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(self.keys.seen(seen_key))
+            pipe.get(self.keys.identity(identity))
+            pipe.get(self.keys.conversation(conversation_id))
+            pipe.evalsha(
+                script.sha,
+                2,
+                self.keys.tickets,
+                self.keys.open_by_conversation,
+                self.keys.desk,
+                conversation_id,
+            )
+            seen, contact_id, raw_conversation, raw_ticket = await pipe.execute(
+                raise_on_error=False
+            )
+        for reply in (seen, contact_id, raw_conversation):
+            if isinstance(reply, Exception):
+                raise reply
+        if isinstance(raw_ticket, redis.exceptions.NoScriptError):
+            ticket = await self.open_ticket_of(conversation_id)  # loads the script
+        elif isinstance(raw_ticket, Exception):
+            raise raw_ticket
+        else:
+            ticket = None if raw_ticket is None else from_json(Ticket, raw_ticket)
+        contact = None if contact_id is None else await self.get_contact(_text(contact_id))
+        return TurnStart(
+            seen=bool(seen),
+            contact=contact,
+            conversation=None
+            if raw_conversation is None
+            else from_json(Conversation, raw_conversation),
+            open_ticket=ticket,
+        )
 
     @_reachable
     async def get_ticket(self, ticket_id: str) -> Ticket | None:

@@ -179,7 +179,6 @@ class TelegramChannel:
         text = message.text
         if text.split(maxsplit=1)[0].split("@")[0] == "/start":
             text = "/start"  # a deep-link payload or @botname suffix: still the greeting
-        await self._reachable_again(address)
         await self.escala.engine.handle(
             InboundMessage(
                 channel=CHANNEL,
@@ -234,12 +233,6 @@ class TelegramChannel:
             address, OutboundMessage(i18n.text("unsupported_media", locale)), locale
         )
         await self.store.mark_seen(key, self.escala.engine.parts.settings.dedupe_ttl_seconds)
-
-    async def _reachable_again(self, address: str) -> None:
-        """They wrote to us, so they no longer block the bot."""
-        contact = await self.store.find_contact(Identity(CHANNEL, address))
-        if contact is not None and contact.unreachable:
-            await self.store.save_contact(replace(contact, unreachable=False))
 
     def _answer_callback(self, query_id: str) -> None:
         async def answer() -> None:

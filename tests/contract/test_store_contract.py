@@ -33,6 +33,7 @@ from bot.models import (
     TicketState,
 )
 from bot.store import ChangeError, Lease, MemoryStore, Store
+from bot.store.base import TurnStart
 from bot.store.codec import from_json
 from bot.store.redis import Keys, RedisStore
 from flows.position import FlowPosition
@@ -434,6 +435,43 @@ async def test_open_ticket_of_follows_the_ticket_from_open_to_resolved(store: St
     assert await store.open_ticket_of(opened.conversation_id) is None
     await store.record_csat("tkt_1", 5)
     assert await store.open_ticket_of(opened.conversation_id) is None
+
+
+async def test_turn_start_reads_what_the_four_single_reads_read(store: Store) -> None:
+    """The engine's batched start of a turn gives the same answers as the single reads."""
+    identity = Identity("telegram", "42")
+    empty = await store.turn_start("in:telegram:u1", identity, "cnv_tkt_1")
+    assert empty == TurnStart(seen=False, contact=None, conversation=None, open_ticket=None)
+
+    contact = Contact(id="ct_1", identities=(identity,), locale="en", name="Ana")
+    await store.save_contact(contact)
+    lease = await store.try_lock("cnv_tkt_1", 30.0)
+    assert lease is not None
+    saved = conversation("cnv_tkt_1")
+    await store.save_conversation(saved, lease)
+    await store.mark_seen("in:telegram:u1", 60)
+    opened = ticket("tkt_1")
+    await store.open_ticket(opened)
+
+    start = await store.turn_start("in:telegram:u1", identity, "cnv_tkt_1")
+    assert start == TurnStart(seen=True, contact=contact, conversation=saved, open_ticket=opened)
+    other = await store.turn_start("in:telegram:u2", Identity("sms", "+1"), "cnv_other")
+    assert other == TurnStart(seen=False, contact=None, conversation=None, open_ticket=None)
+    claimed = await store.claim("tkt_1", "ana", at(1))
+    start = await store.turn_start("in:telegram:u2", identity, "cnv_tkt_1")
+    assert start.open_ticket == claimed.ticket and not start.seen
+
+
+async def test_redis_turn_start_survives_a_script_cache_flush(redis_store: RedisStore) -> None:
+    """After a Redis restart or SCRIPT FLUSH the pipelined EVALSHA gets NOSCRIPT."""
+    opened = ticket("tkt_1")
+    await redis_store.open_ticket(opened)
+    await redis_store.redis.script_flush()
+
+    start = await redis_store.turn_start("in:x", Identity("telegram", "42"), "cnv_tkt_1")
+
+    assert start.open_ticket == opened
+    assert await redis_store.open_ticket_of("cnv_tkt_1") == opened
 
 
 async def test_open_ticket_of_is_the_conversations_newest_open_ticket(store: Store) -> None:
