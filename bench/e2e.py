@@ -784,12 +784,12 @@ def markdown(result: dict[str, Any]) -> str:
         f"Mode: {'quick sample' if result.get('quick') else 'full'}.",
         "",
         "| server | replies/msg | customers | msg/s (closed loop) | p50 | p99 | vs ceiling "
-        "| open loop rate | open p50 | open p99 | lost |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| server CPU / msg | open loop rate | open p50 | open p99 | lost |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in result["scenarios"].items():
         if "skipped" in r:
-            lines.append(f"| {name} | skipped: {r['skipped']} |||||||||")
+            lines.append(f"| {name} | skipped: {r['skipped']} ||||||||||")
             continue
         c, o = r["closed_loop"], r.get("open_loop", {})
         ratio = r.get("ratio_to_ceiling")
@@ -797,6 +797,7 @@ def markdown(result: dict[str, Any]) -> str:
             f"| {name} | {r['replies_per_message']} | {r['customers']} "
             f"| {c['messages_per_second']} | {c['p50_ms']} ms | {c['p99_ms']} ms "
             f"| {'–' if ratio is None else f'{100 * ratio:.0f}%'} "
+            f"| {_cpu(r.get('closed_loop_cost_per_message', {}))} "
             f"| {o.get('messages_per_second', '–')} ({o.get('target_rate', '–')} asked) "
             f"| {o.get('p50_ms', '–')} ms | {o.get('p99_ms', '–')} ms "
             f"| {c['lost'] + o.get('lost', 0)} |"
@@ -811,6 +812,15 @@ def markdown(result: dict[str, Any]) -> str:
             f"(target ≤ {TARGET_P99_MS:.0f} ms: {'met' if t['p99_met'] else 'NOT met'}).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _cpu(cost: dict[str, Any]) -> str:
+    """Server CPU per answered message, plus redis-server's when there is one."""
+    server = cost.get("server_cpu_ms")
+    if server is None:
+        return "–"
+    redis = cost.get("redis_cpu_ms")
+    return f"{server} ms" + ("" if redis is None else f" (+ Redis {redis} ms)")
 
 
 # --- the ceiling: a bare aiohttp app ------------------------------------------------------------
