@@ -74,7 +74,58 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default: server.host)")
     serve.add_argument("--port", type=int, help="listen port (default: server.port)")
     serve.set_defaults(run=run_serve)
+
+    prune = sub.add_parser(
+        "prune", help="forget resolved tickets older than N days (run it from cron)"
+    )
+    prune.add_argument("--config", type=Path, required=True, help="settings file")
+    prune.add_argument(
+        "--older-than-days",
+        type=_positive_days,
+        required=True,
+        help="prune tickets resolved more than this many days ago",
+    )
+    prune.set_defaults(run=run_prune)
     return parser
+
+
+def _positive_days(text: str) -> float:
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not days > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 days, got {text!r}")
+    return days
+
+
+PRUNE_BATCH = 500
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    """``escala prune``: retention for finished tickets (their events stay in the log)."""
+    from datetime import UTC, datetime, timedelta
+
+    from bot.store import open_store
+
+    settings = load_settings(args.config)
+    cutoff = datetime.now(UTC) - timedelta(days=args.older_than_days)
+
+    async def prune() -> int:
+        store = await open_store(settings)
+        total = 0
+        try:
+            while True:  # batches keep each atomic step short on a shared Redis
+                pruned = await store.prune_tickets(cutoff, PRUNE_BATCH)
+                total += len(pruned)
+                if len(pruned) < PRUNE_BATCH:
+                    return total
+        finally:
+            await store.close()
+
+    total = asyncio.run(prune())
+    print(json.dumps({"pruned": total, "resolved_before": cutoff.isoformat()}))
+    return 0
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -211,6 +211,15 @@ class Store(abc.ABC):
         """Store the customer's satisfaction score on a resolved ticket."""
 
     @abc.abstractmethod
+    async def prune_tickets(self, resolved_before: datetime, limit: int = 500) -> list[str]:
+        """Forget up to ``limit`` resolved or closed tickets whose ``resolved_at`` is
+        before ``resolved_before``, oldest first, atomically per call: the ticket, its
+        number and its own event list go; open tickets are never touched, and the
+        conversation's events and the event log (KPIs) keep their lines. Returns the
+        ids pruned; call again until it returns fewer than ``limit``.
+        """
+
+    @abc.abstractmethod
     async def queue(self, tier: str) -> list[Ticket]:
         """The tier's waiting tickets in the order take-next serves them."""
 

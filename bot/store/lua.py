@@ -25,6 +25,7 @@ local TICKETS = Q .. 'tickets'
 local NUMBERS = Q .. 'numbers'
 local SCORES = Q .. 'scores'
 local OPEN = Q .. 'open_by_conversation'
+local RESOLVED = Q .. 'resolved'
 local function queue_key(tier) return Q .. 'queue:' .. tier end
 local function agent_key(agent) return Q .. 'agent:' .. agent end
 local function member(t) return string.format('%016d', t.number) .. ':' .. t.id end
@@ -166,7 +167,7 @@ redis.call('ZADD', queue_key(t.tier), redis.call('HGET', SCORES, t.id), member(t
 return {'', raw}
 """
 
-# KEYS: tickets, numbers, scores, agent. ARGV: desk, ticket id, agent, now (ISO).
+# KEYS: tickets, numbers, scores, agent. ARGV: desk, ticket id, agent, now (ISO), now (µs).
 RESOLVE = """
 local t, refused = owned(ARGV[2], ARGV[3])
 if not t then return refused end
@@ -175,6 +176,7 @@ redis.call('HDEL', SCORES, t.id)
 t.state = 'resolved'
 t.resolved_at = ARGV[4]
 mark_closed(t)
+redis.call('ZADD', RESOLVED, ARGV[5], t.id)  -- for prune_tickets, oldest first
 return {'', save(t)}
 """
 
@@ -267,6 +269,24 @@ for _, raw in ipairs(hot) do out[#out + 1] = raw end
 return out
 """
 
+# KEYS: tickets, numbers, scores, resolved. ARGV: desk, cutoff (µs since 1970), limit.
+# The ids of the resolved tickets pruned, oldest first.
+PRUNE_TICKETS = """
+local ids = redis.call('ZRANGE', RESOLVED, '-inf', '(' .. ARGV[2], 'BYSCORE', 'LIMIT', 0, ARGV[3])
+for _, id in ipairs(ids) do
+  local t = load(id)
+  if t and (t.state == 'resolved' or t.state == 'closed') then
+    if redis.call('HGET', NUMBERS, string.format('%d', t.number)) == id then
+      redis.call('HDEL', NUMBERS, string.format('%d', t.number))
+    end
+    redis.call('HDEL', TICKETS, id)
+    redis.call('HDEL', SCORES, id)
+  end
+  redis.call('ZREM', RESOLVED, id)
+end
+return ids
+"""
+
 # KEYS: timers. ARGV: now (µs since 1970), limit.
 POP_DUE = """
 local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
@@ -284,6 +304,7 @@ SCRIPTS: dict[str, str] = {
     "resolve": _DESK + RESOLVE,
     "mark_first_response": _DESK + MARK_FIRST_RESPONSE,
     "record_csat": _DESK + RECORD_CSAT,
+    "prune_tickets": _DESK + PRUNE_TICKETS,
     "queue": QUEUE,
     "assigned": ASSIGNED,
     "try_lock": TRY_LOCK,

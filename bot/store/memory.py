@@ -243,6 +243,22 @@ class MemoryStore(Store):
             del self._open_by_conversation[resolved.conversation_id]
         return TicketChange(resolved)
 
+    async def prune_tickets(self, resolved_before: datetime, limit: int = 500) -> list[str]:
+        done = (TicketState.RESOLVED, TicketState.CLOSED)
+        old = sorted(
+            (
+                t
+                for t in self._tickets.values()
+                if t.state in done and t.resolved_at is not None and t.resolved_at < resolved_before
+            ),
+            key=lambda t: (t.resolved_at, t.number),
+        )[: max(limit, 0)]
+        for t in old:
+            del self._tickets[t.id]
+            if self._ticket_by_number.get(t.number) == t.id:
+                del self._ticket_by_number[t.number]
+        return [t.id for t in old]
+
     async def mark_first_response(self, ticket_id: str, now: datetime) -> TicketChange:
         ticket = self._tickets.get(ticket_id)
         if ticket is None:

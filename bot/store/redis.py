@@ -29,6 +29,7 @@ key                             type       holds
 ``<p>:{q}:scores``              hash       ticket id -> its queue score (kept for release)
 ``<p>:{q}:open_by_conversation`` hash      conversation id -> its queued/assigned ticket id
 ``<p>:{q}:queue:<tier>``        zset       waiting ticket members, by queue score
+``<p>:{q}:resolved``            zset       resolved ticket ids, by resolved time in µs
 ``<p>:{q}:agent:<agent>``       set        ids of tickets assigned to the agent
 ``<p>:link:<key>``              string     an adapter's link (Slack card of a ticket ...)
 ``<p>:timers``                  zset       timer id, score = due time in µs since 1970
@@ -147,6 +148,7 @@ class Keys:
         self.numbers = f"{self.desk}numbers"
         self.scores = f"{self.desk}scores"
         self.open_by_conversation = f"{self.desk}open_by_conversation"
+        self.resolved = f"{self.desk}resolved"
         self.ticket_number = f"{prefix}:ticket_number"
         self.events = f"{prefix}:events"
         self.timers = f"{prefix}:timers"
@@ -540,10 +542,31 @@ class RedisStore(Store):
     async def resolve(self, ticket_id: str, agent_id: str, now: datetime) -> TicketChange:
         reply = await self._run(
             "resolve",
-            [*self._desk_keys(), self.keys.agent(agent_id)],
-            [self.keys.desk, ticket_id, agent_id, format_datetime(now)],
+            [*self._desk_keys(), self.keys.agent(agent_id), self.keys.resolved],
+            [self.keys.desk, ticket_id, agent_id, format_datetime(now), unix_micros(now)],
         )
         return self._change(reply)
+
+    @_reachable
+    async def prune_tickets(self, resolved_before: datetime, limit: int = 500) -> list[str]:
+        if limit <= 0:
+            return []
+        pruned = [
+            _text(ticket_id)
+            for ticket_id in await self._run(
+                "prune_tickets",
+                [self.keys.tickets, self.keys.numbers, self.keys.scores, self.keys.resolved],
+                [self.keys.desk, unix_micros(resolved_before), limit],
+            )
+        ]
+        if pruned:
+            # Each ticket's event list is in its own slot: deleted after the atomic step
+            # (a crash in between leaves only an orphan event list, never a half ticket).
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for ticket_id in pruned:
+                    pipe.delete(self.keys.ticket_events(ticket_id))
+                await pipe.execute()
+        return pruned
 
     @_reachable
     async def mark_first_response(self, ticket_id: str, now: datetime) -> TicketChange:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
+from bot.models import Priority, Ticket, TicketState
+from bot.store.redis import RedisStore
 
 ROOT = Path(__file__).resolve().parents[2]
 KB = ROOT / "kb" / "content"
@@ -181,3 +185,58 @@ def test_bad_routing_file_names_the_rule(
     assert main(["check", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert str(rules) in err and "broken" in err and "N7" in err
+
+
+def test_prune_forgets_tickets_resolved_before_the_cut_off(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`escala prune` on the Redis store a config names: old finished tickets go."""
+    now = datetime.now(UTC)
+
+    async def given() -> None:
+        store = RedisStore.from_url(redis_url)
+        try:
+            await store.redis.flushdb()
+            for n, resolved_days_ago in ((1, 40.0), (2, 1.0), (3, None)):
+                await store.open_ticket(_ticket(n, now - timedelta(days=50)))
+                if resolved_days_ago is not None:
+                    await store.claim(f"tkt_{n}", "ana", now - timedelta(days=45))
+                    await store.resolve(f"tkt_{n}", "ana", now - timedelta(days=resolved_days_ago))
+        finally:
+            await store.close()
+
+    async def remaining() -> list[int]:
+        store = RedisStore.from_url(redis_url)
+        try:
+            return [n for n in (1, 2, 3) if await store.get_ticket(f"tkt_{n}") is not None]
+        finally:
+            await store.close()
+
+    asyncio.run(given())
+    config = tmp_path / "escala.toml"
+    config.write_text(f'[store]\nbackend = "redis"\nurl = "{redis_url}"\n', encoding="utf-8")
+
+    assert main(["prune", "--config", str(config), "--older-than-days", "30"]) == 0
+
+    assert json.loads(capsys.readouterr().out)["pruned"] == 1
+    assert asyncio.run(remaining()) == [2, 3]
+
+
+def test_prune_refuses_a_bad_age(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["prune", "--config", str(tmp_path / "x.toml"), "--older-than-days", "0"])
+    assert "must be more than 0 days" in capsys.readouterr().err
+
+
+def _ticket(n: int, queued_at: datetime) -> Ticket:
+    return Ticket(
+        id=f"tkt_{n}",
+        number=1000 + n,
+        conversation_id=f"cnv_{n}",
+        tier="N1",
+        priority=Priority.NORMAL,
+        state=TicketState.QUEUED,
+        created_at=queued_at,
+        queued_at=queued_at,
+        tier_history=("N1",),
+    )

@@ -692,6 +692,61 @@ async def test_csat_is_recorded_on_a_resolved_ticket_only(store: Store) -> None:
     assert second.ticket is not None and second.ticket.csat == 4
 
 
+async def test_prune_tickets_forgets_old_finished_tickets_only(store: Store) -> None:
+    """Retention: resolved and closed tickets older than the cut-off go, oldest first."""
+    made = {name: ticket(name) for name in ("tkt_a", "tkt_b", "tkt_c", "tkt_open", "tkt_q")}
+    for t in made.values():
+        await store.open_ticket(t)
+    for name, resolved_at in (("tkt_b", 20), ("tkt_a", 10), ("tkt_c", 40)):
+        await store.claim(name, "ana", at(1))
+        await store.resolve(name, "ana", at(resolved_at))
+    await store.record_csat("tkt_b", 4)  # closed, still prunable
+    await store.claim("tkt_open", "ana", at(2))
+
+    assert await store.prune_tickets(at(30), limit=10) == ["tkt_a", "tkt_b"]
+
+    for gone in ("tkt_a", "tkt_b"):
+        assert await store.get_ticket(gone) is None
+        assert await store.find_ticket(made[gone].number) is None
+    for kept in ("tkt_c", "tkt_open", "tkt_q"):
+        assert await store.find_ticket(made[kept].number) == await store.get_ticket(kept)
+        assert await store.get_ticket(kept) is not None
+    assert ids(await store.queue("n1")) == ["tkt_q"]
+    assert ids(await store.assigned("ana")) == ["tkt_open"]
+    assert await store.prune_tickets(at(30)) == []
+    assert await store.prune_tickets(at(100), limit=0) == []
+    assert await store.prune_tickets(at(100), limit=1) == ["tkt_c"]
+    assert await store.prune_tickets(at(100)) == []
+    assert await store.get_ticket("tkt_open") is not None
+
+
+async def test_redis_prune_tickets_drops_the_ticket_events_only(redis_store: RedisStore) -> None:
+    opened = ticket("tkt_1")
+    await redis_store.open_ticket(opened)
+    await redis_store.claim("tkt_1", "ana", at(1))
+    await redis_store.resolve("tkt_1", "ana", at(2))
+    event = Event(
+        id="evt_1",
+        kind=EventKind.RESOLVED,
+        at=at(2),
+        conversation_id=opened.conversation_id,
+        ticket_id="tkt_1",
+    )
+    await redis_store.append_event(event)
+
+    assert await redis_store.prune_tickets(at(3)) == ["tkt_1"]
+
+    assert await redis_store.events(ticket_id="tkt_1") == []
+    assert await redis_store.events(conversation_id=opened.conversation_id) == [event]
+    assert await redis_store.events() == [event]
+    keys = redis_store.keys
+    assert await redis_store.redis.zcard(keys.resolved) == 0
+    # nothing of the ticket is left behind in the desk hashes
+    assert not await redis_store.redis.hexists(keys.numbers, str(opened.number))
+    assert not await redis_store.redis.hexists(keys.tickets, "tkt_1")
+    assert not await redis_store.redis.hexists(keys.scores, "tkt_1")
+
+
 async def test_assigned_lists_an_agents_open_tickets(store: Store) -> None:
     await open_tickets(store, ticket("tkt_1"), ticket("tkt_2"), ticket("tkt_3"))
     for ticket_id in ("tkt_1", "tkt_2"):
