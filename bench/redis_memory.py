@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from bench.e2e import stop_process
 from bench.progress import Progress
 from bot.app import build
 from bot.engine import stable_id
@@ -198,17 +199,8 @@ def _start(port: int) -> subprocess.Popen[bytes]:
                 return process
         except OSError:
             time.sleep(0.02)  # bounded by the deadline
-    _stop(process)
+    stop_process(process, timeout=5.0)
     raise Skipped(f"redis-server did not listen on port {port} in {START_SECONDS}s")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def run(
@@ -225,7 +217,7 @@ def run(
             measure(f"redis://127.0.0.1:{port}/0", conversations, extra, progress)
         )
     finally:
-        _stop(process)
+        stop_process(process, timeout=5.0)
     return figures.as_json()
 
 
