@@ -2,10 +2,11 @@
 
 One adapter, two channels: WhatsApp addresses carry the ``whatsapp:`` prefix and the
 channel has its own sender number. Choices become numbered lines ("1. Sim"); a reply
-"1" or the option's text is resolved by the engine. Carrier keywords are handled here,
-before the engine: STOP/PARAR/SAIR/CANCELAR opt out (so on these channels "cancelar"
-means opt-out, not the engine's cancel-flow command), START/VOLTAR opt back in,
-HELP/AJUDA get a short help text.
+"1" or the option's text is resolved by the engine. Carrier keywords are recognised
+here and applied by the engine, under the conversation's lock like any message:
+STOP/PARAR/SAIR/CANCELAR opt out (so on these channels "cancelar" means opt-out, not
+the engine's cancel-flow command), START/VOLTAR opt back in, HELP/AJUDA get a short
+help text.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextvars
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from types import SimpleNamespace
@@ -27,11 +29,10 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
-from bot import i18n
 from bot.app import Escala
 from bot.delivery import Backoff, RetryingSender, RetryLater, note_event, split_text
 from bot.errors import DeliveryError
-from bot.models import Contact, EventKind, Identity, InboundMessage, OutboundMessage
+from bot.models import EventKind, Identity, InboundMessage, Keyword, Media, OutboundMessage
 from channels.twilio.config import TwilioConfig
 from kb.normalize import fold
 
@@ -44,26 +45,12 @@ STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit
                         "parar", "sair", "cancelar"})  # fmt: skip
 START_WORDS = frozenset({"start", "unstop", "voltar"})
 HELP_WORDS = frozenset({"help", "ajuda"})
+#: Twilio sends at most 10 media per message; NumMedia is bounded in case it lies.
+MAX_MEDIA = 10
+_MIME = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 #: Twilio error code: the recipient replied STOP (Twilio refuses the send).
 UNSUBSCRIBED = 21610
 FINAL_STATUSES = frozenset({"delivered", "read", "undelivered", "failed"})
-
-TEXTS: Mapping[str, Mapping[str, str]] = {
-    "help": {
-        "pt-BR": (
-            'Atendimento por mensagem. Escreva sua dúvida, ou "atendente" para falar com '
-            "uma pessoa. Para não receber mais mensagens, responda SAIR; para voltar, VOLTAR."
-        ),
-        "en": (
-            'Customer support by message. Type your question, or "human" to talk to a '
-            "person. Reply STOP to stop receiving messages, START to resume."
-        ),
-    },
-    "opted_in": {
-        "pt-BR": "Pronto, você voltará a receber nossas mensagens.",
-        "en": "Done, you will receive our messages again.",
-    },
-}
 
 #: The Retry-After of the last Twilio response seen in this task (set by a trace hook,
 #: because TwilioRestException does not carry the response headers).
@@ -156,34 +143,19 @@ class TwilioChannel:
         if not isinstance(sid, str) or not sid or not isinstance(address, str) or not address:
             return web.Response(status=400, text="MessageSid and From are required\n")
         body = str(form.get("Body") or "")
-        media = _count(form.get("NumMedia"))
-        keyword = fold(body)
-        contact = await self.store.find_contact(Identity(self.name, address))
-        key = f"in:{self.name}:{sid}"
-        if keyword in STOP_WORDS or (keyword in START_WORDS and contact and contact.opted_out):
-            opt_out = keyword in STOP_WORDS
-            if not await self.store.is_seen(key):
-                await self._opt(address, contact, opt_out=opt_out, keyword=keyword, sid=sid)
-                await self.store.mark_seen(key, self._dedupe_ttl)
-        elif keyword in HELP_WORDS or (media and not body.strip()):
-            if not await self.store.is_seen(key):
-                if media:
-                    await self._note(address, "message.unsupported", media="media", count=media)
-                await self._notice(address, contact, "help" if keyword in HELP_WORDS else "media")
-                await self.store.mark_seen(key, self._dedupe_ttl)
-        else:
-            if media:
-                await self._note(address, "message.unsupported", media="media", count=media)
-            await self.escala.engine.handle(
-                InboundMessage(
-                    channel=self.name,
-                    address=address,
-                    text=body,
-                    provider_message_id=sid,
-                    received_at=self._tickets.clock.now(),
-                    raw={"MessageSid": sid, "NumMedia": media},
-                )
+        await self.escala.engine.handle(
+            InboundMessage(
+                channel=self.name,
+                address=address,
+                text=body,
+                provider_message_id=sid,
+                received_at=self._tickets.clock.now(),
+                locale=self.config.default_locale,
+                raw={"MessageSid": sid, "NumMedia": _count(form.get("NumMedia"))},
+                media=_media(form),
+                keyword=_keyword(body),
             )
+        )
         return web.Response(text=TWIML_EMPTY, content_type="text/xml")
 
     async def status(self, request: web.Request) -> web.Response:
@@ -229,36 +201,6 @@ class TwilioChannel:
     def _dedupe_ttl(self) -> int:
         return self.escala.engine.parts.settings.dedupe_ttl_seconds
 
-    async def _opt(
-        self, address: str, contact: Contact | None, *, opt_out: bool, keyword: str, sid: str
-    ) -> None:
-        """Carrier compliance: nothing more is sent after STOP until START."""
-        identity = Identity(self.name, address)
-        if contact is None:
-            from bot.engine import stable_id
-
-            contact = Contact(
-                id=stable_id("ct", self.name, address),
-                identities=(identity,),
-                locale=self.config.default_locale,
-            )
-        await self.store.save_contact(replace(contact, opted_out=opt_out))
-        kind = "contact.opted_out" if opt_out else "contact.opted_in"
-        await self._note(address, kind, keyword=keyword, provider_message_id=sid)
-        log.info("%s %s %s", self.name, mask(address), kind)
-        if not opt_out:
-            await self._notice(address, replace(contact, opted_out=False), "opted_in")
-
-    async def _notice(self, address: str, contact: Contact | None, key: str) -> None:
-        if contact is not None and (contact.opted_out or contact.unreachable):
-            return
-        locale = contact.locale if contact is not None else self.config.default_locale
-        if key == "media":
-            text = i18n.text("unsupported_media", locale)
-        else:
-            text = TEXTS[key].get(locale) or TEXTS[key]["pt-BR"]
-        await self.sender.send(address, OutboundMessage(text), locale)
-
     async def _note(self, address: str, kind: str, **data: object) -> None:
         clock, ids = self._tickets.clock, self._tickets.ids
         await note_event(self.store, clock, ids, self.name, address, kind, **data)
@@ -292,6 +234,33 @@ class TwilioChannel:
         contact = await self.store.find_contact(Identity(self.name, address))
         if contact is not None and not contact.opted_out:
             await self.store.save_contact(replace(contact, opted_out=True))
+
+
+def _keyword(body: str) -> Keyword | None:
+    word = fold(body)
+    if word in STOP_WORDS:
+        return Keyword.OPT_OUT
+    if word in START_WORDS:
+        return Keyword.OPT_IN
+    if word in HELP_WORDS:
+        return Keyword.HELP
+    return None
+
+
+def _media(form: Mapping[str, str]) -> tuple[Media, ...]:
+    """What came besides the body: content types only. ``MediaUrl<n>`` is never passed
+    on: opening it takes the account's credentials."""
+    count = min(_count(form.get("NumMedia")), MAX_MEDIA)
+    return tuple(
+        Media("media", _content_type(form.get(f"MediaContentType{n}"))) for n in range(count)
+    )
+
+
+def _content_type(value: str | None) -> str:
+    """A MIME type as Twilio sends it (``image/jpeg``); anything else is left out."""
+    if value and len(value) <= 100 and _MIME.fullmatch(value):
+        return value
+    return ""
 
 
 def _count(value: object) -> int:
