@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import random
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,7 +32,7 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 from twilio.rest import Client  # type: ignore[import-untyped]
 
 from bot.app import Escala
-from bot.delivery import Backoff, RetryingSender, RetryLater, note_event, split_text
+from bot.delivery import Backoff, NotSent, RetryingSender, RetryLater, note_event, split_text
 from bot.errors import DeliveryError
 from bot.models import EventKind, Identity, InboundMessage, Keyword, Media, OutboundMessage
 from channels.twilio.config import TwilioConfig
@@ -51,6 +53,35 @@ _MIME = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 #: Twilio error code: the recipient replied STOP (Twilio refuses the send).
 UNSUBSCRIBED = 21610
 FINAL_STATUSES = frozenset({"delivered", "read", "undelivered", "failed"})
+
+WHATSAPP = "whatsapp"
+#: WhatsApp allows free-form messages only this long after the customer's last message
+#: (Twilio error 63016 otherwise); later, only approved templates.
+SESSION_WINDOW = timedelta(hours=24)
+OUTSIDE_WINDOW = "outside WhatsApp's 24-hour window"
+#: When the customer last wrote, per WhatsApp address (ISO 8601, a store link).
+LAST_INBOUND = "whatsapp:last_inbound:{address}"
+#: The template's {{1}}: the message's text on one line, at most this many characters.
+TEMPLATE_VARIABLE_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Part:
+    """One message's chunk at Twilio's limit; ``whole`` is the message it came from."""
+
+    text: str
+    first: bool
+    whole: str
+
+
+def template_variable(text: str) -> str:
+    """A message as the approved template's first variable: whitespace collapsed to
+    single spaces (WhatsApp refuses newlines and tabs in variables), cut short."""
+    flat = " ".join(text.split())
+    if len(flat) <= TEMPLATE_VARIABLE_LIMIT:
+        return flat
+    return flat[: TEMPLATE_VARIABLE_LIMIT - 1].rstrip() + "…"
+
 
 #: The Retry-After of the last Twilio response seen in this task (set by a trace hook,
 #: because TwilioRestException does not carry the response headers).
@@ -103,7 +134,7 @@ class TwilioChannel:
         self.client = client
         self.validator = RequestValidator(config.auth_token)
         self._tickets = escala.engine.tickets
-        self.sender: RetryingSender[str] = RetryingSender(
+        self.sender: RetryingSender[Part] = RetryingSender(
             config.channel,
             render=self._render,
             deliver=self._deliver,
@@ -143,6 +174,10 @@ class TwilioChannel:
         if not isinstance(sid, str) or not sid or not isinstance(address, str) or not address:
             return web.Response(status=400, text="MessageSid and From are required\n")
         body = str(form.get("Body") or "")
+        if self.name == WHATSAPP:
+            # Before the engine: its replies are checked against the window they open.
+            now = self._tickets.clock.now()
+            await self.store.set_link(LAST_INBOUND.format(address=address), now.isoformat())
         await self.escala.engine.handle(
             InboundMessage(
                 channel=self.name,
@@ -207,19 +242,33 @@ class TwilioChannel:
 
     # -- outbound -----------------------------------------------------------------------
 
-    async def _render(self, message: OutboundMessage, locale: str) -> Sequence[str]:
+    async def _render(self, message: OutboundMessage, locale: str) -> Sequence[Part]:
         lines = [message.text] if message.text else []
         lines += [f"{n}. {choice.label}" for n, choice in enumerate(message.choices, start=1)]
-        return [chunk for chunk in split_text("\n".join(lines), TEXT_LIMIT) if chunk]
+        text = "\n".join(lines)
+        chunks = [chunk for chunk in split_text(text, TEXT_LIMIT) if chunk]
+        return [Part(chunk, first=n == 0, whole=text) for n, chunk in enumerate(chunks)]
 
-    async def _deliver(self, address: str, text: str) -> None:
+    async def _deliver(self, address: str, part: Part) -> None:
+        fields: dict[str, str] = {"body": part.text}
+        if self.name == WHATSAPP and not await self._in_session_window(address):
+            template = self.config.template_content_sid
+            if template is None:
+                raise NotSent(self.name, OUTSIDE_WINDOW)
+            if not part.first:
+                return  # the template sent for the first part stands for the whole message
+            variable = template_variable(part.whole)
+            fields = {
+                "content_sid": template,
+                "content_variables": json.dumps({"1": variable}, ensure_ascii=False),
+            }
         _retry_after.set(None)
         try:
             await self.client.messages.create_async(
                 to=address,
                 from_=self.config.from_number,
-                body=text,
                 status_callback=self.config.status_url,
+                **fields,
             )
         except TwilioRestException as e:
             if e.status == 429 or e.status >= 500:
@@ -229,6 +278,25 @@ class TwilioChannel:
             raise DeliveryError(self.name, f"HTTP {e.status} code {e.code}", permanent=True) from e
         except (aiohttp.ClientError, TimeoutError) as e:
             raise RetryLater(self.name, f"network: {type(e).__name__}") from e
+        if "content_sid" in fields:  # agents see the customer got the template, not the text
+            await self._note(
+                address,
+                "delivery.template",
+                content_sid=fields["content_sid"],
+                reason=OUTSIDE_WINDOW,
+            )
+
+    async def _in_session_window(self, address: str) -> bool:
+        """Whether WhatsApp allows free-form messages to ``address`` now: the customer
+        wrote within 24 hours (counted from messages this store has seen)."""
+        value = await self.store.get_link(LAST_INBOUND.format(address=address))
+        if value is None:
+            return False
+        try:
+            last = datetime.fromisoformat(value)
+        except ValueError:
+            return False
+        return self._tickets.clock.now() - last < SESSION_WINDOW
 
     async def _mark_opted_out(self, address: str) -> None:
         contact = await self.store.find_contact(Identity(self.name, address))
