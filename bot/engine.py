@@ -19,13 +19,13 @@ from dataclasses import dataclass, replace
 
 from bot import i18n
 from bot.models import (
+    CarrierKeyword,
     Contact,
     Conversation,
     Direction,
     EventKind,
     Identity,
     InboundMessage,
-    Keyword,
     Message,
     OutboundMessage,
     Ticket,
@@ -152,15 +152,15 @@ class Engine:
         keyword is an ordinary message here (START from someone who never stopped)."""
         keyword = inbound.keyword
         outbox = self.parts.outbox
-        if keyword is Keyword.HELP:
+        if keyword is CarrierKeyword.HELP:
             help_text = OutboundMessage(i18n.text("keyword_help", contact.locale))
             await outbox.notice(
                 conversation_id, inbound.channel, inbound.address, help_text, contact
             )
             return True
-        if keyword is Keyword.OPT_IN and not contact.opted_out:
+        if keyword is CarrierKeyword.OPT_IN and not contact.opted_out:
             return False
-        opt_out = keyword is Keyword.OPT_OUT
+        opt_out = keyword is CarrierKeyword.OPT_OUT
         contact = replace(contact, opted_out=opt_out)
         await self.store.save_contact(contact)
         kind = EventKind.OPTED_OUT if opt_out else EventKind.OPTED_IN

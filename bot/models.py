@@ -130,7 +130,7 @@ class Media:
     content_type: str = ""
 
 
-class Keyword(enum.StrEnum):
+class CarrierKeyword(enum.StrEnum):
     """A carrier keyword the channel recognised (SMS/WhatsApp STOP, START, HELP)."""
 
     OPT_OUT = "opt_out"
@@ -180,7 +180,7 @@ class InboundMessage:
     choice_id: str | None = None
     name: str = ""
     media: tuple[Media, ...] = ()
-    keyword: Keyword | None = None
+    keyword: CarrierKeyword | None = None
     attributes: Mapping[str, str] = field(default_factory=lambda: EMPTY)
 
     @property

@@ -34,7 +34,7 @@ from twilio.rest import Client  # type: ignore[import-untyped]
 from bot.app import Escala
 from bot.delivery import Backoff, NotSent, RetryingSender, RetryLater, note_event, split_text
 from bot.errors import DeliveryError
-from bot.models import EventKind, Identity, InboundMessage, Keyword, Media, OutboundMessage
+from bot.models import CarrierKeyword, EventKind, Identity, InboundMessage, Media, OutboundMessage
 from channels.twilio.config import TwilioConfig
 from kb.normalize import fold
 
@@ -304,14 +304,14 @@ class TwilioChannel:
             await self.store.save_contact(replace(contact, opted_out=True))
 
 
-def _keyword(body: str) -> Keyword | None:
+def _keyword(body: str) -> CarrierKeyword | None:
     word = fold(body)
     if word in STOP_WORDS:
-        return Keyword.OPT_OUT
+        return CarrierKeyword.OPT_OUT
     if word in START_WORDS:
-        return Keyword.OPT_IN
+        return CarrierKeyword.OPT_IN
     if word in HELP_WORDS:
-        return Keyword.HELP
+        return CarrierKeyword.HELP
     return None
 
 
