@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -58,6 +59,9 @@ MEDIA = frozenset(
      "location", "venue", "contact", "poll", "dice"}
 )  # fmt: skip
 HASHED = "~"
+#: What Telegram allows in a /start deep-link payload; anything else is not kept.
+START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
+START_PAYLOAD_ATTRIBUTE = "start_payload"
 
 Part = tuple[str, InlineKeyboardMarkup | None]
 
@@ -174,14 +178,19 @@ class TelegramChannel:
         locale = normalize_locale(user.language_code, self.config.default_locale)
         text = message.text
         media: tuple[Media, ...] = ()
+        attributes: dict[str, str] = {}
         if text is None:
             kind = getattr(message.content_type, "value", str(message.content_type))
             if kind not in MEDIA:
                 return  # service messages (title changed, member joined ...)
             media = (Media(kind, _mime_type(message, kind)),)
             text = message.caption or ""
-        elif text.split(maxsplit=1)[0].split("@")[0] == "/start":
-            text = "/start"  # a deep-link payload or @botname suffix: still the greeting
+        elif (words := text.split(maxsplit=1)) and words[0].split("@")[0] == "/start":
+            # A deep link (t.me/<bot>?start=<payload>) or an @botname suffix: still the
+            # greeting; a well-formed payload is kept for routing rules' contact conditions.
+            if len(words) > 1 and START_PAYLOAD.fullmatch(words[1]):
+                attributes[START_PAYLOAD_ATTRIBUTE] = words[1]
+            text = "/start"
         await self.escala.engine.handle(
             InboundMessage(
                 channel=CHANNEL,
@@ -193,6 +202,7 @@ class TelegramChannel:
                 raw={"update_id": update_id, "message_id": message.message_id},
                 name=user.full_name,
                 media=media,
+                attributes=attributes,
             )
         )
 
