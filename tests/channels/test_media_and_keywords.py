@@ -285,3 +285,13 @@ async def test_media_outside_a_ticket_still_gets_the_text_only_reply_in_english(
     ]
     assert slack.calls == []
     assert await harness.transcript("telegram", str(CHAT)) == []
+
+
+async def test_lying_or_junk_media_fields_are_bounded(harness: Harness) -> None:
+    junk = {"NumMedia": "1000000", "MediaContentType0": "<b>@channel</b>", "MediaUrl0": "x"}
+    response = await harness.twilio_post("/twilio/sms", sms_fields(harness, "", **junk))
+    assert response.status == 200
+    await harness.delivered()
+    assert harness.fake_twilio.texts(PHONE) == [TEXT_ONLY]
+    [event] = await harness.events("sms", PHONE)
+    assert (event.kind, event.data["count"], event.data["types"]) == ("message.unsupported", 10, [])
