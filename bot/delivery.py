@@ -42,6 +42,14 @@ class RetryLater(DeliveryError):
         self.retry_after = retry_after
 
 
+class NotSent(DeliveryError):
+    """The adapter decided not to call the provider (a channel rule forbids this send
+    now): final, and recorded with ``reason`` as is, since no attempt was made."""
+
+    def __init__(self, channel: str, reason: str) -> None:
+        super().__init__(channel, reason, permanent=True)
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Bounded exponential backoff with jitter: ``base * 2**n`` up to ``cap`` seconds,
@@ -175,6 +183,9 @@ class RetryingSender(Generic[Part]):
             try:
                 await self._deliver(address, item.part)
                 return True
+            except NotSent as e:
+                await self._failed(address, item, e.reason)
+                return False
             except DeliveryError as e:
                 retry_after = e.retry_after if isinstance(e, RetryLater) else None
                 attempt += 1

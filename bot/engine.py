@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from bot import i18n
 from bot.models import (
+    CarrierKeyword,
     Contact,
     Conversation,
     Direction,
@@ -30,6 +31,7 @@ from bot.models import (
     Ticket,
     TicketState,
     TriageDecision,
+    media_data,
     normalize_locale,
 )
 from bot.outbox import Outbox, Workspaces
@@ -86,7 +88,9 @@ class Engine:
         The provider message id is checked and recorded under the conversation's lock,
         and recorded only once the message is handled: a failure half-way (store down,
         lock lost) raises, the adapter answers 5xx, and the provider's retry is
-        processed instead of being dropped as a duplicate.
+        processed instead of being dropped as a duplicate. Carrier keywords and media
+        take the same lock and dedupe as text, so they keep their order in the
+        conversation and a redelivery is never handled twice.
         """
         if len(inbound.text) > MAX_MESSAGE_CHARS:
             # Bounded, not refused: the customer's words are kept up to a size no
@@ -103,31 +107,100 @@ class Engine:
                     "duplicate %s message %s dropped", inbound.channel, inbound.provider_message_id
                 )
                 return Outcome.DUPLICATE
-            turn = await self._begin(conversation_id, inbound, lease, start)
-            outcome = await turn.run()
-            await self.store.save_conversation(turn.conversation, lease)
+            contact = await self._heard_from(inbound, start.contact)
+            if inbound.keyword is not None and await self._keyword(
+                conversation_id, inbound, contact
+            ):
+                outcome = Outcome.KEYWORD
+            elif inbound.media and not inbound.text.strip() and start.open_ticket is None:
+                await self._unsupported(conversation_id, inbound, contact)
+                outcome = Outcome.UNSUPPORTED
+            else:
+                turn = await self._begin(conversation_id, inbound, lease, start, contact)
+                outcome = await turn.run()
+                await self.store.save_conversation(turn.conversation, lease)
             await self.store.mark_seen(key, settings.dedupe_ttl_seconds)
             return outcome
 
-    async def _begin(
-        self, conversation_id: str, inbound: InboundMessage, lease: Lease, start: TurnStart
-    ) -> Turn:
-        identity = Identity(inbound.channel, inbound.address)
-        contact = start.contact
-        now = inbound.received_at
+    async def _heard_from(self, inbound: InboundMessage, contact: Contact | None) -> Contact:
+        """The contact who wrote, created on first contact, with what this message tells."""
         if contact is None:
             contact = Contact(
                 id=stable_id("ct", inbound.channel, inbound.address),
-                identities=(identity,),
+                identities=(Identity(inbound.channel, inbound.address),),
                 locale=normalize_locale(inbound.locale, self.parts.settings.default_locale),
                 name=inbound.name,
+                attributes=dict(inbound.attributes),
             )
             await self.store.save_contact(contact)
-        elif contact.unreachable:
+            return contact
+        updated = contact
+        if contact.unreachable:
             # They wrote to us, so the channel reaches them again (e.g. a Telegram user
             # who had blocked the bot and unblocked it).
-            contact = replace(contact, unreachable=False)
-            await self.store.save_contact(contact)
+            updated = replace(updated, unreachable=False)
+        if any(contact.attributes.get(k) != v for k, v in inbound.attributes.items()):
+            updated = replace(updated, attributes={**contact.attributes, **inbound.attributes})
+        if updated != contact:
+            await self.store.save_contact(updated)
+        return updated
+
+    async def _keyword(
+        self, conversation_id: str, inbound: InboundMessage, contact: Contact
+    ) -> bool:
+        """Carrier compliance: nothing more is sent after STOP until START. False when the
+        keyword is an ordinary message here (START from someone who never stopped)."""
+        keyword = inbound.keyword
+        outbox = self.parts.outbox
+        if keyword is CarrierKeyword.HELP:
+            help_text = OutboundMessage(i18n.text("keyword_help", contact.locale))
+            await outbox.notice(
+                conversation_id, inbound.channel, inbound.address, help_text, contact
+            )
+            return True
+        if keyword is CarrierKeyword.OPT_IN and not contact.opted_out:
+            return False
+        opt_out = keyword is CarrierKeyword.OPT_OUT
+        contact = replace(contact, opted_out=opt_out)
+        await self.store.save_contact(contact)
+        kind = EventKind.OPTED_OUT if opt_out else EventKind.OPTED_IN
+        await self.tickets.event(
+            kind,
+            conversation_id=conversation_id,
+            channel=inbound.channel,
+            keyword=inbound.text.strip().casefold(),
+            provider_message_id=inbound.provider_message_id,
+        )
+        log.info("%s in conversation %s", kind.value, conversation_id)
+        if not opt_out:
+            welcome = OutboundMessage(i18n.text("opted_in", contact.locale))
+            await outbox.notice(conversation_id, inbound.channel, inbound.address, welcome, contact)
+        return True
+
+    async def _unsupported(
+        self, conversation_id: str, inbound: InboundMessage, contact: Contact
+    ) -> None:
+        """Media outside a ticket: noted, and a polite "text only" reply."""
+        await self.tickets.event(
+            EventKind.MESSAGE_UNSUPPORTED,
+            conversation_id=conversation_id,
+            channel=inbound.channel,
+            **media_data(inbound.media),
+        )
+        reply = OutboundMessage(i18n.text("unsupported_media", contact.locale))
+        await self.parts.outbox.notice(
+            conversation_id, inbound.channel, inbound.address, reply, contact
+        )
+
+    async def _begin(
+        self,
+        conversation_id: str,
+        inbound: InboundMessage,
+        lease: Lease,
+        start: TurnStart,
+        contact: Contact,
+    ) -> Turn:
+        now = inbound.received_at
         conversation = start.conversation
         if conversation is None:
             conversation = Conversation(
@@ -144,7 +217,7 @@ class Engine:
             id=self.tickets.ids.new("msg"),
             conversation_id=conversation.id,
             direction=Direction.INBOUND,
-            text=inbound.text,
+            text=inbound.transcript_text,
             at=now,
             author=contact.name,
             provider_message_id=inbound.provider_message_id,

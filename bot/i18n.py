@@ -125,6 +125,20 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "en": "Thank you for your feedback!",
     },
     "agent_reply": {"pt-BR": "{agent}: {text}", "en": "{agent}: {text}"},
+    "keyword_help": {
+        "pt-BR": (
+            'Atendimento por mensagem. Escreva sua dúvida, ou "atendente" para falar com '
+            "uma pessoa. Para não receber mais mensagens, responda SAIR; para voltar, VOLTAR."
+        ),
+        "en": (
+            'Customer support by message. Type your question, or "human" to talk to a '
+            "person. Reply STOP to stop receiving messages, START to resume."
+        ),
+    },
+    "opted_in": {
+        "pt-BR": "Pronto, você voltará a receber nossas mensagens.",
+        "en": "Done, you will receive our messages again.",
+    },
     "unsupported_media": {
         "pt-BR": "Por enquanto eu só entendo mensagens de texto. Pode descrever por escrito?",
         "en": "For now I only understand text messages. Could you describe it in writing?",

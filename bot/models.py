@@ -118,11 +118,56 @@ class Choice:
 
 
 @dataclass(frozen=True)
+class Media:
+    """Something other than text the customer sent: a photo, a voice note, a location ...
+
+    Only what it is (``kind``: ``photo``, ``document``, ``media`` when the provider
+    does not say) and its MIME type when known; never the provider's file URL or id,
+    which need the channel's credentials to open.
+    """
+
+    kind: str
+    content_type: str = ""
+
+
+class CarrierKeyword(enum.StrEnum):
+    """A carrier keyword the channel recognised (SMS/WhatsApp STOP, START, HELP)."""
+
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    HELP = "help"
+
+
+def media_label(media: tuple[Media, ...]) -> str:
+    """How media reads in a transcript: ``[photo]``, ``[document: application/pdf]``,
+    ``[2 media files: image/jpeg, application/pdf]``."""
+    if len(media) == 1 and media[0].kind != "media":
+        only = media[0]
+        return f"[{only.kind}: {only.content_type}]" if only.content_type else f"[{only.kind}]"
+    types = ", ".join(m.content_type or m.kind for m in media)
+    noun = "media file" if len(media) == 1 else "media files"
+    return f"[{len(media)} {noun}: {types}]"
+
+
+def media_data(media: tuple[Media, ...]) -> dict[str, Any]:
+    """What an event says about media a customer sent (never a provider URL)."""
+    kinds = {m.kind for m in media}
+    return {
+        "media": kinds.pop() if len(kinds) == 1 else "mixed",
+        "count": len(media),
+        "types": [m.content_type for m in media if m.content_type],
+    }
+
+
+@dataclass(frozen=True)
 class InboundMessage:
     """What a channel adapter hands the engine: channel-neutral, provider-free.
 
     ``choice_id`` is set when the customer pressed a button (Telegram callback,
     Slack action); typed replies (``2``, an option's text) are resolved by the engine.
+    ``media``: what came besides ``text`` (which may then be empty). ``keyword``: a
+    carrier keyword the channel recognised in ``text``. ``attributes``: contact
+    attributes the channel learned with this message (a Telegram deep-link payload).
     """
 
     channel: str
@@ -134,6 +179,17 @@ class InboundMessage:
     raw: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     choice_id: str | None = None
     name: str = ""
+    media: tuple[Media, ...] = ()
+    keyword: CarrierKeyword | None = None
+    attributes: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+
+    @property
+    def transcript_text(self) -> str:
+        """The text as agents read it: the customer's words, then what media came."""
+        if not self.media:
+            return self.text
+        label = media_label(self.media)
+        return f"{self.text}\n{label}" if self.text.strip() else label
 
 
 @dataclass(frozen=True)
@@ -254,4 +310,7 @@ class EventKind(enum.StrEnum):
     CSAT_DROPPED = "csat.dropped"
     DELIVERY_FAILED = "delivery.failed"
     CANCELLED = "conversation.cancelled"
+    MESSAGE_UNSUPPORTED = "message.unsupported"
+    OPTED_OUT = "contact.opted_out"
+    OPTED_IN = "contact.opted_in"
     RESTARTED = "conversation.restarted"

@@ -79,6 +79,38 @@ class Outbox:
         except DeliveryError as e:
             await self._failed(conversation, record, e.reason)
 
+    async def notice(
+        self,
+        conversation_id: str,
+        channel: str,
+        address: str,
+        message: OutboundMessage,
+        contact: Contact,
+    ) -> None:
+        """A reply outside the conversation's turns (a carrier keyword's answer, the
+        "text only" reply to media), kept out of the transcript like the message it
+        answers; never sent to a contact who opted out or cannot be reached."""
+        if contact.opted_out or contact.unreachable:
+            return
+        sender = self._senders.get(channel)
+        reason = f"no sender for channel {channel}"
+        if sender is not None:
+            try:
+                await sender.send(address, message, contact.locale)
+                return
+            except DeliveryError as e:
+                reason = e.reason
+        log.warning("notice not sent in conversation %s: %s", conversation_id, reason)
+        await self._store.append_event(
+            Event(
+                id=self._ids.new("evt"),
+                kind=EventKind.DELIVERY_FAILED,
+                at=self._clock.now(),
+                conversation_id=conversation_id,
+                data={"reason": reason, "channel": channel, "text": message.text[:80]},
+            )
+        )
+
     async def _failed(self, conversation: Conversation, record: Message, reason: str) -> None:
         log.warning("delivery failed in conversation %s: %s", conversation.id, reason)
         await self._store.append_event(

@@ -26,6 +26,7 @@ from bot.models import (
     Ticket,
     TicketState,
     TriageDecision,
+    media_data,
 )
 from bot.ports import TicketChangeKind
 from bot.store import Lease
@@ -49,6 +50,10 @@ class Outcome(enum.StrEnum):
     DUPLICATE = "duplicate"
     RELAYED = "relayed"
     HANDLED = "handled"
+    #: A carrier keyword (opt-out, opt-in, help), answered outside the conversation's flow.
+    KEYWORD = "keyword"
+    #: Media the bot cannot read, outside a ticket: the customer is asked for text.
+    UNSUPPORTED = "unsupported"
 
 
 class Turn:
@@ -160,6 +165,8 @@ class Turn:
             self.conversation = replace(conversation, ticket_id=ticket.id, last_ticket_id=ticket.id)
             return await self._relay(ticket)
         self.conversation = replace(conversation, ticket_id=None)
+        if self.inbound.media:  # the words are handled; what came with them, only noted
+            await self._event(EventKind.MESSAGE_UNSUPPORTED, **media_data(self.inbound.media))
 
         offered = self.conversation.pending_choices
         self.conversation = replace(self.conversation, pending_choices=())

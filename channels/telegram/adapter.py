@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -37,11 +38,10 @@ from aiogram.types import (
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot import i18n
 from bot.app import Escala
-from bot.delivery import Backoff, RetryingSender, RetryLater, note_event, split_text
+from bot.delivery import Backoff, RetryingSender, RetryLater, split_text
 from bot.errors import DeliveryError
-from bot.models import Identity, InboundMessage, OutboundMessage, normalize_locale
+from bot.models import Identity, InboundMessage, Media, OutboundMessage, normalize_locale
 from channels.telegram.config import TelegramConfig
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,17 @@ TEXT_LIMIT = 4096
 CALLBACK_LIMIT = 64
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "callback_query"]
-#: Content Telegram can send that we do not understand yet: answered politely, noted.
+#: Content other than text: relayed to agents as "[photo]" ... while a ticket is open,
+#: else answered politely ("text only") and noted. File ids are never passed on (they
+#: open the file with the bot's token).
 MEDIA = frozenset(
     {"photo", "sticker", "voice", "video", "video_note", "audio", "document", "animation",
      "location", "venue", "contact", "poll", "dice"}
 )  # fmt: skip
 HASHED = "~"
+#: What Telegram allows in a /start deep-link payload; anything else is not kept.
+START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
+START_PAYLOAD_ATTRIBUTE = "start_payload"
 
 Part = tuple[str, InlineKeyboardMarkup | None]
 
@@ -171,14 +176,21 @@ class TelegramChannel:
             return
         address = str(message.chat.id)
         locale = normalize_locale(user.language_code, self.config.default_locale)
-        if message.text is None:
-            kind = getattr(message.content_type, "value", str(message.content_type))
-            if kind in MEDIA:
-                await self._unsupported(update_id, address, locale, kind)
-            return
         text = message.text
-        if text.split(maxsplit=1)[0].split("@")[0] == "/start":
-            text = "/start"  # a deep-link payload or @botname suffix: still the greeting
+        media: tuple[Media, ...] = ()
+        attributes: dict[str, str] = {}
+        if text is None:
+            kind = getattr(message.content_type, "value", str(message.content_type))
+            if kind not in MEDIA:
+                return  # service messages (title changed, member joined ...)
+            media = (Media(kind, _mime_type(message, kind)),)
+            text = message.caption or ""
+        elif (words := text.split(maxsplit=1)) and words[0].split("@")[0] == "/start":
+            # A deep link (t.me/<bot>?start=<payload>) or an @botname suffix: still the
+            # greeting; a well-formed payload is kept for routing rules' contact conditions.
+            if len(words) > 1 and START_PAYLOAD.fullmatch(words[1]):
+                attributes[START_PAYLOAD_ATTRIBUTE] = words[1]
+            text = "/start"
         await self.escala.engine.handle(
             InboundMessage(
                 channel=CHANNEL,
@@ -189,6 +201,8 @@ class TelegramChannel:
                 locale=locale,
                 raw={"update_id": update_id, "message_id": message.message_id},
                 name=user.full_name,
+                media=media,
+                attributes=attributes,
             )
         )
 
@@ -217,22 +231,6 @@ class TelegramChannel:
             )
         # Answered after the message is stored; without an answer the button spins.
         self._answer_callback(query.id)
-
-    async def _unsupported(self, update_id: int, address: str, locale: str, kind: str) -> None:
-        key = f"in:{CHANNEL}:u{update_id}"
-        if await self.store.is_seen(key):
-            return
-        contact = await self.store.find_contact(Identity(CHANNEL, address))
-        clock, ids = self._tickets.clock, self._tickets.ids
-        await note_event(
-            self.store, clock, ids, CHANNEL, address, "message.unsupported", media=kind
-        )
-        if contact is not None:
-            locale = contact.locale
-        await self.sender.send(
-            address, OutboundMessage(i18n.text("unsupported_media", locale)), locale
-        )
-        await self.store.mark_seen(key, self.escala.engine.parts.settings.dedupe_ttl_seconds)
 
     def _answer_callback(self, query_id: str) -> None:
         async def answer() -> None:
@@ -319,6 +317,12 @@ class TelegramChannel:
         if data.startswith(HASHED):
             return await self.store.get_link(f"{CHANNEL}:callback:{data}")
         return data
+
+
+def _mime_type(message: Message, kind: str) -> str:
+    """The MIME type Telegram gives for documents, voice, audio, video ...; else ''."""
+    mime = getattr(getattr(message, kind, None), "mime_type", None)
+    return mime if isinstance(mime, str) else ""
 
 
 def _button_label(query: CallbackQuery) -> str | None:

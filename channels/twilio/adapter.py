@@ -2,20 +2,24 @@
 
 One adapter, two channels: WhatsApp addresses carry the ``whatsapp:`` prefix and the
 channel has its own sender number. Choices become numbered lines ("1. Sim"); a reply
-"1" or the option's text is resolved by the engine. Carrier keywords are handled here,
-before the engine: STOP/PARAR/SAIR/CANCELAR opt out (so on these channels "cancelar"
-means opt-out, not the engine's cancel-flow command), START/VOLTAR opt back in,
-HELP/AJUDA get a short help text.
+"1" or the option's text is resolved by the engine. Carrier keywords are recognised
+here and applied by the engine, under the conversation's lock like any message:
+STOP/PARAR/SAIR/CANCELAR opt out (so on these channels "cancelar" means opt-out, not
+the engine's cancel-flow command), START/VOLTAR opt back in, HELP/AJUDA get a short
+help text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -27,11 +31,10 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
-from bot import i18n
 from bot.app import Escala
-from bot.delivery import Backoff, RetryingSender, RetryLater, note_event, split_text
+from bot.delivery import Backoff, NotSent, RetryingSender, RetryLater, note_event, split_text
 from bot.errors import DeliveryError
-from bot.models import Contact, EventKind, Identity, InboundMessage, OutboundMessage
+from bot.models import CarrierKeyword, EventKind, Identity, InboundMessage, Media, OutboundMessage
 from channels.twilio.config import TwilioConfig
 from kb.normalize import fold
 
@@ -44,26 +47,41 @@ STOP_WORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit
                         "parar", "sair", "cancelar"})  # fmt: skip
 START_WORDS = frozenset({"start", "unstop", "voltar"})
 HELP_WORDS = frozenset({"help", "ajuda"})
+#: Twilio sends at most 10 media per message; NumMedia is bounded in case it lies.
+MAX_MEDIA = 10
+_MIME = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 #: Twilio error code: the recipient replied STOP (Twilio refuses the send).
 UNSUBSCRIBED = 21610
 FINAL_STATUSES = frozenset({"delivered", "read", "undelivered", "failed"})
 
-TEXTS: Mapping[str, Mapping[str, str]] = {
-    "help": {
-        "pt-BR": (
-            'Atendimento por mensagem. Escreva sua dúvida, ou "atendente" para falar com '
-            "uma pessoa. Para não receber mais mensagens, responda SAIR; para voltar, VOLTAR."
-        ),
-        "en": (
-            'Customer support by message. Type your question, or "human" to talk to a '
-            "person. Reply STOP to stop receiving messages, START to resume."
-        ),
-    },
-    "opted_in": {
-        "pt-BR": "Pronto, você voltará a receber nossas mensagens.",
-        "en": "Done, you will receive our messages again.",
-    },
-}
+WHATSAPP = "whatsapp"
+#: WhatsApp allows free-form messages only this long after the customer's last message
+#: (Twilio error 63016 otherwise); later, only approved templates.
+SESSION_WINDOW = timedelta(hours=24)
+OUTSIDE_WINDOW = "outside WhatsApp's 24-hour window"
+#: When the customer last wrote, per WhatsApp address (ISO 8601, a store link).
+LAST_INBOUND = "whatsapp:last_inbound:{address}"
+#: The template's {{1}}: the message's text on one line, at most this many characters.
+TEMPLATE_VARIABLE_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Part:
+    """One message's chunk at Twilio's limit; ``whole`` is the message it came from."""
+
+    text: str
+    first: bool
+    whole: str
+
+
+def template_variable(text: str) -> str:
+    """A message as the approved template's first variable: whitespace collapsed to
+    single spaces (WhatsApp refuses newlines and tabs in variables), cut short."""
+    flat = " ".join(text.split())
+    if len(flat) <= TEMPLATE_VARIABLE_LIMIT:
+        return flat
+    return flat[: TEMPLATE_VARIABLE_LIMIT - 1].rstrip() + "…"
+
 
 #: The Retry-After of the last Twilio response seen in this task (set by a trace hook,
 #: because TwilioRestException does not carry the response headers).
@@ -116,7 +134,7 @@ class TwilioChannel:
         self.client = client
         self.validator = RequestValidator(config.auth_token)
         self._tickets = escala.engine.tickets
-        self.sender: RetryingSender[str] = RetryingSender(
+        self.sender: RetryingSender[Part] = RetryingSender(
             config.channel,
             render=self._render,
             deliver=self._deliver,
@@ -156,34 +174,23 @@ class TwilioChannel:
         if not isinstance(sid, str) or not sid or not isinstance(address, str) or not address:
             return web.Response(status=400, text="MessageSid and From are required\n")
         body = str(form.get("Body") or "")
-        media = _count(form.get("NumMedia"))
-        keyword = fold(body)
-        contact = await self.store.find_contact(Identity(self.name, address))
-        key = f"in:{self.name}:{sid}"
-        if keyword in STOP_WORDS or (keyword in START_WORDS and contact and contact.opted_out):
-            opt_out = keyword in STOP_WORDS
-            if not await self.store.is_seen(key):
-                await self._opt(address, contact, opt_out=opt_out, keyword=keyword, sid=sid)
-                await self.store.mark_seen(key, self._dedupe_ttl)
-        elif keyword in HELP_WORDS or (media and not body.strip()):
-            if not await self.store.is_seen(key):
-                if media:
-                    await self._note(address, "message.unsupported", media="media", count=media)
-                await self._notice(address, contact, "help" if keyword in HELP_WORDS else "media")
-                await self.store.mark_seen(key, self._dedupe_ttl)
-        else:
-            if media:
-                await self._note(address, "message.unsupported", media="media", count=media)
-            await self.escala.engine.handle(
-                InboundMessage(
-                    channel=self.name,
-                    address=address,
-                    text=body,
-                    provider_message_id=sid,
-                    received_at=self._tickets.clock.now(),
-                    raw={"MessageSid": sid, "NumMedia": media},
-                )
+        if self.name == WHATSAPP:
+            # Before the engine: its replies are checked against the window they open.
+            now = self._tickets.clock.now()
+            await self.store.set_link(LAST_INBOUND.format(address=address), now.isoformat())
+        await self.escala.engine.handle(
+            InboundMessage(
+                channel=self.name,
+                address=address,
+                text=body,
+                provider_message_id=sid,
+                received_at=self._tickets.clock.now(),
+                locale=self.config.default_locale,
+                raw={"MessageSid": sid, "NumMedia": _count(form.get("NumMedia"))},
+                media=_media(form),
+                keyword=_keyword(body),
             )
+        )
         return web.Response(text=TWIML_EMPTY, content_type="text/xml")
 
     async def status(self, request: web.Request) -> web.Response:
@@ -229,55 +236,39 @@ class TwilioChannel:
     def _dedupe_ttl(self) -> int:
         return self.escala.engine.parts.settings.dedupe_ttl_seconds
 
-    async def _opt(
-        self, address: str, contact: Contact | None, *, opt_out: bool, keyword: str, sid: str
-    ) -> None:
-        """Carrier compliance: nothing more is sent after STOP until START."""
-        identity = Identity(self.name, address)
-        if contact is None:
-            from bot.engine import stable_id
-
-            contact = Contact(
-                id=stable_id("ct", self.name, address),
-                identities=(identity,),
-                locale=self.config.default_locale,
-            )
-        await self.store.save_contact(replace(contact, opted_out=opt_out))
-        kind = "contact.opted_out" if opt_out else "contact.opted_in"
-        await self._note(address, kind, keyword=keyword, provider_message_id=sid)
-        log.info("%s %s %s", self.name, mask(address), kind)
-        if not opt_out:
-            await self._notice(address, replace(contact, opted_out=False), "opted_in")
-
-    async def _notice(self, address: str, contact: Contact | None, key: str) -> None:
-        if contact is not None and (contact.opted_out or contact.unreachable):
-            return
-        locale = contact.locale if contact is not None else self.config.default_locale
-        if key == "media":
-            text = i18n.text("unsupported_media", locale)
-        else:
-            text = TEXTS[key].get(locale) or TEXTS[key]["pt-BR"]
-        await self.sender.send(address, OutboundMessage(text), locale)
-
     async def _note(self, address: str, kind: str, **data: object) -> None:
         clock, ids = self._tickets.clock, self._tickets.ids
         await note_event(self.store, clock, ids, self.name, address, kind, **data)
 
     # -- outbound -----------------------------------------------------------------------
 
-    async def _render(self, message: OutboundMessage, locale: str) -> Sequence[str]:
+    async def _render(self, message: OutboundMessage, locale: str) -> Sequence[Part]:
         lines = [message.text] if message.text else []
         lines += [f"{n}. {choice.label}" for n, choice in enumerate(message.choices, start=1)]
-        return [chunk for chunk in split_text("\n".join(lines), TEXT_LIMIT) if chunk]
+        text = "\n".join(lines)
+        chunks = [chunk for chunk in split_text(text, TEXT_LIMIT) if chunk]
+        return [Part(chunk, first=n == 0, whole=text) for n, chunk in enumerate(chunks)]
 
-    async def _deliver(self, address: str, text: str) -> None:
+    async def _deliver(self, address: str, part: Part) -> None:
+        fields: dict[str, str] = {"body": part.text}
+        if self.name == WHATSAPP and not await self._in_session_window(address):
+            template = self.config.template_content_sid
+            if template is None:
+                raise NotSent(self.name, OUTSIDE_WINDOW)
+            if not part.first:
+                return  # the template sent for the first part stands for the whole message
+            variable = template_variable(part.whole)
+            fields = {
+                "content_sid": template,
+                "content_variables": json.dumps({"1": variable}, ensure_ascii=False),
+            }
         _retry_after.set(None)
         try:
             await self.client.messages.create_async(
                 to=address,
                 from_=self.config.from_number,
-                body=text,
                 status_callback=self.config.status_url,
+                **fields,
             )
         except TwilioRestException as e:
             if e.status == 429 or e.status >= 500:
@@ -287,11 +278,57 @@ class TwilioChannel:
             raise DeliveryError(self.name, f"HTTP {e.status} code {e.code}", permanent=True) from e
         except (aiohttp.ClientError, TimeoutError) as e:
             raise RetryLater(self.name, f"network: {type(e).__name__}") from e
+        if "content_sid" in fields:  # agents see the customer got the template, not the text
+            await self._note(
+                address,
+                "delivery.template",
+                content_sid=fields["content_sid"],
+                reason=OUTSIDE_WINDOW,
+            )
+
+    async def _in_session_window(self, address: str) -> bool:
+        """Whether WhatsApp allows free-form messages to ``address`` now: the customer
+        wrote within 24 hours (counted from messages this store has seen)."""
+        value = await self.store.get_link(LAST_INBOUND.format(address=address))
+        if value is None:
+            return False
+        try:
+            last = datetime.fromisoformat(value)
+        except ValueError:
+            return False
+        return self._tickets.clock.now() - last < SESSION_WINDOW
 
     async def _mark_opted_out(self, address: str) -> None:
         contact = await self.store.find_contact(Identity(self.name, address))
         if contact is not None and not contact.opted_out:
             await self.store.save_contact(replace(contact, opted_out=True))
+
+
+def _keyword(body: str) -> CarrierKeyword | None:
+    word = fold(body)
+    if word in STOP_WORDS:
+        return CarrierKeyword.OPT_OUT
+    if word in START_WORDS:
+        return CarrierKeyword.OPT_IN
+    if word in HELP_WORDS:
+        return CarrierKeyword.HELP
+    return None
+
+
+def _media(form: Mapping[str, str]) -> tuple[Media, ...]:
+    """What came besides the body: content types only. ``MediaUrl<n>`` is never passed
+    on: opening it takes the account's credentials."""
+    count = min(_count(form.get("NumMedia")), MAX_MEDIA)
+    return tuple(
+        Media("media", _content_type(form.get(f"MediaContentType{n}"))) for n in range(count)
+    )
+
+
+def _content_type(value: str | None) -> str:
+    """A MIME type as Twilio sends it (``image/jpeg``); anything else is left out."""
+    if value and len(value) <= 100 and _MIME.fullmatch(value):
+        return value
+    return ""
 
 
 def _count(value: object) -> int:

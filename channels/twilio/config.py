@@ -13,6 +13,7 @@ from bot.settings import Section, secret_from_env
 
 TWILIO_CHANNELS = ("sms", "whatsapp")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class TwilioConfig:
     status_path: str
     default_locale: str = "pt-BR"
     enabled: bool = True
+    #: WhatsApp only: an approved Content API template (``HX...``) sent instead of a
+    #: message that falls outside the 24-hour session window; None: such messages are
+    #: not sent (a ``delivery.failed`` event says why).
+    template_content_sid: str | None = None
 
     @property
     def webhook_url(self) -> str:
@@ -40,7 +45,7 @@ class TwilioConfig:
 
 KEYS = (
     "enabled", "account_sid_env", "auth_token_env", "from_number", "public_base_url",
-    "webhook_path", "status_path", "default_locale",
+    "webhook_path", "status_path", "default_locale", "template_content_sid",
 )  # fmt: skip
 
 
@@ -83,6 +88,14 @@ def parse_twilio(
     locale = s.string("default_locale", default_locale)
     if locale not in LOCALES:
         raise s.error("default_locale", f"'{locale}' is not one of {', '.join(LOCALES)}")
+    template = s.optional_string("template_content_sid")
+    if template is not None and channel != "whatsapp":
+        raise s.error("template_content_sid", "only WhatsApp has a 24-hour session window")
+    if template is not None and not _CONTENT_SID.match(template):
+        raise s.error(
+            "template_content_sid",
+            f"expected a Content SID like HX followed by 32 hex digits, got {template!r}",
+        )
     sid_env = s.string("account_sid_env")
     token_env = s.string("auth_token_env")
     secrets = ("", "")
@@ -101,4 +114,5 @@ def parse_twilio(
         status_path=paths["status_path"],
         default_locale=locale,
         enabled=enabled,
+        template_content_sid=template,
     )

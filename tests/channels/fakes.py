@@ -125,6 +125,8 @@ class FakeTwilio(FakeProvider):
     def __init__(self) -> None:
         super().__init__()
         self._ids = itertools.count(1)
+        #: Approved Content API templates by Content SID, as WhatsApp shows them.
+        self.contents: dict[str, str] = {}
 
     async def start_fake(self) -> None:
         app = web.Application()
@@ -135,7 +137,16 @@ class FakeTwilio(FakeProvider):
         return [c for c in self.calls if to is None or c.fields["To"] == to]
 
     def texts(self, to: str | None = None) -> list[str]:
-        return [c.fields["Body"] for c in self.sent(to) if c.ok]
+        """What the customer read: each body, or the template filled with its variables."""
+        return [self._shown(c.fields) for c in self.sent(to) if c.ok]
+
+    def _shown(self, fields: dict[str, str]) -> str:
+        if "ContentSid" not in fields:
+            return fields["Body"]
+        text = self.contents[fields["ContentSid"]]
+        for key, value in json.loads(fields.get("ContentVariables", "{}")).items():
+            text = text.replace("{{" + key + "}}", value)
+        return text
 
     async def _handle(self, request: web.Request) -> web.Response:
         fields = {k: str(v) for k, v in (await request.post()).items()}
@@ -160,7 +171,7 @@ class FakeTwilio(FakeProvider):
                 "status": "queued",
                 "to": fields["To"],
                 "from": fields["From"],
-                "body": fields["Body"],
+                "body": self._shown(fields),
             },
             status=201,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -235,3 +236,54 @@ async def test_api_base_is_where_sends_go(
         with pytest.raises(ConfigError) as error:
             parse_telegram("f.toml", {**table, "api_base": bad}, "en")
         assert error.value.place == "channels.telegram.api_base", bad
+
+
+VIP_RULE = """
+[[rule]]
+name = "partner-link"
+reason = "Came through the partner deep link"
+tier = "N2"
+handoff = false
+[rule.when]
+contact = { start_payload = ["partner_vip"] }
+"""
+
+
+async def test_start_payload_is_kept_as_a_contact_attribute_for_routing(
+    harness: Harness, tmp_path: Path
+) -> None:
+    from dataclasses import replace as with_
+
+    from bot.triage import load_triage
+
+    rules = tmp_path / "routing.toml"
+    rules.write_text(VIP_RULE)
+    settings = harness.escala.settings
+    triage = load_triage(rules, settings.tiers, settings.business_hours)
+    harness.escala.engine.parts = with_(harness.escala.engine.parts, triage=triage)
+
+    await harness.telegram_text("/start", chat_id=1111)
+    await harness.telegram_text("oi")  # a contact already known: the payload still lands
+    before = len(harness.fake_telegram.texts(CHAT))
+    await harness.telegram_text("/start partner_vip")
+    greeting = harness.fake_telegram.texts(1111)
+    assert harness.fake_telegram.texts(CHAT)[before:] == greeting
+    contact = await harness.store.find_contact(Identity("telegram", str(CHAT)))
+    assert contact is not None and contact.attributes["start_payload"] == "partner_vip"
+
+    await harness.telegram_text("quero falar com um atendente")
+    ticket = await harness.store.find_ticket(1001)
+    assert ticket is not None and ticket.tier == "N2"
+    assert "Came through the partner deep link" in ticket.reasons
+
+
+@pytest.mark.parametrize("payload", ["../x", "a" * 65, "vip extra", "<b>"])
+async def test_malformed_start_payload_is_not_kept(harness: Harness, payload: str) -> None:
+    await harness.telegram_text(f"/start {payload}")
+    assert harness.fake_telegram.texts(CHAT), "still the greeting"
+    contact = await harness.store.find_contact(Identity("telegram", str(CHAT)))
+    assert contact is not None and "start_payload" not in contact.attributes
+
+
+async def test_blank_text_is_not_a_server_error(harness: Harness) -> None:
+    assert (await harness.telegram_text("   ")).status == 200
