@@ -98,6 +98,9 @@ class SlackWorkspace:
         await self.store.set_link(CARD_KEY.format(ticket_id=ticket.id), f"{posted_channel} {ts}")
 
     async def ticket_changed(self, view: TicketView, change: TicketChangeKind) -> None:
+        if change is TicketChangeKind.SLA_BREACHED:
+            await self._overdue(view)
+            return
         found = await self.card_of(view.ticket.id)
         if found is None:
             log.warning("no Slack card for %s; %s not shown", view.ticket.label, change.value)
@@ -109,6 +112,28 @@ class SlackWorkspace:
             ts=ts,
             text=blocks.card_text(view),
             blocks=blocks.card(view, change, assignee),
+        )
+
+    async def _overdue(self, view: TicketView) -> None:
+        """The first response is overdue: say so in the card's thread, pinging whoever
+        is active in the tier's channel, and mark the card. Without a card (it could not
+        be posted) the warning goes to the tier's channel itself: it must be seen."""
+        ticket = view.ticket
+        text = blocks.overdue_line(view)
+        found = await self.card_of(ticket.id)
+        channel = self.config.channel_for(ticket.tier, ticket.private)
+        if found is None or found[0] != channel:  # no card in this tier's channel yet
+            if channel is None:
+                raise LookupError(f"no Slack channel for tier {ticket.tier}")
+            await self.client.chat_postMessage(channel=channel, text=text)
+            return
+        channel, ts = found
+        await self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text)
+        await self.client.chat_update(
+            channel=channel,
+            ts=ts,
+            text=blocks.card_text(view),
+            blocks=blocks.card(view, TicketChangeKind.SLA_BREACHED),
         )
 
     async def customer_message(self, view: TicketView, message: Message) -> None:
