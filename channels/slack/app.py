@@ -147,7 +147,7 @@ def slack_plugin(
     plugin. ``client`` replaces the real Web API client (tests use a fake Slack)."""
     config = load_slack_config(settings)
     client = client or web_client(config.bot_token)
-    workspace = SlackWorkspace(client, config, escala.store)
+    workspace = SlackWorkspace(client, config, escala.engine.tickets)
     escala.workspaces.add(workspace)
     actions = AgentActions(config, escala.desk, workspace, escala.store)
     app = build_bolt_app(config, client, actions)
