@@ -19,7 +19,7 @@ from bot.settings import Section, Settings, did_you_mean, secret_from_env, type_
 KEYS = (
     "mode", "bot_token_env", "signing_secret_env", "app_token_env",
     "channels", "private_channels", "agents", "note_prefix", "events_path",
-    "card_retry_minutes",
+    "card_retry_minutes", "connect_timeout_seconds",
 )  # fmt: skip
 
 #: Public (C…) or private (G…) channel ids; events carry ids, never ``#names``.
@@ -51,6 +51,8 @@ class SlackConfig:
     private_channels: Mapping[str, str] = field(default_factory=dict)
     #: Waits before each new attempt at posting a card that failed.
     card_retry_minutes: tuple[float, ...] = DEFAULT_CARD_RETRY_MINUTES
+    #: How long start-up may take to reach Slack (token check, Socket Mode connection).
+    connect_timeout_seconds: float = 30.0
 
     def channel_for(self, tier: str, private: bool) -> str | None:
         """Where a ticket's card goes: the tier's private channel for sensitive tickets
@@ -130,6 +132,7 @@ def load_slack_config(settings: Settings) -> SlackConfig:
         note_prefixes=_note_prefixes(s),
         events_path=events_path,
         card_retry_minutes=_card_retry_minutes(s),
+        connect_timeout_seconds=s.number("connect_timeout_seconds", 30.0, low=1, high=600) or 30.0,
     )
 
 

@@ -25,6 +25,7 @@ def test_defaults() -> None:
     assert config.channels == CHANNELS and config.agents == AGENTS
     assert config.note_prefixes == ("//", "note:")
     assert config.card_retry_minutes == (1.0, 5.0, 15.0)
+    assert config.connect_timeout_seconds == 30.0
     assert TOKEN not in repr(config) and SECRET not in repr(config)
     assert config.is_note("NOTE: x") and config.strip_note("  // hello ") == "hello"
 
@@ -64,6 +65,8 @@ def test_note_prefix_string_or_list() -> None:
         ({"card_retry_minutes": [1, 0]}, "slack.card_retry_minutes[1]", "more than 0"),
         ({"card_retry_minutes": [1, "5"]}, "slack.card_retry_minutes[1]", "number of minutes"),
         ({"card_retry_minutes": [1] * 11}, "slack.card_retry_minutes", "at most 10"),
+        ({"connect_timeout_seconds": 0}, "slack.connect_timeout_seconds", "between 1 and 600"),
+        ({"connect_timeout_seconds": "30"}, "slack.connect_timeout_seconds", "a number"),
     ],
 )
 def test_mistakes(overrides: dict[str, Any], place: str, reason: str) -> None:
