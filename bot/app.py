@@ -12,8 +12,10 @@ from bot.engine import Components, Engine
 from bot.errors import ConfigError
 from bot.outbox import Outbox, Workspaces
 from bot.settings import Settings
+from bot.sla import FirstResponseAlerts
 from bot.store import MemoryStore, Store
 from bot.tickets import Tickets
+from bot.timers import Timers
 from bot.triage import load_triage
 from flows.errors import FlowError
 from flows.loader import FlowSet, load_flows
@@ -31,6 +33,8 @@ class Escala:
     desk: Desk
     outbox: Outbox
     workspaces: Workspaces
+    #: Store timers and their sweeper: SLA alerts, and whatever a workspace registers.
+    timers: Timers
 
 
 def load_knowledge(settings: Settings) -> tuple[KnowledgeBase, Matcher]:
@@ -113,9 +117,13 @@ def build(
                 str(settings.source), "store.backend", "this command runs on the memory store only"
             )
         store = MemoryStore()
-    tickets = Tickets(store, clock, ids, settings.tiers, settings.engine.card_context_messages)
+    timers = Timers(store, clock)
+    tickets = Tickets(
+        store, clock, ids, settings.tiers, settings.engine.card_context_messages, timers
+    )
     outbox = Outbox(store, clock, ids)
     workspaces = Workspaces(store, clock, ids)
+    FirstResponseAlerts(tickets, workspaces)
     engine = Engine(
         Components(
             store=store,
@@ -131,4 +139,4 @@ def build(
         )
     )
     desk = Desk(engine, settings.agents)
-    return Escala(settings, store, engine, desk, outbox, workspaces)
+    return Escala(settings, store, engine, desk, outbox, workspaces, timers)

@@ -168,7 +168,11 @@ def run_chat(args: argparse.Namespace) -> int:
                 agent_id=agent_id,
                 echo=not sys.stdin.isatty(),
             )
-            await console.run(read_lines(sys.stdin))
+            console.escala.timers.start(settings.engine.timer_sweep_seconds)
+            try:
+                await console.run(read_lines(sys.stdin))
+            finally:
+                await console.escala.timers.stop()
         finally:
             await store.close()
 

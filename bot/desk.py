@@ -205,6 +205,7 @@ class Desk:
         if not change.ok or change.ticket is None:
             return DeskResult(False, f"{ticket.label}: {_refusal(change)}", change.ticket)
         moved = change.ticket
+        await self.tickets.arm_first_response(moved)
         await self.store.append_message(
             Message(
                 id=self.tickets.ids.new("msg"),
@@ -257,6 +258,7 @@ class Desk:
         if not change.ok or change.ticket is None:
             return DeskResult(False, f"{ticket.label}: {_refusal(change)}", change.ticket)
         released = change.ticket
+        await self.tickets.arm_first_response(released)
         await self.tickets.event(
             EventKind.RELEASED,
             conversation_id=released.conversation_id,

@@ -266,6 +266,7 @@ class Engine:
             tier_history=(decision.tier,),
         )
         await self.store.open_ticket(ticket)
+        await self.tickets.arm_first_response(ticket)
         conversation = replace(
             conversation,
             ticket_id=ticket.id,

@@ -305,10 +305,14 @@ class EventKind(enum.StrEnum):
     AGENT_REPLY = "ticket.agent_reply"
     NOTE = "ticket.note"
     RESOLVED = "ticket.resolved"
+    #: A queued ticket passed its tier's first-response promise with no agent reply.
+    SLA_BREACHED = "ticket.sla_breached"
     CSAT_ASKED = "csat.asked"
     CSAT_RECORDED = "csat.recorded"
     CSAT_DROPPED = "csat.dropped"
     DELIVERY_FAILED = "delivery.failed"
+    #: A workspace could not show a ticket after every retry (a Slack card never posted).
+    WORKSPACE_GAVE_UP = "workspace.gave_up"
     CANCELLED = "conversation.cancelled"
     MESSAGE_UNSUPPORTED = "message.unsupported"
     OPTED_OUT = "contact.opted_out"

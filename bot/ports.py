@@ -31,6 +31,9 @@ class TicketChangeKind(enum.StrEnum):
     ESCALATED = "escalated"
     RESOLVED = "resolved"
     CSAT = "csat"
+    #: Still waiting in its queue past the tier's first-response promise (``note``
+    #: says for how long). Sent once per stay in a tier's queue.
+    SLA_BREACHED = "sla_breached"
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ class AgentWorkspace(Protocol):
         ...
 
     async def ticket_changed(self, view: TicketView, change: TicketChangeKind) -> None:
-        """Claimed, released, escalated away, resolved, or CSAT received."""
+        """Claimed, released, escalated away, resolved, CSAT received, or the first
+        response is overdue."""
         ...
 
     async def customer_message(self, view: TicketView, message: Message) -> None:

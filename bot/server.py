@@ -144,8 +144,11 @@ def create_app(
         for plugin in plugins:
             await plugin.start()
             log.info("channel %s started", plugin.name)
+        # After the plugins: a timer may need one (a Slack card to post again).
+        escala.timers.start(escala.settings.engine.timer_sweep_seconds)
 
     async def stop(_: web.Application) -> None:
+        await escala.timers.stop()  # before the plugins whose clients its timers use
         for plugin in reversed(plugins):
             try:
                 await plugin.stop()

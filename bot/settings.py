@@ -62,6 +62,8 @@ class EngineSettings:
     status_flow: str = "ticket_status"
     after_answer_flow: str | None = "kb_feedback"
     csat_enabled: bool = True
+    #: How often each process pops due timers (SLA alerts, Slack card retries).
+    timer_sweep_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -371,6 +373,9 @@ def _engine(s: Section) -> EngineSettings:
         raise s.error("default_locale", f"'{locale}' is not one of {', '.join(LOCALES)}")
     lock_ttl = s.number("lock_ttl_seconds", d.lock_ttl_seconds, positive=True)
     assert lock_ttl is not None
+    # Under 0.1 s the sweep is a busy loop on the store; over 5 min an SLA alert is late.
+    sweep = s.number("timer_sweep_seconds", d.timer_sweep_seconds, low=0.1, high=300)
+    assert sweep is not None
     return EngineSettings(
         default_locale=locale,
         dedupe_ttl_seconds=s.integer("dedupe_ttl_seconds", d.dedupe_ttl_seconds, minimum=1),
@@ -383,6 +388,7 @@ def _engine(s: Section) -> EngineSettings:
         status_flow=s.string("status_flow", d.status_flow),
         after_answer_flow=s.optional_string("after_answer_flow", d.after_answer_flow),
         csat_enabled=s.boolean("csat_enabled", d.csat_enabled),
+        timer_sweep_seconds=sweep,
     )
 
 

@@ -4,6 +4,7 @@ events, the agent's view of a ticket, the customer's view of its status."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot import i18n
@@ -11,6 +12,10 @@ from bot.clock import Clock, Ids
 from bot.models import Event, Ticket, TicketState, Tier
 from bot.ports import TicketView
 from bot.store import Store
+from bot.timers import Timers
+
+#: The timer kind of a first-response deadline: ``sla:<ticket id>:<tier>``.
+SLA_TIMER = "sla"
 
 
 class Tickets:
@@ -21,10 +26,12 @@ class Tickets:
         ids: Ids,
         tiers: Sequence[Tier],
         card_context_messages: int,
+        timers: Timers,
     ) -> None:
         self.store = store
         self.clock = clock
         self.ids = ids
+        self.timers = timers
         self.tiers = {tier.name: tier for tier in tiers}
         self._ordered = sorted(tiers, key=lambda t: t.level)
         self._context = card_context_messages
@@ -36,6 +43,22 @@ class Tickets:
     def next_tier(self, name: str) -> Tier | None:
         current = self.tier(name)
         return next((t for t in self._ordered if t.level > current.level), None)
+
+    def first_response_due(self, ticket: Ticket) -> datetime | None:
+        """When the ticket's current tier promised a first response (None for a tier
+        no longer configured)."""
+        tier = self.tiers.get(ticket.tier)
+        if tier is None:
+            return None
+        return ticket.queued_at + timedelta(minutes=tier.first_response_minutes)
+
+    async def arm_first_response(self, ticket: Ticket) -> None:
+        """Set the timer that alerts agents if ``ticket`` is still waiting at its tier's
+        deadline (:mod:`bot.sla`). Called whenever a ticket enters a queue: opened,
+        escalated (a new tier: a new timer), released (the same timer, moved)."""
+        due = self.first_response_due(ticket)
+        if due is not None:
+            await self.timers.schedule(SLA_TIMER, f"{ticket.id}:{ticket.tier}", due)
 
     async def event(
         self,

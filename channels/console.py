@@ -75,6 +75,9 @@ class Console:
 
     async def ticket_changed(self, view: TicketView, change: TicketChangeKind) -> None:
         t = view.ticket
+        if change is TicketChangeKind.SLA_BREACHED:  # said where the ticket waits
+            self.say(f"[{t.tier} queue] {t.label} {view.note}")
+            return
         detail = {
             TicketChangeKind.CLAIMED: f"claimed by {view.actor}",
             TicketChangeKind.RELEASED: f"released by {view.actor}, back in {t.tier}",

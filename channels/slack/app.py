@@ -9,9 +9,11 @@ own lazy mode would run it in tasks nobody can wait for).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
@@ -121,23 +123,44 @@ class SlackPlugin:
             return False
 
     async def start(self) -> None:
-        """Check the bot token now (a bad one stops start-up), then connect Socket Mode."""
+        """Check the bot token now (a bad one stops start-up), then connect Socket Mode.
+
+        Both are bounded by ``connect_timeout_seconds``: an unreachable Slack stops
+        start-up with the key and the reason instead of hanging (the Socket Mode client
+        would retry for ever). Once connected, the client reconnects by itself.
+        """
+        timeout = self.config.connect_timeout_seconds
         try:
-            await self.client.auth_test()
+            await asyncio.wait_for(self.client.auth_test(), timeout)
         except SlackApiError as e:
             reason = f"Slack refused the bot token: {e.response.get('error', 'unknown error')}"
             raise ConfigError(self.source, "slack.bot_token_env", reason) from e
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise ConfigError(
+                self.source, "slack.bot_token_env", _unreachable("Web API", timeout, e)
+            ) from e
         if self.config.mode == "socket":
             self._socket = AsyncSocketModeHandler(
                 self.app, app_token=self.config.app_token, web_client=self.client
             )
-            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+            try:
+                await asyncio.wait_for(self._socket.connect_async(), timeout)  # type: ignore[no-untyped-call]
+            except TimeoutError as e:
+                await self._socket.close_async()  # type: ignore[no-untyped-call]
+                self._socket = None
+                reason = _unreachable("Socket Mode", timeout, e) + " (or the app token was refused)"
+                raise ConfigError(self.source, "slack.app_token_env", reason) from e
 
     async def stop(self) -> None:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
         await self.background.drain()
+
+
+def _unreachable(what: str, timeout: float, error: BaseException) -> str:
+    detail = "no answer" if isinstance(error, TimeoutError) else str(error) or type(error).__name__
+    return f"cannot reach Slack ({what}) within {timeout:g} s: {detail}"
 
 
 def slack_plugin(
@@ -147,7 +170,7 @@ def slack_plugin(
     plugin. ``client`` replaces the real Web API client (tests use a fake Slack)."""
     config = load_slack_config(settings)
     client = client or web_client(config.bot_token)
-    workspace = SlackWorkspace(client, config, escala.store)
+    workspace = SlackWorkspace(client, config, escala.engine.tickets)
     escala.workspaces.add(workspace)
     actions = AgentActions(config, escala.desk, workspace, escala.store)
     app = build_bolt_app(config, client, actions)

@@ -163,12 +163,10 @@ def card(
         reasons = "\n".join(f"• {escape(reason)}" for reason in t.reasons)
         blocks.append(_section(f"*Why:*\n{reasons}"))
     blocks.append(_section(f"*Conversation:*\n{transcript_text(view.transcript)}"))
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [{"type": "mrkdwn", "text": _status(view, change, assignee)}],
-        }
-    )
+    status = [{"type": "mrkdwn", "text": _status(view, change, assignee)}]
+    if change is TicketChangeKind.SLA_BREACHED:
+        status.append({"type": "mrkdwn", "text": f"⚠ {escape(view.note)}"})
+    blocks.append({"type": "context", "elements": status})
     buttons = _buttons(t, change)
     if buttons:
         blocks.append({"type": "actions", "block_id": f"ticket_{t.number}", "elements": buttons})
@@ -177,6 +175,17 @@ def card(
 
 def _section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_LIMIT)}}
+
+
+def overdue_line(view: TicketView) -> str:
+    """The SLA warning in a card's thread. ``<!here>`` on purpose: this is our own text,
+    and the point is that the agents active in the tier's channel see it now."""
+    t = view.ticket
+    promise = view.tier.first_response_minutes
+    return (
+        f":warning: <!here> {t.label} in {t.tier}: {escape(view.note)}, "
+        f"the promise is {promise} min. Claim it or escalate."
+    )
 
 
 def customer_line(message: Message) -> str:

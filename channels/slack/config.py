@@ -19,6 +19,7 @@ from bot.settings import Section, Settings, did_you_mean, secret_from_env, type_
 KEYS = (
     "mode", "bot_token_env", "signing_secret_env", "app_token_env",
     "channels", "private_channels", "agents", "note_prefix", "events_path",
+    "card_retry_minutes", "connect_timeout_seconds",
 )  # fmt: skip
 
 #: Public (C…) or private (G…) channel ids; events carry ids, never ``#names``.
@@ -27,6 +28,10 @@ _CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
 _USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 
 DEFAULT_NOTE_PREFIXES = ("//", "note:")
+#: After a card could not be posted (the client's own quick retries included), try
+#: again after 1, then 5, then 15 minutes, then give up with an event.
+DEFAULT_CARD_RETRY_MINUTES = (1.0, 5.0, 15.0)
+MAX_CARD_RETRIES = 10
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,10 @@ class SlackConfig:
     #: Tier name → private channel for tickets triage flagged as sensitive (billing,
     #: health ...): their transcript is not shown in the tier's open channel.
     private_channels: Mapping[str, str] = field(default_factory=dict)
+    #: Waits before each new attempt at posting a card that failed.
+    card_retry_minutes: tuple[float, ...] = DEFAULT_CARD_RETRY_MINUTES
+    #: How long start-up may take to reach Slack (token check, Socket Mode connection).
+    connect_timeout_seconds: float = 30.0
 
     def channel_for(self, tier: str, private: bool) -> str | None:
         """Where a ticket's card goes: the tier's private channel for sensitive tickets
@@ -122,6 +131,8 @@ def load_slack_config(settings: Settings) -> SlackConfig:
         agents=_agents(s.table("agents"), [a.id for a in settings.agents]),
         note_prefixes=_note_prefixes(s),
         events_path=events_path,
+        card_retry_minutes=_card_retry_minutes(s),
+        connect_timeout_seconds=s.number("connect_timeout_seconds", 30.0, low=1, high=600) or 30.0,
     )
 
 
@@ -158,6 +169,25 @@ def _agents(s: Section, agent_ids: list[str]) -> Mapping[str, str]:
             raise s.error(user, f"agent '{agent}' is mapped to two Slack users")
         agents[user] = agent
     return agents
+
+
+def _card_retry_minutes(s: Section) -> tuple[float, ...]:
+    key = "card_retry_minutes"
+    if key not in s.data:
+        return DEFAULT_CARD_RETRY_MINUTES
+    value = s.data[key]
+    if not isinstance(value, list):
+        raise s.error(key, f"expected a list of minutes, got {type_name(value)}")
+    if len(value) > MAX_CARD_RETRIES:
+        raise s.error(key, f"at most {MAX_CARD_RETRIES} retries, got {len(value)}")
+    waits: list[float] = []
+    for i, wait in enumerate(value):
+        if isinstance(wait, bool) or not isinstance(wait, int | float):
+            raise s.error(f"{key}[{i}]", f"expected a number of minutes, got {type_name(wait)}")
+        if not 0 < wait <= 1440:
+            raise s.error(f"{key}[{i}]", f"must be more than 0 and at most 1440, got {wait}")
+        waits.append(float(wait))
+    return tuple(waits)
 
 
 def _note_prefixes(s: Section) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ ticket's current card, ``slack:thread:<channel>:<ts>`` → ticket number.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -19,9 +20,10 @@ from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryInterv
 from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.models import Message
+from bot.models import EventKind, Message, Ticket, TicketState
 from bot.ports import TicketChangeKind, TicketView
 from bot.store import Store
+from bot.tickets import Tickets
 from channels.slack import blocks
 from channels.slack.config import SlackConfig
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 #: Links live as long as a ticket may be worked and its CSAT may come back.
 CARD_KEY = "slack:card:{ticket_id}"
 THREAD_KEY = "slack:thread:{channel}:{ts}"
+#: The timer that posts a failed card again: ``slack-card:<ticket id>:<tier>:<attempt>``.
+CARD_TIMER = "slack-card"
 
 
 def web_client(
@@ -57,10 +61,12 @@ class SlackWorkspace:
     attribute; errors propagate to :class:`bot.outbox.Workspaces`, which records them
     (``delivery.failed``) while the ticket stays safe in its queue."""
 
-    def __init__(self, client: AsyncWebClient, config: SlackConfig, store: Store) -> None:
+    def __init__(self, client: AsyncWebClient, config: SlackConfig, tickets: Tickets) -> None:
         self.client = client
         self.config = config
-        self.store = store
+        self.tickets = tickets
+        self.store: Store = tickets.store
+        tickets.timers.on(CARD_TIMER, self.repost_card)
 
     # -- links --------------------------------------------------------------------------
 
@@ -79,6 +85,67 @@ class SlackWorkspace:
     # -- AgentWorkspace -----------------------------------------------------------------
 
     async def ticket_opened(self, view: TicketView) -> None:
+        try:
+            await self._post_card(view)
+        except Exception as e:
+            # The ticket is safe in its queue; the card comes later (or an event says why
+            # not), and the error still reaches Workspaces, which records it.
+            await self._card_later(view.ticket, 1, e)
+            raise
+
+    async def repost_card(self, key: str) -> None:
+        """The ``slack-card:<key>`` timer: post the card of a ticket that has none in its
+        tier's channel yet. Nothing to do when the ticket moved on meanwhile (another
+        tier, resolved) or a card got there."""
+        rest, _, attempt = key.rpartition(":")
+        ticket_id, _, tier = rest.partition(":")
+        ticket = await self.store.get_ticket(ticket_id)
+        if (
+            ticket is None
+            or ticket.tier != tier
+            or ticket.state not in (TicketState.QUEUED, TicketState.ASSIGNED)
+        ):
+            return
+        found = await self.card_of(ticket.id)
+        if found is not None and found[0] == self.config.channel_for(tier, ticket.private):
+            return
+        view = await self.tickets.view(ticket, full_transcript=True)
+        assignee = self.config.slack_user(ticket.assignee) if ticket.assignee else None
+        try:
+            await self._post_card(view, assignee)
+        except Exception as e:
+            await self._card_later(ticket, int(attempt) + 1, e)
+            return
+        log.info("card of %s posted on retry %s", ticket.label, attempt)
+
+    async def _card_later(self, ticket: Ticket, attempt: int, error: Exception) -> None:
+        waits = self.config.card_retry_minutes
+        if attempt <= len(waits):
+            wait = waits[attempt - 1]
+            log.warning(
+                "Slack card of %s not posted (%s); retry %d in %g min",
+                ticket.label,
+                error,
+                attempt,
+                wait,
+            )
+            await self.tickets.timers.schedule_in(
+                CARD_TIMER, f"{ticket.id}:{ticket.tier}:{attempt}", timedelta(minutes=wait)
+            )
+            return
+        log.error("Slack card of %s never posted; gave up: %s", ticket.label, error)
+        await self.tickets.event(
+            EventKind.WORKSPACE_GAVE_UP,
+            conversation_id=ticket.conversation_id,
+            ticket_id=ticket.id,
+            workspace="slack",
+            what="ticket card",
+            tier=ticket.tier,
+            attempts=attempt,
+            reason=str(error),
+        )
+
+    async def _post_card(self, view: TicketView, assignee: str | None = None) -> None:
         ticket = view.ticket
         channel = self.config.channel_for(ticket.tier, ticket.private)
         if channel is None:  # config validation makes this a tier added after start-up
@@ -86,7 +153,7 @@ class SlackWorkspace:
         response = await self.client.chat_postMessage(
             channel=channel,
             text=blocks.card_text(view),
-            blocks=blocks.card(view),
+            blocks=blocks.card(view, None, assignee),
             unfurl_links=False,
             unfurl_media=False,
         )
@@ -98,6 +165,9 @@ class SlackWorkspace:
         await self.store.set_link(CARD_KEY.format(ticket_id=ticket.id), f"{posted_channel} {ts}")
 
     async def ticket_changed(self, view: TicketView, change: TicketChangeKind) -> None:
+        if change is TicketChangeKind.SLA_BREACHED:
+            await self._overdue(view)
+            return
         found = await self.card_of(view.ticket.id)
         if found is None:
             log.warning("no Slack card for %s; %s not shown", view.ticket.label, change.value)
@@ -109,6 +179,28 @@ class SlackWorkspace:
             ts=ts,
             text=blocks.card_text(view),
             blocks=blocks.card(view, change, assignee),
+        )
+
+    async def _overdue(self, view: TicketView) -> None:
+        """The first response is overdue: say so in the card's thread, pinging whoever
+        is active in the tier's channel, and mark the card. Without a card (it could not
+        be posted) the warning goes to the tier's channel itself: it must be seen."""
+        ticket = view.ticket
+        text = blocks.overdue_line(view)
+        found = await self.card_of(ticket.id)
+        channel = self.config.channel_for(ticket.tier, ticket.private)
+        if found is None or found[0] != channel:  # no card in this tier's channel yet
+            if channel is None:
+                raise LookupError(f"no Slack channel for tier {ticket.tier}")
+            await self.client.chat_postMessage(channel=channel, text=text)
+            return
+        channel, ts = found
+        await self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text)
+        await self.client.chat_update(
+            channel=channel,
+            ts=ts,
+            text=blocks.card_text(view),
+            blocks=blocks.card(view, TicketChangeKind.SLA_BREACHED),
         )
 
     async def customer_message(self, view: TicketView, message: Message) -> None:

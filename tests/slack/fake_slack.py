@@ -37,6 +37,8 @@ class FakeSlack:
     #: Socket Mode: the app's WebSocket, and the envelope ids it acknowledged.
     socket: web.WebSocketResponse | None = None
     acks: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    #: Where ``apps.connections.open`` sends the app (default: this fake's own socket).
+    socket_url: str | None = None
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -121,7 +123,8 @@ class FakeSlack:
         if method == "views.open":
             return {"ok": True, "view": {"id": "V0VIEW"}}
         if method == "apps.connections.open":
-            return {"ok": True, "url": f"ws://127.0.0.1:{self.server.port}/link"}  # type: ignore[union-attr]
+            url = self.socket_url or f"ws://127.0.0.1:{self.server.port}/link"  # type: ignore[union-attr]
+            return {"ok": True, "url": url}
         if method == "chat.getPermalink":
             ts = str(args["message_ts"]).replace(".", "")
             link = f"https://escala.slack.com/archives/{args['channel']}/p{ts}"

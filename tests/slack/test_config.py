@@ -24,6 +24,8 @@ def test_defaults() -> None:
     assert config.bot_token == TOKEN and config.signing_secret == SECRET
     assert config.channels == CHANNELS and config.agents == AGENTS
     assert config.note_prefixes == ("//", "note:")
+    assert config.card_retry_minutes == (1.0, 5.0, 15.0)
+    assert config.connect_timeout_seconds == 30.0
     assert TOKEN not in repr(config) and SECRET not in repr(config)
     assert config.is_note("NOTE: x") and config.strip_note("  // hello ") == "hello"
 
@@ -59,6 +61,12 @@ def test_note_prefix_string_or_list() -> None:
         ({"app_token_env": "X"}, "slack.app_token_env", "mode is 'http'"),
         ({"events_path": "slack"}, "slack.events_path", "must start with '/'"),
         ({"bot_token_env": "NOPE_UNSET"}, "slack.bot_token_env", "NOPE_UNSET is not set"),
+        ({"card_retry_minutes": 5}, "slack.card_retry_minutes", "a list of minutes"),
+        ({"card_retry_minutes": [1, 0]}, "slack.card_retry_minutes[1]", "more than 0"),
+        ({"card_retry_minutes": [1, "5"]}, "slack.card_retry_minutes[1]", "number of minutes"),
+        ({"card_retry_minutes": [1] * 11}, "slack.card_retry_minutes", "at most 10"),
+        ({"connect_timeout_seconds": 0}, "slack.connect_timeout_seconds", "between 1 and 600"),
+        ({"connect_timeout_seconds": "30"}, "slack.connect_timeout_seconds", "a number"),
     ],
 )
 def test_mistakes(overrides: dict[str, Any], place: str, reason: str) -> None:

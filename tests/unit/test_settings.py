@@ -145,6 +145,7 @@ BAD_CASES = [
     ("out_of_range.toml", "kb.answer_threshold", "must be between 0 and 100, got 120"),
     ("suggest_above_answer.toml", "kb.suggest_threshold", "must not exceed answer_threshold"),
     ("zero_ttl.toml", "engine.lock_ttl_seconds", "must be greater than 0"),
+    ("sweep_too_fast.toml", "engine.timer_sweep_seconds", "must be between 0.1 and 300, got 0.01"),
     ("bad_locale.toml", "engine.default_locale", "'es' is not one of pt-BR, en"),
     ("unknown_tier_in_agent.toml", "agents[0].tiers[1]", "unknown tier 'N9'"),
     ("duplicate_agent.toml", "agents[1].id", "duplicate agent 'ana'"),

@@ -1,0 +1,122 @@
+"""Store timers and the sweeper that fires them.
+
+A timer is a store entry (``Store.schedule``) named ``<kind>:<key>``: ``sla:<ticket
+id>:<tier>`` for a first-response deadline, ``slack-card:...`` for a card to post
+again. It lives in the store, so it survives a restart, and ``Store.pop_due`` hands a
+due timer to exactly one caller, so any number of router processes can sweep the
+same store and each timer fires once. The same name is the same timer: scheduling it
+again moves it.
+
+The sweeper runs in ``escala serve`` and ``escala chat``: every ``interval`` seconds it
+pops what is due by the injected clock and calls the handler registered for the
+timer's kind. Tests call :meth:`Timers.sweep` after moving a fake clock; nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from bot.clock import Clock
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+#: Called with the timer's key (the part after ``<kind>:``) when it is due.
+Handler = Callable[[str], Awaitable[None]]
+
+#: A timer whose handler failed, or that this process has no handler for, is put back
+#: this much later rather than lost (another process, or the store, may be back then).
+RETRY_LATER = timedelta(minutes=1)
+
+
+class Timers:
+    def __init__(self, store: Store, clock: Clock, *, batch: int = 100) -> None:
+        self.store = store
+        self.clock = clock
+        self.batch = batch
+        self._handlers: dict[str, Handler] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def on(self, kind: str, handler: Handler) -> None:
+        """Call ``handler(key)`` for every due ``<kind>:<key>`` timer."""
+        if ":" in kind:
+            raise ValueError(f"a timer kind has no ':': {kind!r}")
+        self._handlers[kind] = handler
+
+    async def schedule(self, kind: str, key: str, due_at: datetime) -> None:
+        """Set the timer ``<kind>:<key>`` (moving it when it is already set)."""
+        await self.store.schedule(f"{kind}:{key}", due_at)
+
+    async def schedule_in(self, kind: str, key: str, delay: timedelta) -> None:
+        await self.schedule(kind, key, self.clock.now() + delay)
+
+    async def sweep(self) -> int:
+        """Fire every timer due now (in batches); how many were handled."""
+        fired = 0
+        while True:
+            due = await self.store.pop_due(self.clock.now(), self.batch)
+            for timer_id in due:
+                await self._fire(timer_id)
+            fired += len(due)
+            if len(due) < self.batch:
+                return fired
+
+    async def _fire(self, timer_id: str) -> None:
+        kind, _, key = timer_id.partition(":")
+        handler = self._handlers.get(kind)
+        if handler is None:
+            log.warning("no handler for timer %s in this process; put back", timer_id)
+            await self._put_back(timer_id)
+            return
+        try:
+            await handler(key)
+        except Exception:  # one timer's failure must not stop the others, nor be lost
+            log.exception("timer %s failed; retrying in %s", timer_id, RETRY_LATER)
+            await self._put_back(timer_id)
+
+    async def _put_back(self, timer_id: str) -> None:
+        try:
+            await self.store.schedule(timer_id, self.clock.now() + RETRY_LATER)
+        except Exception:
+            log.exception("timer %s lost: could not put it back", timer_id)
+
+    # -- the background sweeper ----------------------------------------------------------
+
+    def start(self, interval_seconds: float) -> None:
+        """Sweep every ``interval_seconds`` in a background task until :meth:`stop`."""
+        if self._task is None:
+            self._stopping = asyncio.Event()
+            self._task = asyncio.create_task(self._run(interval_seconds), name="escala-timers")
+
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop sweeping. A sweep in progress finishes first (its timers are already
+        popped: cancelling it would lose them); past ``grace_seconds`` it is cancelled."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace_seconds)
+        except TimeoutError:
+            log.warning("timer sweep still busy after %ss; cancelled", grace_seconds)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self, interval_seconds: float) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.sweep()
+            except Exception:  # the store is down: say so, and try again next round
+                log.warning("timer sweep failed; retrying in %ss", interval_seconds, exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), interval_seconds)

@@ -1,0 +1,81 @@
+"""The timer sweeper: dispatch by kind, nothing lost on a failure, and the background
+task that ``escala serve`` starts and stops with the server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from bot.clock import FakeClock
+from bot.store import MemoryStore
+from bot.timers import RETRY_LATER, Timers
+from tests.channels.harness import Harness
+
+
+async def test_due_timers_go_to_their_kind_handler_once() -> None:
+    clock = FakeClock()
+    timers = Timers(MemoryStore(), clock)
+    seen: list[str] = []
+
+    async def handler(key: str) -> None:
+        seen.append(key)
+
+    timers.on("probe", handler)
+    await timers.schedule_in("probe", "a:1", timedelta(minutes=1))
+    await timers.schedule_in("probe", "b", timedelta(minutes=2))
+    await timers.schedule_in("probe", "a:1", timedelta(minutes=3))  # moved, not added
+    clock.advance(minutes=2)
+    assert await timers.sweep() == 1
+    clock.advance(minutes=1)
+    assert await timers.sweep() == 1
+    assert await timers.sweep() == 0
+    assert seen == ["b", "a:1"]
+
+
+async def test_a_failing_handler_gets_its_timer_back_later() -> None:
+    clock = FakeClock()
+    timers = Timers(MemoryStore(), clock)
+    calls: list[str] = []
+
+    async def flaky(key: str) -> None:
+        calls.append(key)
+        if len(calls) == 1:
+            raise ConnectionError("Slack is down")
+
+    timers.on("probe", flaky)
+    await timers.schedule("probe", "x", clock.now())
+    assert await timers.sweep() == 1
+    assert await timers.sweep() == 0
+    clock.advance(seconds=RETRY_LATER.total_seconds())
+    assert await timers.sweep() == 1
+    assert calls == ["x", "x"]
+
+
+async def test_a_timer_this_process_cannot_handle_is_put_back() -> None:
+    """A process without Slack (``escala chat`` on a shared Redis) must not eat the
+    timers of the processes that have it."""
+    clock = FakeClock()
+    store = MemoryStore()
+    await Timers(store, clock).schedule("slack-card", "tkt_1:N1:1", clock.now())
+    assert await Timers(store, clock).sweep() == 1
+    clock.advance(seconds=RETRY_LATER.total_seconds())
+    assert await store.pop_due(clock.now()) == ["slack-card:tkt_1:N1:1"]
+
+
+async def test_the_server_sweeps_in_the_background_and_stops_on_shutdown() -> None:
+    h = Harness()
+    fired = asyncio.Event()
+
+    async def probe(key: str) -> None:
+        fired.set()
+
+    timers = h.escala.timers
+    timers.on("probe", probe)
+    await timers.schedule("probe", "now", h.clock.now())
+    await h.start()
+    try:
+        assert timers.running
+        await asyncio.wait_for(fired.wait(), timeout=10)
+    finally:
+        await h.close()
+    assert not timers.running
