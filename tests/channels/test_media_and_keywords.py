@@ -75,7 +75,7 @@ def attach_slack(harness: Harness, fake: FakeSlack) -> None:
         signing_secret="secret",
     )
     client = web_client("xoxb-test", base_url=fake.url + "api/")
-    harness.escala.workspaces.add(SlackWorkspace(client, config, harness.store))
+    harness.escala.workspaces.add(SlackWorkspace(client, config, harness.escala.engine.tickets))
 
 
 def thread(fake: FakeSlack) -> list[str]:
