@@ -23,16 +23,35 @@ Matcher is built (see ``kb.normalize``). A text is scored in three steps.
      unexplained.
 3. **Entry score** (``_entry_scores``): the entry's best phrasing score. When entries
    have many phrasings (median at least ``VOTE_MIN_PHRASINGS``: a real neighbourhood to
-   vote in), that score is multiplied by the entry's share of a soft vote among the
-   shortlisted phrasings, each weighing ``exp((score - top) / VOTE_TEMPERATURE)``: near 1
-   when the close phrasings all belong to one entry, about 1/2 when two entries' are as
-   close. It is a k-nearest-neighbour confidence on the same 0..100 scale, so one set of
-   thresholds means "plausible and unambiguous" for both kinds of KB. With a handful of
-   phrasings per entry (the shipped KB) one extra near phrasing would decide the vote, so
-   the score stays the best phrasing's and the margin rule judges ambiguity. On BANKING77
-   and CLINC150 the vote lifts top-1 by ~4 points and the precision of direct answers by
-   ~7 (see ``bench/``); the temperature was tuned on training folds and the validation
-   split only, never on a test split.
+   vote in), it becomes a k-nearest-neighbour confidence on the same 0..100 scale::
+
+       base = (1 - CENTROID_WEIGHT) * best + CENTROID_WEIGHT * 100 * centroid
+       confidence = 100 * (base / 100) ** BASE_EXPONENT * share
+
+   * ``share``: the entry's share of a soft vote among the ``VOTE_NEIGHBOURS`` best
+     phrasings, each weighing ``exp((score - top) / VOTE_TEMPERATURE)``: near 1 when the
+     close phrasings all belong to one entry, about 1/2 when two entries' are as close;
+   * ``centroid``: cosine of the text's IDF word vector with the entry's word centroid
+     (the sum of its phrasings' unit vectors): how well the entry *as a whole* covers
+     the words, steadier than one lucky phrasing;
+   * the exponent calibrates the scale: a middling base costs less than a split vote, so
+     one set of thresholds means "plausible and unambiguous" for both kinds of KB and a
+     large KB answers about two thirds of in-scope texts directly.
+
+   With a handful of phrasings per entry (the shipped KB) one extra near phrasing would
+   decide the vote, so the score stays the best phrasing's and the margin rule judges
+   ambiguity.
+
+A voting KB also keeps its stop words (``kb.normalize``): IDF learnt from many phrasings
+weighs "the" down by itself, and listed stop words ("why", "can", "still", "how") often
+carry the intent. A small KB's IDF is too thin for that, so it drops them.
+
+The voting parameters and the stop-word choice were tuned by 5-fold cross-validation on
+BANKING77 ``train`` and on CLINC150 ``val`` + ``oos_val``, never on a test split. Against
+the previous matcher (stop words dropped, best score times the share of a vote among all
+100 shortlisted phrasings) they lift top-1 from 85.7% to 88.2% (BANKING77 folds) and
+83.7% to 89.3% (CLINC150 val), and the precision of the 65% most confident answers from
+96.5% to 98.4% and 94.6% to 98.4%.
 
 The decision (``decide``): "answer" when the best entry reaches ``Thresholds.answer`` and
 beats the runner-up entry by ``Thresholds.margin``; "suggest" when it reaches
@@ -53,13 +72,16 @@ import numpy.typing as npt
 from rapidfuzz import fuzz, process
 
 from kb.model import KnowledgeBase
-from kb.normalize import Normalizer
+from kb.normalize import STOP_WORDS, Normalizer
 from kb.vectors import SparseIndex, char_ngrams, tfidf
 
 FUZZY_WEIGHT = 0.35
 QUERY_BETA = 2.0
 VOTE_TEMPERATURE = 8.0  # score points; a phrasing 8 points below the best votes 1/e as much
 VOTE_MIN_PHRASINGS = 10  # median phrasings per entry from which entries vote
+VOTE_NEIGHBOURS = 20  # the best-scored phrasings that vote
+CENTROID_WEIGHT = 0.4  # share of the entry's word centroid cosine in a voting entry's base
+BASE_EXPONENT = 0.6  # voting confidence = 100 * (base / 100) ** BASE_EXPONENT * vote share
 SHORTLIST = 100  # phrasings re-scored with rapidfuzz after the sparse candidate step
 EXPLAIN_TOP = 5  # candidates kept in a decision for explainability
 
@@ -128,7 +150,20 @@ class Matcher:
             for index, entry in enumerate(kb.entries)
             for text in (*entry.questions, *entry.titles.values())
         ]
-        self.normalizer = Normalizer((text for _, text in phrasings), kb.synonyms)
+        #: Whether entries have enough phrasings for a neighbourhood vote (see module doc).
+        self.votes = bool(
+            kb.entries
+            and np.median([len(e.questions) + len(e.titles) for e in kb.entries])
+            >= VOTE_MIN_PHRASINGS
+        )
+        # A voting KB keeps every word: its IDF, learnt from many phrasings, tells "the"
+        # from "boleto", and hand-listed stop words ("why", "can", "still") often carry
+        # the intent. A small KB's IDF is too thin for that, so it drops the stop words.
+        self.normalizer = Normalizer(
+            (text for _, text in phrasings),
+            kb.synonyms,
+            frozenset() if self.votes else STOP_WORDS,
+        )
         self._ids = [entry.id for entry in kb.entries]
         owners: list[int] = []
         tokens_of: list[tuple[str, ...]] = []
@@ -162,12 +197,30 @@ class Matcher:
                 in_rows[gram] = in_rows.get(gram, 0) + 1
         self._gram_idf = {g: math.log((rows + 1) / (k + 1)) + 1.0 for g, k in in_rows.items()}
         self._unknown_gram_idf = math.log(rows + 1) + 1.0
-        per_entry = np.bincount(self._owners, minlength=n) if n else np.zeros(1)
-        #: Whether entries have enough phrasings for a neighbourhood vote (see module doc).
-        self.votes = bool(np.median(per_entry) >= VOTE_MIN_PHRASINGS)
         self._grams = SparseIndex(
             [tfidf(counts, self._gram_idf, self._unknown_gram_idf) for counts in trigrams]
         )
+        self._centroids = SparseIndex(self._word_centroids(n) if self.votes else [])
+
+    def _word_centroids(self, entries: int) -> list[dict[str, float]]:
+        """Per entry: the sum of its phrasings' unit IDF word vectors, made a unit vector."""
+        sums: list[dict[str, float]] = [{} for _ in range(entries)]
+        for owner, token_set in zip(self._owners, self._sets, strict=True):
+            norm = math.sqrt(sum(self._idf[t] ** 2 for t in token_set))
+            centroid = sums[owner]
+            for token in token_set:
+                centroid[token] = centroid.get(token, 0.0) + self._idf[token] / norm
+        out: list[dict[str, float]] = []
+        for centroid in sums:
+            norm = math.sqrt(sum(w * w for w in centroid.values())) or 1.0
+            out.append({t: w / norm for t, w in centroid.items()})
+        return out
+
+    def _centroid_cosines(self, tokens: tuple[str, ...]) -> npt.NDArray[np.float64]:
+        """Per entry: cosine of the text's IDF word vector with the entry's word centroid."""
+        query = {t: self.idf(t) for t in set(tokens)}
+        norm = math.sqrt(sum(w * w for w in query.values()))
+        return self._centroids.dot({t: w / norm for t, w in query.items()})
 
     def idf(self, token: str) -> float:
         return self._idf.get(token, self._unknown_idf)
@@ -211,9 +264,12 @@ class Matcher:
         return rows, scores
 
     def _entry_scores(
-        self, rows: npt.NDArray[np.intp], scores: npt.NDArray[np.float64]
+        self,
+        tokens: tuple[str, ...],
+        rows: npt.NDArray[np.intp],
+        scores: npt.NDArray[np.float64],
     ) -> npt.NDArray[np.float64]:
-        """Per entry: its best phrasing's score, times its vote share when the KB votes."""
+        """Per entry: its best phrasing's score, or the voting confidence when the KB votes."""
         best = np.zeros(len(self._ids))
         if not len(rows):
             return best
@@ -221,12 +277,20 @@ class Matcher:
         np.maximum.at(best, owners, scores)
         if not self.votes:
             return best
+        if len(rows) > VOTE_NEIGHBOURS:
+            nearest = np.argpartition(-scores, VOTE_NEIGHBOURS - 1)[:VOTE_NEIGHBOURS]
+            owners, scores = owners[nearest], scores[nearest]
         votes = np.bincount(
             owners,
             weights=np.exp((scores - scores.max()) / VOTE_TEMPERATURE),
             minlength=len(self._ids),
         )
-        confidence: npt.NDArray[np.float64] = best * votes / votes.sum()
+        base = (1 - CENTROID_WEIGHT) * best + CENTROID_WEIGHT * 100.0 * self._centroid_cosines(
+            tokens
+        )
+        confidence: npt.NDArray[np.float64] = (
+            100.0 * (base / 100.0) ** BASE_EXPONENT * votes / votes.sum()
+        )
         return confidence
 
     def rank(self, text: str) -> list[Scored]:
@@ -234,7 +298,7 @@ class Matcher:
         tokens = self.normalizer.tokens(text)
         if not tokens or not self._choices:
             return []
-        per_entry = self._entry_scores(*self._phrasing_scores(tokens))
+        per_entry = self._entry_scores(tokens, *self._phrasing_scores(tokens))
         order = np.lexsort((np.arange(len(self._ids)), -per_entry))
         return [Scored(self._ids[i], round(float(per_entry[i]), 2)) for i in order]
 

@@ -10,7 +10,9 @@ The pipeline, in order (``Normalizer.tokens``):
 3. synonyms: the longest variant (one or more words, compared by stem) becomes its
    canonical word(s), so "nota fiscal" and "NF-e" both become "invoice";
 4. stop words dropped (pt-BR and en), but never negations ("não", "not", "no", "sem")
-   nor the domain words the KB relies on;
+   nor the domain words the KB relies on; a KB with many phrasings per entry passes no
+   stop words at all (see ``kb.matcher``: its IDF weighs them from data, and "why",
+   "can", "still" often carry the intent);
 5. a light pt/en suffix-stripping stemmer.
 """
 
@@ -159,9 +161,16 @@ class Normalizer:
 
     ``vocabulary``: the folded words of the KB's phrasings (the typo repair targets).
     ``synonyms``: folded variant (one or more words) -> canonical word(s).
+    ``stop_words``: folded words dropped from the tokens (default: ``STOP_WORDS``).
     """
 
-    def __init__(self, vocabulary: Iterable[str], synonyms: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        vocabulary: Iterable[str],
+        synonyms: Mapping[str, str],
+        stop_words: frozenset[str] = STOP_WORDS,
+    ) -> None:
+        self._stop_words = stop_words
         self._synonyms: dict[tuple[str, ...], tuple[str, ...]] = {}
         known: set[str] = set()
         for variant, canonical in synonyms.items():
@@ -216,4 +225,4 @@ class Normalizer:
         if repair:
             words = [self.repair(w) for w in words]
         words = self._apply_synonyms(words)
-        return tuple(stem(w) for w in words if w not in STOP_WORDS)
+        return tuple(stem(w) for w in words if w not in self._stop_words)

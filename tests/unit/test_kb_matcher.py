@@ -124,6 +124,36 @@ def test_synonyms_make_variants_meet() -> None:
         assert with_synonyms.match(text).entry_id == "invoice", text
 
 
+def test_a_kb_with_many_phrasings_per_entry_keeps_stop_words() -> None:
+    """With enough phrasings to vote, IDF weighs function words; "why" vs "how" decides."""
+    fillers = [
+        "today",
+        "again",
+        "now",
+        "lately",
+        "suddenly",
+        "still",
+        "somehow",
+        "abroad",
+        "online",
+        "twice",
+    ]
+    voting = Matcher(
+        KnowledgeBase(
+            (
+                entry("why_declined", *(f"why was my card declined {f}" for f in fillers)),
+                entry("how_declined", *(f"how was my card declined {f}" for f in fillers)),
+            )
+        )
+    )
+    assert voting.votes
+    assert voting.normalizer.tokens("why") == ("why",)
+    assert voting.rank("why was my card declined?")[0].entry_id == "why_declined"
+    assert voting.rank("how was my card declined?")[0].entry_id == "how_declined"
+    assert not shipped().votes
+    assert shipped().normalizer.tokens("why") == ()
+
+
 def test_shipped_synonyms_bridge_portuguese_and_english() -> None:
     normalizer = shipped().normalizer
     assert normalizer.tokens("Nota Fiscal") == normalizer.tokens("invoice")
