@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -20,6 +21,7 @@ from bot.settings import (
     load_settings,
     secret_from_env,
 )
+from kb.matcher import Thresholds
 
 ROOT = Path(__file__).resolve().parents[2]
 BAD = ROOT / "tests" / "data" / "bad_config"
@@ -52,6 +54,23 @@ def test_config_example_equals_the_defaults() -> None:
     # [server] is kept raw here and validated by the server, which owns its defaults.
     assert parse_server(str(example), settings.server) == ServerConfig()
     assert replace(settings, source=None, server=EMPTY) == default_settings()
+
+
+def test_config_example_shows_the_matchers_real_default_thresholds() -> None:
+    """The commented [kb] thresholds are what an admin copies: they must be the defaults."""
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    shown = {
+        key: float(value)
+        for key, value in re.findall(
+            r"^# (answer_threshold|suggest_threshold|margin) = ([\d.]+)", text, re.M
+        )
+    }
+    defaults = Thresholds()
+    assert shown == {
+        "answer_threshold": defaults.answer,
+        "suggest_threshold": defaults.suggest,
+        "margin": defaults.margin,
+    }
 
 
 def test_tier_lookups() -> None:
