@@ -140,20 +140,31 @@ def create_app(
     for plugin in plugins:
         app.router.add_routes(plugin.routes())
 
+    async def stop_all(started: Sequence[Plugin]) -> None:
+        for plugin in reversed(started):
+            try:
+                await plugin.stop()
+            except Exception:  # one channel's failure must not keep the others open
+                log.exception("channel %s did not stop cleanly", plugin.name)
+
     async def start(_: web.Application) -> None:
-        for plugin in plugins:
-            await plugin.start()
-            log.info("channel %s started", plugin.name)
+        started: list[Plugin] = []
+        try:
+            for plugin in plugins:
+                await plugin.start()
+                started.append(plugin)
+                log.info("channel %s started", plugin.name)
+        except BaseException:
+            # One refused to start (aiohttp then runs no cleanup): stop the ones that
+            # did, so their clients and pollers do not outlive the failed start-up.
+            await stop_all(started)
+            raise
         # After the plugins: a timer may need one (a Slack card to post again).
         escala.timers.start(escala.settings.engine.timer_sweep_seconds)
 
     async def stop(_: web.Application) -> None:
         await escala.timers.stop()  # before the plugins whose clients its timers use
-        for plugin in reversed(plugins):
-            try:
-                await plugin.stop()
-            except Exception:  # one channel's failure must not keep the others open
-                log.exception("channel %s did not stop cleanly", plugin.name)
+        await stop_all(plugins)
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
@@ -240,7 +251,15 @@ async def run_server(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    await runner.setup()
+    try:
+        await runner.setup()  # plugins start here (Slack auth.test, setWebhook ...)
+    except BaseException:
+        # A plugin refused to start (the others are stopped by then): close the store
+        # and let the error (a ConfigError naming the key) reach the command line.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await store.close()
+        raise
     try:
         site = web.TCPSite(runner, host or server.host, port or server.port)
         await site.start()

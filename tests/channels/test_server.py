@@ -6,11 +6,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from bot.errors import ConfigError, StoreUnavailable
 from bot.models import OutboundMessage
-from bot.server import build_plugins, parse_server
-from bot.settings import load_settings
+from bot.server import build_plugins, parse_server, run_server
+from bot.settings import default_settings, load_settings
 from bot.store import Lease, MemoryStore
 from channels.telegram import parse_telegram
 from channels.twilio import parse_twilio
@@ -175,3 +176,43 @@ public_base_url = "{PUBLIC}"
     finally:
         for plugin in plugins:
             await plugin.stop()
+
+
+class Recorder:
+    """A plugin that records start and stop; ``refuse`` makes its start fail."""
+
+    def __init__(self, name: str, refuse: bool = False) -> None:
+        self.name = name
+        self.refuse = refuse
+        self.calls: list[str] = []
+
+    def routes(self) -> list[web.RouteDef]:
+        return []
+
+    async def start(self) -> None:
+        self.calls.append("start")
+        if self.refuse:
+            raise ConfigError("escala.toml", "slack.app_token_env", "cannot reach Slack")
+
+    async def stop(self) -> None:
+        self.calls.append("stop")
+
+
+class ClosingStore(MemoryStore):
+    closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_plugin_refusing_to_start_stops_the_others_and_closes_the_store() -> None:
+    store = ClosingStore()
+    started, refusing = Recorder("telegram"), Recorder("slack", refuse=True)
+
+    with pytest.raises(ConfigError, match=r"slack\.app_token_env"):
+        await run_server(
+            default_settings(), store, host="127.0.0.1", port=0, extra_plugins=[started, refusing]
+        )
+
+    assert started.calls == ["start", "stop"]
+    assert store.closed
