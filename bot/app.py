@@ -35,6 +35,8 @@ class Escala:
     workspaces: Workspaces
     #: Store timers and their sweeper: SLA alerts, and whatever a workspace registers.
     timers: Timers
+    #: Fired by the ``sla`` timers: tells agents a first response is overdue.
+    alerts: FirstResponseAlerts
 
 
 def load_knowledge(settings: Settings) -> tuple[KnowledgeBase, Matcher]:
@@ -123,7 +125,7 @@ def build(
     )
     outbox = Outbox(store, clock, ids)
     workspaces = Workspaces(store, clock, ids)
-    FirstResponseAlerts(tickets, workspaces)
+    alerts = FirstResponseAlerts(tickets, workspaces)
     engine = Engine(
         Components(
             store=store,
@@ -139,4 +141,4 @@ def build(
         )
     )
     desk = Desk(engine, settings.agents)
-    return Escala(settings, store, engine, desk, outbox, workspaces, timers)
+    return Escala(settings, store, engine, desk, outbox, workspaces, timers, alerts)

@@ -11,8 +11,8 @@ entered that queue. A ticket claimed in time is not queued when the timer fires,
 never alerts; a ticket released back (it keeps its place and ``queued_at``) alerts at
 the original deadline, or at once when that deadline has passed and nobody answered;
 an escalation arms a new timer for the new tier. One alert per stay in a queue: a
-second timer for the same stay (a release after the alert) finds the event and is
-quiet.
+second timer for the same stay (a release after the alert) finds the mark and is
+quiet (an atomic store mark, so two processes never both alert).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from bot.ports import TicketChangeKind
 from bot.tickets import SLA_TIMER, Tickets
 
 log = logging.getLogger(__name__)
+
+#: How long "this stay in the queue already alerted" is remembered (a small key).
+ALERT_MARK_SECONDS = 90 * 24 * 3600
 
 
 def waiting_for_first_response(ticket: Ticket, tier: str) -> bool:
@@ -56,13 +59,10 @@ class FirstResponseAlerts:
             await self.tickets.arm_first_response(ticket)
             return
         queued_at = ticket.queued_at.isoformat()
-        for event in await self.store.events(ticket_id=ticket.id):
-            if (
-                event.kind == EventKind.SLA_BREACHED
-                and event.data.get("tier") == tier
-                and event.data.get("queued_at") == queued_at
-            ):
-                return
+        # The store's atomic dedupe mark claims this alert: two processes firing a timer
+        # for the same stay in the queue (a release re-arms it) cannot both alert.
+        if not await self.store.mark_seen(f"{SLA_TIMER}:{key}:{queued_at}", ALERT_MARK_SECONDS):
+            return
         waited = int((now - ticket.queued_at).total_seconds() // 60)
         promise = self.tickets.tier(tier).first_response_minutes
         await self.tickets.event(

@@ -187,3 +187,26 @@ async def test_two_sweepers_on_one_store_alert_each_breach_once(store: Store) ->
     assert sorted(announced) == sorted(t.number for t in waiting)
     assert len(await breaches(store)) == 30
     assert {(await store.get_ticket(t.id)).state for t in waiting} == {TicketState.QUEUED}  # type: ignore[union-attr]
+
+
+async def test_two_processes_firing_the_same_stay_alert_once(store: Store) -> None:
+    """A release re-arms the timer of the same stay in the queue; if two processes get
+    the two timers at once, the store's atomic mark lets only one of them alert."""
+    settings = journey_settings()
+    customers = Journey(settings, store=store)
+    await customers.say(HUMAN)
+    ticket = (await store.queue("N1"))[0]
+    customers.clock.advance(minutes=16)
+    processes = []
+    for _ in range(2):
+        process = build(settings, store=store, clock=customers.clock, ids=UuidIds())
+        workspace = YieldingWorkspace()
+        process.workspaces.add(workspace)
+        processes.append((process, workspace))
+    await asyncio.gather(store.ping(), store.ping())
+
+    key = f"{ticket.id}:N1"
+    await asyncio.gather(*(p.alerts.due(key) for p, _ in processes))
+
+    assert sum(len(alerts(w)) for _, w in processes) == 1
+    assert await breaches(store) == [(ticket.id, "N1")]
