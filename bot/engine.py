@@ -48,6 +48,13 @@ from kb.model import KnowledgeBase
 
 log = logging.getLogger(__name__)
 
+#: What agents are told a carrier keyword did (agent-facing, English).
+KEYWORD_NOTES = {
+    CarrierKeyword.OPT_OUT: "opted out: nothing more reaches them on {channel} until START",
+    CarrierKeyword.OPT_IN: "opted back in on {channel}",
+    CarrierKeyword.HELP: "carrier HELP keyword: answered with the help text",
+}
+
 #: Longest customer message kept (Telegram sends at most 4,096 characters, Twilio 1,600).
 MAX_MESSAGE_CHARS = 8000
 
@@ -112,6 +119,8 @@ class Engine:
                 conversation_id, inbound, contact
             ):
                 outcome = Outcome.KEYWORD
+                if start.open_ticket is not None:
+                    await self._keyword_to_agents(start.open_ticket, inbound, contact)
             elif inbound.media and not inbound.text.strip() and start.open_ticket is None:
                 await self._unsupported(conversation_id, inbound, contact)
                 outcome = Outcome.UNSUPPORTED
@@ -176,6 +185,27 @@ class Engine:
             welcome = OutboundMessage(i18n.text("opted_in", contact.locale))
             await outbox.notice(conversation_id, inbound.channel, inbound.address, welcome, contact)
         return True
+
+    async def _keyword_to_agents(
+        self, ticket: Ticket, inbound: InboundMessage, contact: Contact
+    ) -> None:
+        """A carrier keyword while agents own the conversation: they see it in the
+        ticket (and transcript) with what it did, since after STOP nothing they write
+        reaches the customer until START."""
+        keyword = inbound.keyword
+        assert keyword is not None
+        message = Message(
+            id=self.tickets.ids.new("msg"),
+            conversation_id=ticket.conversation_id,
+            direction=Direction.INBOUND,
+            text=f"{inbound.text.strip()} [{KEYWORD_NOTES[keyword].format(channel=inbound.channel)}]",
+            at=inbound.received_at,
+            author=contact.name,
+            provider_message_id=inbound.provider_message_id,
+        )
+        await self.store.append_message(message)
+        view = await self.tickets.view(ticket)
+        await self.parts.workspaces.customer_message(view, message)
 
     async def _unsupported(
         self, conversation_id: str, inbound: InboundMessage, contact: Contact

@@ -209,6 +209,33 @@ async def test_start_from_someone_who_never_stopped_is_an_ordinary_message(
     assert harness.fake_twilio.texts(PHONE)  # the bot answered it like any message
 
 
+async def test_keywords_during_a_ticket_reach_the_agents_thread(
+    harness: Harness, slack: FakeSlack
+) -> None:
+    """After STOP nothing an agent writes reaches the customer: the agent must know."""
+    attach_slack(harness, slack)
+    await harness.sms_text("quero falar com um atendente")
+    assert (await harness.escala.desk.claim("ana", 1001)).ok
+    told = len(harness.fake_twilio.texts(PHONE))
+
+    await harness.sms_text("PARAR")
+    await harness.sms_text("AJUDA")
+    await harness.sms_text("VOLTAR")
+    await harness.delivered()
+
+    assert thread(slack) == [
+        "*customer:* PARAR [opted out: nothing more reaches them on sms until START]",
+        "*customer:* AJUDA [carrier HELP keyword: answered with the help text]",
+        "*customer:* VOLTAR [opted back in on sms]",
+    ]
+    # the customer got no help text while opted out, then the welcome back
+    assert harness.fake_twilio.texts(PHONE)[told:] == [
+        "Pronto, você voltará a receber nossas mensagens."
+    ]
+    transcript = [m.text for m in await harness.transcript("sms", PHONE)]
+    assert transcript[-3:] == [t.removeprefix("*customer:* ") for t in thread(slack)]
+
+
 # -- media while a human owns the conversation ------------------------------------------------
 
 
