@@ -33,6 +33,7 @@ from twilio.rest import Client  # type: ignore[import-untyped]
 
 from bot.app import Escala
 from bot.delivery import Backoff, NotSent, RetryingSender, RetryLater, note_event, split_text
+from bot.engine import stable_id
 from bot.errors import DeliveryError
 from bot.models import CarrierKeyword, EventKind, Identity, InboundMessage, Media, OutboundMessage
 from channels.twilio.config import TwilioConfig
@@ -199,15 +200,23 @@ class TwilioChannel:
         if not all(isinstance(v, str) and v for v in (sid, state, to)):
             return web.Response(status=400, text="MessageSid, MessageStatus and To are required\n")
         assert isinstance(sid, str) and isinstance(state, str) and isinstance(to, str)
+        if state not in FINAL_STATUSES:
+            return web.Response(status=204)
         key = f"status:{self.name}:{sid}:{state}"
-        if state in FINAL_STATUSES and not await self.store.is_seen(key):
+        settings = self.escala.engine.parts.settings
+        # Under the conversation's lock, like messages: two deliveries of the same
+        # callback at once cannot both pass is_seen and record it twice.
+        conversation_id = stable_id("cnv", self.name, to)
+        async with self.store.lock(conversation_id, settings.lock_ttl_seconds):
+            if await self.store.is_seen(key):
+                return web.Response(status=204)
             failed = state in ("undelivered", "failed")
             kind = EventKind.DELIVERY_FAILED if failed else "delivery.status"
             code = str(form.get("ErrorCode") or "")
             await self._note(to, kind, provider_message_id=sid, status=state, error_code=code)
-            await self.store.mark_seen(key, self._dedupe_ttl)
-            if failed:
-                log.warning("%s to %s %s (error %s)", self.name, mask(to), state, code or "-")
+            await self.store.mark_seen(key, settings.dedupe_ttl_seconds)
+        if failed:
+            log.warning("%s to %s %s (error %s)", self.name, mask(to), state, code or "-")
         return web.Response(status=204)
 
     async def _verified_form(self, request: web.Request, url: str) -> MultiDictProxy[str]:
@@ -231,10 +240,6 @@ class TwilioChannel:
             log.warning("%s webhook refused: signature does not match", self.name)
             raise web.HTTPForbidden(text="forbidden\n")
         return form
-
-    @property
-    def _dedupe_ttl(self) -> int:
-        return self.escala.engine.parts.settings.dedupe_ttl_seconds
 
     async def _note(self, address: str, kind: str, **data: object) -> None:
         clock, ids = self._tickets.clock, self._tickets.ids

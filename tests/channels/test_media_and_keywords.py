@@ -186,6 +186,18 @@ async def test_concurrent_redeliveries_of_media_and_keywords_are_handled_once(
     assert [e.kind for e in await yielding.events(channel, address)] == kinds
 
 
+async def test_concurrent_redeliveries_of_a_status_callback_are_recorded_once(
+    yielding: Harness,
+) -> None:
+    fields = {"MessageSid": "SM9", "MessageStatus": "undelivered", "To": PHONE}
+    responses = await asyncio.gather(
+        *(yielding.twilio_post("/twilio/sms/status", fields) for _ in range(3))
+    )
+    assert [r.status for r in responses] == [204, 204, 204]
+    events = await yielding.events("sms", PHONE)
+    assert [(e.kind, e.data["status"]) for e in events] == [("delivery.failed", "undelivered")]
+
+
 async def test_no_csat_after_stop_until_start(harness: Harness) -> None:
     await harness.sms_text("quero falar com um atendente")
     assert (await harness.escala.desk.claim("ana", 1001)).ok
