@@ -212,7 +212,7 @@ class RetryingSender(Generic[Part]):
                     kind=EventKind.DELIVERY_FAILED,
                     at=self._clock.now(),
                     conversation_id=conversation_id,
-                    ticket_id=conversation.ticket_id if conversation else None,
+                    ticket_id=conversation.ticket_in_view if conversation else None,
                     data={"channel": self.channel, "reason": reason, "text": item.preview},
                 )
             )

@@ -224,6 +224,12 @@ class Conversation:
     csat_ticket_id: str | None = None
     csat_retries: int = 0
 
+    @property
+    def ticket_in_view(self) -> str | None:
+        """The ticket what is sent now concerns: the open one, else the resolved one
+        whose CSAT we wait for (its "resolved" message and CSAT question)."""
+        return self.ticket_id or self.csat_ticket_id
+
 
 @dataclass(frozen=True)
 class Message:

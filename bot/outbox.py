@@ -119,7 +119,7 @@ class Outbox:
                 kind=EventKind.DELIVERY_FAILED,
                 at=self._clock.now(),
                 conversation_id=conversation.id,
-                ticket_id=conversation.ticket_id,
+                ticket_id=conversation.ticket_in_view,
                 data={"message_id": record.id, "reason": reason, "channel": conversation.channel},
             )
         )

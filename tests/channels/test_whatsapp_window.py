@@ -90,7 +90,10 @@ async def test_without_a_template_nothing_is_sent_and_agents_see_why(harness: Ha
     ]
     assert [e.data["reason"] for e in failed] == [OUTSIDE] * 3
     assert failed[0].data["text"] == "Ana: Ainda precisa de ajuda?"
-    assert failed[0].ticket_id is not None  # on the ticket: agents see it
+    ticket = await harness.escala.desk.ticket(1001)
+    assert ticket is not None
+    # all three on the ticket, "resolved" and CSAT included: agents see them
+    assert [e.ticket_id for e in failed] == [ticket.id] * 3
 
 
 async def test_a_new_customer_message_reopens_the_window(harness: Harness) -> None:
