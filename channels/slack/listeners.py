@@ -30,6 +30,16 @@ log = logging.getLogger(__name__)
 
 #: A plain message, or a thread reply also sent to the channel.
 RELAYED_SUBTYPES = (None, "thread_broadcast")
+#: A message with files attached: its text is relayed, the files are not.
+FILE_SHARE = "file_share"
+FILES_HINT = (
+    "Files are not sent to the customer, only text: paste what they need to read, "
+    "or a link they can open."
+)
+EDIT_HINT = (
+    "Edits are not relayed: the customer already has your first version. "
+    "Send the correction as a new reply."
+)
 #: How long a Slack event id is remembered, to process a retried delivery once.
 EVENT_TTL_SECONDS = 3600
 
@@ -213,10 +223,21 @@ class AgentActions:
 
     async def on_message(self, body: dict[str, Any]) -> None:
         event = body.get("event") or {}
+        subtype = event.get("subtype")
+        edited = subtype == "message_changed"
+        if edited:
+            # The edited message is nested; an unfurl (links previewed) also arrives as
+            # a change, with the same text: only a changed text is an agent's edit.
+            previous = event.get("previous_message") or {}
+            event = {**(event.get("message") or {}), "channel": event.get("channel")}
+            if event.get("text") == previous.get("text"):
+                return
+        elif subtype not in (*RELAYED_SUBTYPES, FILE_SHARE):
+            return  # joins, deletions, channel topics ...: not an agent writing
+        if event.get("bot_id"):
+            return  # bot posts, ours included
         thread_ts, ts = event.get("thread_ts"), event.get("ts")
-        user, channel, text = event.get("user"), event.get("channel"), event.get("text")
-        if event.get("subtype") not in RELAYED_SUBTYPES or event.get("bot_id"):
-            return  # edits, joins, files, bot posts (ours included): not an agent writing
+        user, channel, text = event.get("user"), event.get("channel"), event.get("text", "")
         if not isinstance(user, str):
             return
         if not isinstance(thread_ts, str) or thread_ts == ts or not isinstance(text, str):
@@ -231,9 +252,24 @@ class AgentActions:
         ):
             log.info("Slack event %s already processed", event_id)
             return
-        self.background.spawn(self._thread_reply(channel, thread_ts, user, text))
+        if edited:
+            self.background.spawn(self._edited(channel, thread_ts, user, text))
+        else:
+            files = subtype == FILE_SHARE
+            self.background.spawn(self._thread_reply(channel, thread_ts, user, text, files))
 
-    async def _thread_reply(self, channel: str, thread_ts: str, user: str, text: str) -> None:
+    async def _edited(self, channel: str, thread_ts: str, user: str, text: str) -> None:
+        """The customer already has the first version; say so instead of nothing."""
+        number = await self.workspace.ticket_of_thread(channel, thread_ts)
+        if number is None or self.agent_of(user) is None:
+            return
+        if self.config.is_note(blocks.plain(text).strip()):
+            return  # a private note: nothing went to the customer
+        await self.workspace.tell(channel, user, EDIT_HINT, thread_ts)
+
+    async def _thread_reply(
+        self, channel: str, thread_ts: str, user: str, text: str, files: bool = False
+    ) -> None:
         number = await self.workspace.ticket_of_thread(channel, thread_ts)
         if number is None:
             return  # a thread on some other message
@@ -248,6 +284,8 @@ class AgentActions:
                 result = await self.desk.note(agent, number, note)
                 await self._report(result, channel, user)
             return
+        if files:
+            await self.workspace.tell(channel, user, FILES_HINT, thread_ts)
         if not words:
             return
         result = await self.desk.reply(agent, number, words)

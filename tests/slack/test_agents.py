@@ -167,3 +167,55 @@ def test_a_private_channel_cannot_be_an_open_one(monkeypatch: pytest.MonkeyPatch
         load_slack_config(settings)
     assert raised.value.place == "slack.private_channels.N1"
     assert "also a tier's open channel" in raised.value.reason
+
+
+async def test_a_file_shared_in_the_thread_is_not_sent_and_the_agent_is_told(
+    world: World,
+) -> None:
+    ts = await open_and_claim(world)
+    before = len(world.customer)
+    files = [{"id": "F1", "name": "boleto.pdf", "url_private": "https://files.slack.com/x"}]
+    body, _ = world.slack.event_body(
+        ANA, "segue a segunda via", ts, subtype="file_share", files=files
+    )
+    await world.slack.post(body, "application/json")
+    body, _ = world.slack.event_body(ANA, "", ts, subtype="file_share", files=files)
+    await world.slack.post(body, "application/json")
+
+    assert world.customer[before:] == ["Ana: segue a segunda via"]
+    assert "files.slack.com" not in "".join(world.customer)
+    hints = world.ephemerals(ANA)
+    assert len(hints) == 2 and all(
+        h.startswith("Files are not sent to the customer") for h in hints
+    )
+
+
+async def test_an_edited_reply_is_not_relayed_again_and_the_agent_is_told(world: World) -> None:
+    ts = await open_and_claim(world)
+    await world.slack.thread_reply(ANA, "Seu pedido chega amanha", ts)
+    sent = list(world.customer)
+
+    def changed(old: str, new: str, **nested: object) -> str:
+        message = {"type": "message", "user": ANA, "text": new, "ts": "1700000200.000001"}
+        body, _ = world.slack.event_body(
+            ANA,
+            "",
+            None,
+            subtype="message_changed",
+            message={**message, "thread_ts": ts, **nested},
+            previous_message={**message, "text": old},
+        )
+        return body
+
+    await world.slack.post(
+        changed("Seu pedido chega amanha", "Seu pedido chega amanhã"), "application/json"
+    )
+    await world.slack.post(changed("link", "link"), "application/json")  # an unfurl
+    await world.slack.post(changed("// nota", "// nota corrigida"), "application/json")
+    await world.slack.post(changed("a", "b", bot_id="B1"), "application/json")
+
+    assert world.customer == sent
+    assert world.ephemerals(ANA) == [
+        "Edits are not relayed: the customer already has your first version. "
+        "Send the correction as a new reply."
+    ]
