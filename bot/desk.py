@@ -221,6 +221,7 @@ class Desk:
             conversation_id=moved.conversation_id,
             ticket_id=moved.id,
             agent=agent.id,
+            agent_name=agent.name,
             from_tier=previous,
             to_tier=moved.tier,
             reason=reason,

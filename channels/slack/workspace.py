@@ -109,7 +109,10 @@ class SlackWorkspace:
         found = await self.card_of(ticket.id)
         if found is not None and found[0] == self.config.channel_for(tier, ticket.private):
             return
-        view = await self.tickets.view(ticket, full_transcript=True)
+        previous_tier, actor, reason = await self._escalated_into(ticket)
+        view = await self.tickets.view(
+            ticket, full_transcript=True, actor=actor, note=reason, previous_tier=previous_tier
+        )
         assignee = self.config.slack_user(ticket.assignee) if ticket.assignee else None
         try:
             await self._post_card(view, assignee)
@@ -117,6 +120,22 @@ class SlackWorkspace:
             await self._card_later(ticket, int(attempt) + 1, e)
             return
         log.info("card of %s posted on retry %s", ticket.label, attempt)
+
+    async def _escalated_into(self, ticket: Ticket) -> tuple[str | None, str | None, str]:
+        """(from tier, by whom, why) of the escalation that brought the ticket to its
+        tier, from its events, so a card posted late still says where it came from."""
+        if len(ticket.tier_history) < 2:
+            return None, None, ""
+        for event in reversed(await self.store.events(ticket_id=ticket.id)):
+            if event.kind == EventKind.ESCALATED and event.data.get("to_tier") == ticket.tier:
+                data = event.data
+                actor = data.get("agent_name") or data.get("agent")
+                return (
+                    str(data.get("from_tier") or "") or None,
+                    None if actor is None else str(actor),
+                    str(data.get("reason") or ""),
+                )
+        return None, None, ""
 
     async def _card_later(self, ticket: Ticket, attempt: int, error: Exception) -> None:
         waits = self.config.card_retry_minutes

@@ -97,3 +97,18 @@ async def test_a_ticket_resolved_before_the_retry_gets_no_card(world: World) -> 
     world.journey.clock.advance(minutes=1)
     await world.journey.escala.timers.sweep()
     assert cards(world) == []
+
+
+async def test_a_late_card_of_an_escalated_ticket_says_where_it_came_from(world: World) -> None:
+    await world.customer_says(HUMAN)
+    await world.slack.click("escala_claim", 1001, ANA, ts=world.card_ts("C111"))
+    world.fake.broken["chat.postMessage"] = 500
+    assert (await world.journey.desk.escalate("ana", 1001, "N2", "precisa de especialista")).ok
+    assert cards(world, "C222") == []
+    world.fake.broken.clear()
+    world.journey.clock.advance(minutes=1)
+    assert await world.journey.escala.timers.sweep() == 1
+    assert cards(world, "C222") == ["Ticket #1001 in N2 (normal)"]
+    assert "*Escalated from N1* by Ana: precisa de especialista" in str(
+        world.card("C222")["blocks"]
+    )
