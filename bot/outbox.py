@@ -100,27 +100,32 @@ class Outbox:
                 return
             except DeliveryError as e:
                 reason = e.reason
-        log.warning("notice not sent in conversation %s: %s", conversation_id, reason)
+        await self._delivery_failed(
+            conversation_id, None, reason, channel=channel, text=message.text[:80]
+        )
+
+    async def _failed(self, conversation: Conversation, record: Message, reason: str) -> None:
+        await self._delivery_failed(
+            conversation.id,
+            conversation.ticket_in_view,
+            reason,
+            message_id=record.id,
+            channel=conversation.channel,
+        )
+
+    async def _delivery_failed(
+        self, conversation_id: str, ticket_id: str | None, reason: str, **data: object
+    ) -> None:
+        """The one record of a message that did not reach the customer (agents see it)."""
+        log.warning("delivery failed in conversation %s: %s", conversation_id, reason)
         await self._store.append_event(
             Event(
                 id=self._ids.new("evt"),
                 kind=EventKind.DELIVERY_FAILED,
                 at=self._clock.now(),
                 conversation_id=conversation_id,
-                data={"reason": reason, "channel": channel, "text": message.text[:80]},
-            )
-        )
-
-    async def _failed(self, conversation: Conversation, record: Message, reason: str) -> None:
-        log.warning("delivery failed in conversation %s: %s", conversation.id, reason)
-        await self._store.append_event(
-            Event(
-                id=self._ids.new("evt"),
-                kind=EventKind.DELIVERY_FAILED,
-                at=self._clock.now(),
-                conversation_id=conversation.id,
-                ticket_id=conversation.ticket_in_view,
-                data={"message_id": record.id, "reason": reason, "channel": conversation.channel},
+                ticket_id=ticket_id,
+                data={"reason": reason, **data},
             )
         )
 
