@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import shlex
+import uuid
 from collections.abc import AsyncIterator
 from typing import TextIO
 
@@ -41,6 +42,9 @@ class Console:
         self.out = out
         self.locale = locale
         self.agent_id = agent_id
+        # Message ids unique across runs: on a Redis store a second `escala chat` must
+        # not find its "console-1" already seen (and dropped) from the run before.
+        self._run = uuid.uuid4().hex[:12]
         self._ids = itertools.count(1)
         escala.outbox.register(CHANNEL, self)
         escala.workspaces.add(self)
@@ -115,7 +119,7 @@ class Console:
                 channel=CHANNEL,
                 address=ADDRESS,
                 text=text,
-                provider_message_id=f"console-{next(self._ids)}",
+                provider_message_id=f"console-{self._run}-{next(self._ids)}",
                 received_at=self.escala.engine.tickets.clock.now(),
                 locale=self.locale,
             )
