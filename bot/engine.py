@@ -115,19 +115,27 @@ class Engine:
                 )
                 return Outcome.DUPLICATE
             contact = await self._heard_from(inbound, start.contact)
-            if inbound.keyword is not None and await self._keyword(
-                conversation_id, inbound, contact
-            ):
-                outcome = Outcome.KEYWORD
-                if start.open_ticket is not None:
-                    await self._keyword_to_agents(start.open_ticket, inbound, contact)
-            elif inbound.media and not inbound.text.strip() and start.open_ticket is None:
-                await self._unsupported(conversation_id, inbound, contact)
-                outcome = Outcome.UNSUPPORTED
-            else:
-                turn = await self._begin(conversation_id, inbound, lease, start, contact)
-                outcome = await turn.run()
-                await self.store.save_conversation(turn.conversation, lease)
+            # Derived from the provider's id: a retry of a turn that failed half-way
+            # writes the same transcript lines, each once (Store.append_message).
+            inbound_id = stable_id("msg", inbound.channel, inbound.provider_message_id)
+            with self.parts.outbox.turn(inbound_id):
+                if inbound.keyword is not None and await self._keyword(
+                    conversation_id, inbound, contact
+                ):
+                    outcome = Outcome.KEYWORD
+                    if start.open_ticket is not None:
+                        await self._keyword_to_agents(
+                            start.open_ticket, inbound, contact, inbound_id
+                        )
+                elif inbound.media and not inbound.text.strip() and start.open_ticket is None:
+                    await self._unsupported(conversation_id, inbound, contact)
+                    outcome = Outcome.UNSUPPORTED
+                else:
+                    turn = await self._begin(
+                        conversation_id, inbound, lease, start, contact, inbound_id
+                    )
+                    outcome = await turn.run()
+                    await self.store.save_conversation(turn.conversation, lease)
             await self.store.mark_seen(key, settings.dedupe_ttl_seconds)
             return outcome
 
@@ -187,7 +195,7 @@ class Engine:
         return True
 
     async def _keyword_to_agents(
-        self, ticket: Ticket, inbound: InboundMessage, contact: Contact
+        self, ticket: Ticket, inbound: InboundMessage, contact: Contact, inbound_id: str
     ) -> None:
         """A carrier keyword while agents own the conversation: they see it in the
         ticket (and transcript) with what it did, since after STOP nothing they write
@@ -195,7 +203,7 @@ class Engine:
         keyword = inbound.keyword
         assert keyword is not None
         message = Message(
-            id=self.tickets.ids.new("msg"),
+            id=inbound_id,
             conversation_id=ticket.conversation_id,
             direction=Direction.INBOUND,
             text=f"{inbound.text.strip()} [{KEYWORD_NOTES[keyword].format(channel=inbound.channel)}]",
@@ -229,6 +237,7 @@ class Engine:
         lease: Lease,
         start: TurnStart,
         contact: Contact,
+        inbound_id: str,
     ) -> Turn:
         now = inbound.received_at
         conversation = start.conversation
@@ -244,7 +253,7 @@ class Engine:
             )
             await self.store.save_conversation(conversation, lease)
         message = Message(
-            id=self.tickets.ids.new("msg"),
+            id=inbound_id,
             conversation_id=conversation.id,
             direction=Direction.INBOUND,
             text=inbound.transcript_text,

@@ -7,8 +7,11 @@ dropped silently.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from bot.clock import Clock, Ids
 from bot.errors import DeliveryError
@@ -27,6 +30,20 @@ from bot.store import Store
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class _TurnLines:
+    """The ids of the lines one turn writes: ``<inbound id>.1``, ``.2`` ..."""
+
+    base: str
+    count: int = 0
+    active: bool = True
+
+
+_TURN_LINES: contextvars.ContextVar[_TurnLines | None] = contextvars.ContextVar(
+    "escala_turn_lines", default=None
+)
+
+
 class Outbox:
     """Sends to customers on whatever channel their conversation is on."""
 
@@ -38,6 +55,26 @@ class Outbox:
 
     def register(self, channel: str, sender: ChannelSender) -> None:
         self._senders[channel] = sender
+
+    @contextlib.contextmanager
+    def turn(self, inbound_id: str) -> Iterator[None]:
+        """Within: the transcript lines :meth:`send` writes get ids derived from the
+        inbound message's, in order. A turn retried after a store failure makes the
+        same lines with the same ids, and the store writes each once."""
+        lines = _TurnLines(inbound_id)
+        token = _TURN_LINES.set(lines)
+        try:
+            yield
+        finally:
+            lines.active = False  # a task spawned in the turn must not keep counting
+            _TURN_LINES.reset(token)
+
+    def _line_id(self) -> str:
+        lines = _TURN_LINES.get()
+        if lines is None or not lines.active:
+            return self._ids.new("msg")
+        lines.count += 1
+        return f"{lines.base}.{lines.count}"
 
     async def send(
         self,
@@ -54,7 +91,7 @@ class Outbox:
         turn does, under the conversation's lock), saving a store round trip.
         """
         record = Message(
-            id=self._ids.new("msg"),
+            id=self._line_id(),
             conversation_id=conversation.id,
             direction=direction,
             text=message.text,

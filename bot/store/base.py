@@ -27,6 +27,9 @@ from datetime import datetime
 from bot.errors import LockTimeout
 from bot.models import Contact, Conversation, Event, Identity, Message, Ticket
 
+#: How far back :meth:`Store.append_message` looks for the same message id.
+RECENT_IDS = 20
+
 
 @dataclass(frozen=True)
 class Lease:
@@ -117,7 +120,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def append_message(self, message: Message) -> None:
-        """Add a message at the end of its conversation's transcript.
+        """Add a message at the end of its conversation's transcript, unless a message
+        with the same id is among its last :data:`RECENT_IDS` messages: a turn retried
+        after a store failure (its ids are derived from the provider's message id)
+        writes each of its lines once.
 
         A backend may bound a transcript: it then keeps the most recent messages it
         was configured for and drops the oldest ones, atomically with the append.

@@ -242,10 +242,15 @@ redis.call('SET', KEYS[2], ARGV[2])
 return 1
 """
 
-# KEYS: messages (hot), archive. ARGV: message json, hot cap, archive cap.
+# KEYS: messages (hot), archive.
+# ARGV: message json, hot cap, archive cap, its id's JSON key-value, how far back to look.
 # The overflow of the hot list moves to the archive, which keeps its last ``archive
 # cap`` messages (0: the overflow is dropped). Needs Redis >= 6.2 (LPOP count).
 APPEND_MESSAGE = """
+-- ARGV[4]: '"id":' .. the id as JSON, which starts the record; ARGV[5]: how far back
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], -tonumber(ARGV[5]), -1)) do
+  if string.find(raw, ARGV[4], 1, true) == 2 then return 0 end  -- written already
+end
 local n = redis.call('RPUSH', KEYS[1], ARGV[1])
 local hot = tonumber(ARGV[2])
 if n <= hot then return n end

@@ -20,7 +20,7 @@ from datetime import datetime
 
 from bot.errors import LockLost
 from bot.models import Contact, Conversation, Event, Identity, Message, Ticket, TicketState
-from bot.store.base import ChangeError, Lease, Store, TicketChange
+from bot.store.base import RECENT_IDS, ChangeError, Lease, Store, TicketChange
 
 
 def queue_order(ticket: Ticket) -> tuple[int, datetime, int]:
@@ -112,6 +112,8 @@ class MemoryStore(Store):
 
     async def append_message(self, message: Message) -> None:
         messages = self._messages[message.conversation_id]
+        if any(m.id == message.id for m in messages[-RECENT_IDS:]):
+            return  # a retried turn's line, already written
         messages.append(message)
         if self._max_transcript is not None and len(messages) > self._max_transcript:
             del messages[: len(messages) - self._max_transcript]

@@ -57,6 +57,7 @@ overflow is dropped). ``transcript()`` reads archive then hot in one script.
 from __future__ import annotations
 
 import functools
+import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
@@ -77,7 +78,7 @@ from bot.models import (
     TicketState,
 )
 from bot.store import lua
-from bot.store.base import ChangeError, Lease, Store, TicketChange, TurnStart
+from bot.store.base import RECENT_IDS, ChangeError, Lease, Store, TicketChange, TurnStart
 from bot.store.codec import format_datetime, from_json, to_json
 
 P = ParamSpec("P")
@@ -358,7 +359,14 @@ class RedisStore(Store):
         await self._run(
             "append_message",
             [self.keys.messages(conversation_id), self.keys.archive(conversation_id)],
-            [to_json(message), self._hot_messages, self._archive_messages],
+            [
+                to_json(message),
+                self._hot_messages,
+                self._archive_messages,
+                # how the record starts (codec: "id" first, compact, not ASCII-escaped)
+                '"id":' + json.dumps(message.id, ensure_ascii=False),
+                RECENT_IDS,
+            ],
         )
 
     @_reachable

@@ -33,7 +33,7 @@ from bot.models import (
     TicketState,
 )
 from bot.store import ChangeError, Lease, MemoryStore, Store
-from bot.store.base import TurnStart
+from bot.store.base import RECENT_IDS, TurnStart
 from bot.store.codec import from_json
 from bot.store.redis import Keys, RedisStore
 from flows.position import FlowPosition
@@ -257,6 +257,28 @@ async def test_transcript_keeps_order_and_returns_the_last_limit(store: Store) -
     assert await store.transcript("cnv_1", limit=0) == []
     assert await store.transcript("cnv_2") == [message(9, "cnv_2")]
     assert await store.transcript("cnv_3") == []
+
+
+async def test_a_message_id_already_written_recently_is_not_written_again(store: Store) -> None:
+    """A turn retried after a store failure rewrites its lines with the same ids."""
+    for n in (1, 2, 1, 2, 12):
+        await store.append_message(message(n))
+    retried = replace(message(1), text="a different text, same id")
+    await store.append_message(retried)
+
+    assert [m.id for m in await store.transcript("cnv_1")] == ["msg_1", "msg_2", "msg_12"]
+    assert (await store.transcript("cnv_1"))[0] == message(1)
+    await store.append_message(message(1, "cnv_2"))  # the window is per conversation
+    assert await store.transcript("cnv_2") == [message(1, "cnv_2")]
+
+
+async def test_the_same_id_far_back_is_written_again(store: Store) -> None:
+    """Only the last RECENT_IDS messages are looked at: the check stays O(1)."""
+    for n in range(1, RECENT_IDS + 2):
+        await store.append_message(message(n))
+    await store.append_message(message(1))
+    ids = [m.id for m in await store.transcript("cnv_1")]
+    assert ids == [f"msg_{n}" for n in range(1, RECENT_IDS + 2)] + ["msg_1"]
 
 
 @pytest.fixture(params=["memory", "redis"])
