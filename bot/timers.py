@@ -56,34 +56,42 @@ class Timers:
         await self.schedule(kind, key, self.clock.now() + delay)
 
     async def sweep(self) -> int:
-        """Fire every timer due now (in batches); how many were handled."""
+        """Fire every timer due now (in batches); how many were handled.
+
+        Each timer is taken with a lease: ``pop_due`` moves it ``RETRY_LATER`` ahead
+        instead of removing it, and it is cancelled once its handler returned. A process
+        killed mid-sweep, a failing handler, or a kind this process has no handler for
+        leave the lease in place, so the timer fires again then, wherever a sweeper
+        runs: at least once, never lost. Handlers must therefore be idempotent."""
         fired = 0
         while True:
-            due = await self.store.pop_due(self.clock.now(), self.batch)
+            now = self.clock.now()
+            lease = now + RETRY_LATER
+            due = await self.store.pop_due(now, self.batch, lease_until=lease)
             for timer_id in due:
-                await self._fire(timer_id)
+                await self._fire(timer_id, lease)
             fired += len(due)
             if len(due) < self.batch:
                 return fired
 
-    async def _fire(self, timer_id: str) -> None:
+    async def _fire(self, timer_id: str, lease: datetime) -> None:
         kind, _, key = timer_id.partition(":")
         handler = self._handlers.get(kind)
         if handler is None:
-            log.warning("no handler for timer %s in this process; put back", timer_id)
-            await self._put_back(timer_id)
+            log.warning(
+                "no handler for timer %s in this process; back in %s", timer_id, RETRY_LATER
+            )
             return
         try:
             await handler(key)
         except Exception:  # one timer's failure must not stop the others, nor be lost
             log.exception("timer %s failed; retrying in %s", timer_id, RETRY_LATER)
-            await self._put_back(timer_id)
-
-    async def _put_back(self, timer_id: str) -> None:
+            return
+        # Done: drop the lease, unless the handler moved the timer (then it stays).
         try:
-            await self.store.schedule(timer_id, self.clock.now() + RETRY_LATER)
-        except Exception:
-            log.exception("timer %s lost: could not put it back", timer_id)
+            await self.store.cancel_timer(timer_id, lease)
+        except Exception:  # the lease fires once more; handlers are idempotent
+            log.warning("timer %s handled; its lease could not be dropped", timer_id)
 
     # -- the background sweeper ----------------------------------------------------------
 

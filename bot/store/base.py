@@ -258,8 +258,18 @@ class Store(abc.ABC):
         """Set (or move) a timer."""
 
     @abc.abstractmethod
-    async def pop_due(self, now: datetime, limit: int = 100) -> list[str]:
-        """Remove and return timers due at ``now``; each is handed to one caller only."""
+    async def pop_due(
+        self, now: datetime, limit: int = 100, lease_until: datetime | None = None
+    ) -> list[str]:
+        """Return up to ``limit`` timers due at ``now`` (earliest first), each to one
+        caller only: atomically removed, or, with ``lease_until``, moved to that time,
+        so a caller that dies before handling one leaves it to fire again then (the
+        caller :meth:`cancel_timer` s it once handled)."""
+
+    @abc.abstractmethod
+    async def cancel_timer(self, timer_id: str, due_at: datetime) -> bool:
+        """Remove the timer if it is still set at exactly ``due_at`` (not moved since);
+        whether it was removed."""
 
     async def ping(self) -> None:  # noqa: B027 - optional: nothing to check in memory
         """Raise when the backend is unreachable."""

@@ -292,11 +292,26 @@ end
 return ids
 """
 
-# KEYS: timers. ARGV: now (µs since 1970), limit.
+# KEYS: timers. ARGV: now (µs since 1970), limit, lease until (µs) or '' to remove.
 POP_DUE = """
 local due = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, ARGV[2])
-for _, id in ipairs(due) do redis.call('ZREM', KEYS[1], id) end
+for _, id in ipairs(due) do
+  if ARGV[3] == '' then
+    redis.call('ZREM', KEYS[1], id)
+  else
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[3], id)
+  end
+end
 return due
+"""
+
+# KEYS: timers. ARGV: timer id, the due time (µs) it must still have. 1 when removed.
+CANCEL_TIMER = """
+local at = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if at and tonumber(at) == tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
 """
 
 SCRIPTS: dict[str, str] = {
@@ -316,6 +331,7 @@ SCRIPTS: dict[str, str] = {
     "unlock": UNLOCK,
     "save_conversation": SAVE_CONVERSATION,
     "pop_due": POP_DUE,
+    "cancel_timer": CANCEL_TIMER,
     "append_message": APPEND_MESSAGE,
     "transcript": TRANSCRIPT,
 }

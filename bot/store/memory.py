@@ -316,10 +316,21 @@ class MemoryStore(Store):
     async def schedule(self, timer_id: str, due_at: datetime) -> None:
         self._timers[timer_id] = due_at
 
-    async def pop_due(self, now: datetime, limit: int = 100) -> list[str]:
+    async def pop_due(
+        self, now: datetime, limit: int = 100, lease_until: datetime | None = None
+    ) -> list[str]:
         if limit <= 0:
             return []
         due = sorted((at, timer_id) for timer_id, at in self._timers.items() if at <= now)[:limit]
         for _, timer_id in due:
-            del self._timers[timer_id]
+            if lease_until is None:
+                del self._timers[timer_id]
+            else:
+                self._timers[timer_id] = lease_until
         return [timer_id for _, timer_id in due]
+
+    async def cancel_timer(self, timer_id: str, due_at: datetime) -> bool:
+        if self._timers.get(timer_id) != due_at:
+            return False
+        del self._timers[timer_id]
+        return True

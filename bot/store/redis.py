@@ -636,11 +636,21 @@ class RedisStore(Store):
         await self.redis.zadd(self.keys.timers, {timer_id: unix_micros(due_at)})
 
     @_reachable
-    async def pop_due(self, now: datetime, limit: int = 100) -> list[str]:
+    async def pop_due(
+        self, now: datetime, limit: int = 100, lease_until: datetime | None = None
+    ) -> list[str]:
         if limit <= 0:
             return []
-        popped = await self._run("pop_due", [self.keys.timers], [unix_micros(now), limit])
+        lease = "" if lease_until is None else unix_micros(lease_until)
+        popped = await self._run("pop_due", [self.keys.timers], [unix_micros(now), limit, lease])
         return [_text(timer_id) for timer_id in popped]
+
+    @_reachable
+    async def cancel_timer(self, timer_id: str, due_at: datetime) -> bool:
+        removed = await self._run(
+            "cancel_timer", [self.keys.timers], [timer_id, unix_micros(due_at)]
+        )
+        return bool(removed)
 
     @_reachable
     async def ping(self) -> None:

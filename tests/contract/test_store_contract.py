@@ -877,6 +877,29 @@ async def test_pop_due_hands_out_due_timers_in_order(store: Store) -> None:
     assert await store.pop_due(at(10)) == ["sla:tkt_1"]
 
 
+async def test_pop_due_with_a_lease_moves_the_timer_until_it_is_cancelled(store: Store) -> None:
+    await store.schedule("sla:tkt_1", at(1))
+    await store.schedule("sla:tkt_2", at(2))
+
+    assert await store.pop_due(at(5), lease_until=at(6)) == ["sla:tkt_1", "sla:tkt_2"]
+
+    assert await store.pop_due(at(5)) == []  # leased: nobody else gets them now
+    assert await store.cancel_timer("sla:tkt_1", at(6))  # handled: the lease goes
+    assert not await store.cancel_timer("sla:tkt_1", at(6))
+    await store.schedule("sla:tkt_2", at(9))  # the handler moved it: the lease is gone
+    assert not await store.cancel_timer("sla:tkt_2", at(6))
+    assert await store.pop_due(at(8)) == []
+    assert await store.pop_due(at(9)) == ["sla:tkt_2"]
+    assert not await store.cancel_timer("nothing", at(1))
+
+
+async def test_an_unhandled_lease_fires_again(store: Store) -> None:
+    """A sweeper that died holding a timer: the lease hands it out again."""
+    await store.schedule("sla:tkt_1", at(1))
+    assert await store.pop_due(at(1), lease_until=at(2)) == ["sla:tkt_1"]
+    assert await store.pop_due(at(2), lease_until=at(3)) == ["sla:tkt_1"]
+
+
 async def test_rescheduling_moves_a_timer(store: Store) -> None:
     await store.schedule("sla:tkt_1", at(5))
     await store.schedule("sla:tkt_1", at(20))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from bot.clock import FakeClock
 from bot.store import MemoryStore
 from bot.timers import RETRY_LATER, Timers
@@ -79,3 +81,38 @@ async def test_the_server_sweeps_in_the_background_and_stops_on_shutdown() -> No
     finally:
         await h.close()
     assert not timers.running
+
+
+async def test_a_sweep_killed_mid_handler_leaves_the_timer_to_fire_again() -> None:
+    """The process dies (here: its task is cancelled) while handling a popped timer;
+    another process's sweep fires it once the lease runs out."""
+    clock = FakeClock()
+    store = MemoryStore()
+    started = asyncio.Event()
+
+    async def hangs(key: str) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    dying = Timers(store, clock)
+    dying.on("probe", hangs)
+    await dying.schedule("probe", "x", clock.now())
+    sweep = asyncio.create_task(dying.sweep())
+    await started.wait()
+    sweep.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sweep
+
+    seen: list[str] = []
+
+    async def handler(key: str) -> None:
+        seen.append(key)
+
+    survivor = Timers(store, clock)
+    survivor.on("probe", handler)
+    assert await survivor.sweep() == 0  # still leased to the dead one
+    clock.advance(seconds=RETRY_LATER.total_seconds())
+    assert await survivor.sweep() == 1
+    assert seen == ["x"]
+    clock.advance(seconds=RETRY_LATER.total_seconds())
+    assert await survivor.sweep() == 0  # handled: the lease was dropped
