@@ -23,8 +23,9 @@ from aiohttp import web
 
 from bot.app import Escala, build
 from bot.errors import ConfigError, StoreError
-from bot.settings import Section, Settings
+from bot.settings import Settings
 from bot.store import Store
+from bot.toml_config import Section
 
 if TYPE_CHECKING:
     from channels.telegram.config import TelegramConfig

@@ -42,7 +42,7 @@ from rapidfuzz import fuzz
 from bot.errors import ConfigError
 from bot.hours import BusinessHours
 from bot.models import EMPTY, Priority, Tier, TriageDecision
-from bot.settings import Section, did_you_mean, read_toml
+from bot.toml_config import Section, did_you_mean, read_toml
 from kb.normalize import fold
 
 KB_OUTCOMES = ("answer", "suggest", "none")

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.settings import Section, Settings, did_you_mean, secret_from_env, type_name
+from bot.settings import Settings
+from bot.toml_config import Section, did_you_mean, secret_from_env, type_name
 
 KEYS = (
     "mode", "bot_token_env", "signing_secret_env", "app_token_env",

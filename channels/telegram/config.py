@@ -8,7 +8,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bot.models import LOCALES
-from bot.settings import Section, secret_from_env
+from bot.toml_config import Section, secret_from_env
 
 MODES = ("webhook", "polling")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.models import LOCALES
-from bot.settings import Section, secret_from_env
+from bot.toml_config import Section, secret_from_env
 
 TWILIO_CHANNELS = ("sms", "whatsapp")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")

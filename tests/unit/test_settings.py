@@ -14,13 +14,8 @@ from bot.errors import ConfigError
 from bot.hours import BusinessHours
 from bot.models import EMPTY
 from bot.server import ServerConfig, parse_server
-from bot.settings import (
-    PACKAGED_KB,
-    PACKAGED_ROUTING,
-    default_settings,
-    load_settings,
-    secret_from_env,
-)
+from bot.settings import PACKAGED_KB, PACKAGED_ROUTING, default_settings, load_settings
+from bot.toml_config import secret_from_env
 from kb.matcher import Thresholds
 
 ROOT = Path(__file__).resolve().parents[2]
