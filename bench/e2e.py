@@ -579,19 +579,24 @@ class _Lost(Exception):
 # --- scenarios --------------------------------------------------------------------------------
 
 
-async def _scenario(
+async def run_scenario(
     server: Server,
     *,
-    store: StoreName | None,
+    store: StoreName | None = None,
     customers: int,
     messages_per_customer: int,
-    rate: float | None,
-    closed_seconds: float,
-    open_seconds: float,
-    max_seconds: float,
-    max_requests: int,
-    progress: Progress,
+    rate: float | None = None,
+    closed_seconds: float = 10.0,
+    open_seconds: float = 5.0,
+    max_seconds: float = MAX_SECONDS,
+    max_requests: int = MAX_REQUESTS,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
+    """``escala serve`` on ``store`` (``server="escala"``), or the bare aiohttp app that
+    makes one ``sendMessage`` per update (``server="ceiling"``): the closed loop (the
+    maximum rate), then an open loop at ``rate`` messages/s (None: 80% of the measured
+    maximum; 0: no open loop). Raises :class:`Skipped` for Redis without ``redis-server``."""
+    progress = progress or Progress()
     name = "ceiling" if server == "ceiling" else f"escala-{store}"
     fake = FakeTelegramApi()
     await fake.start()
@@ -665,61 +670,6 @@ async def _scenario(
     return result
 
 
-async def run_e2e(
-    *,
-    store: StoreName,
-    customers: int,
-    messages_per_customer: int,
-    rate: float | None = None,
-    closed_seconds: float = 10.0,
-    open_seconds: float = 5.0,
-    max_seconds: float = MAX_SECONDS,
-    max_requests: int = MAX_REQUESTS,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """``escala serve`` on ``store``: the closed loop (maximum rate), then an open loop
-    at ``rate`` messages/s (None: 80% of the measured maximum; 0: no open loop).
-    Raises :class:`Skipped` for Redis without ``redis-server``."""
-    return await _scenario(
-        "escala",
-        store=store,
-        customers=customers,
-        messages_per_customer=messages_per_customer,
-        rate=rate,
-        closed_seconds=closed_seconds,
-        open_seconds=open_seconds,
-        max_seconds=max_seconds,
-        max_requests=max_requests,
-        progress=progress or Progress(),
-    )
-
-
-async def run_ceiling(
-    *,
-    customers: int,
-    messages_per_customer: int,
-    rate: float | None = None,
-    closed_seconds: float = 10.0,
-    open_seconds: float = 5.0,
-    max_seconds: float = MAX_SECONDS,
-    max_requests: int = MAX_REQUESTS,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """The same generator against the bare aiohttp app (one ``sendMessage`` per update)."""
-    return await _scenario(
-        "ceiling",
-        store=None,
-        customers=customers,
-        messages_per_customer=messages_per_customer,
-        rate=rate,
-        closed_seconds=closed_seconds,
-        open_seconds=open_seconds,
-        max_seconds=max_seconds,
-        max_requests=max_requests,
-        progress=progress or Progress(),
-    )
-
-
 async def _run_all(quick: bool, progress: Progress) -> dict[str, Any]:
     size = QUICK if quick else FULL
     common: dict[str, Any] = {
@@ -729,11 +679,11 @@ async def _run_all(quick: bool, progress: Progress) -> dict[str, Any]:
         "open_seconds": float(size["open_seconds"]),
         "progress": progress,
     }
-    scenarios: dict[str, dict[str, Any]] = {"ceiling": await run_ceiling(**common)}
+    scenarios: dict[str, dict[str, Any]] = {"ceiling": await run_scenario("ceiling", **common)}
     stores: tuple[StoreName, ...] = ("memory", "redis")
     for store in stores:
         try:
-            scenarios[f"escala-{store}"] = await run_e2e(store=store, **common)
+            scenarios[f"escala-{store}"] = await run_scenario("escala", store=store, **common)
         except Skipped as e:
             progress.say(f"[e2e escala-{store}] skipped: {e}")
             scenarios[f"escala-{store}"] = {"skipped": str(e)}

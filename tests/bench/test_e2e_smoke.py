@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench.e2e import StoreName, markdown, run_ceiling, run_e2e
+from bench.e2e import StoreName, markdown, run_scenario
 from bench.progress import Progress
 
 CUSTOMERS = 3
@@ -43,7 +43,8 @@ def _stores() -> list[Any]:
 @pytest.mark.parametrize("store", _stores())
 async def test_e2e_tiny_load_every_message_is_answered(store: StoreName) -> None:
     before = _children()
-    result = await run_e2e(
+    result = await run_scenario(
+        "escala",
         store=store,
         customers=CUSTOMERS,
         messages_per_customer=MESSAGES,
@@ -86,7 +87,8 @@ async def test_e2e_tiny_load_every_message_is_answered(store: StoreName) -> None
 
 async def test_ceiling_app_answers_each_webhook_with_one_send() -> None:
     before = _children()
-    result = await run_ceiling(
+    result = await run_scenario(
+        "ceiling",
         customers=CUSTOMERS,
         messages_per_customer=MESSAGES,
         rate=0,  # no open loop
