@@ -724,15 +724,18 @@ def run_all(quick: bool, progress: Progress | None = None) -> dict[str, Any]:
     return asyncio.run(_run_all(quick, progress or Progress()))
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The results as a Markdown table (README-ready)."""
+def markdown(result: dict[str, Any], *, machine_line: bool = True) -> str:
+    """The results as a Markdown table (README-ready). ``machine_line=False`` inside
+    the full report (:mod:`bench.report`), whose header already names the machine."""
     m = result["machine"]
-    lines = [
-        "### End-to-end throughput (`escala serve`, Telegram webhooks on loopback)",
-        "",
-        f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}. "
-        f"Mode: {'quick sample' if result.get('quick') else 'full'}.",
-        "",
+    lines = ["### End-to-end throughput (`escala serve`, Telegram webhooks on loopback)", ""]
+    if machine_line:
+        lines += [
+            f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}. "
+            f"Mode: {'quick sample' if result.get('quick') else 'full'}.",
+            "",
+        ]
+    lines += [
         "| server | replies/msg | customers | msg/s (closed loop) | p50 | p99 | vs ceiling "
         "| server CPU / msg | open loop rate | open p50 | open p99 | lost |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -114,5 +114,5 @@ def markdown(results: dict[str, Any]) -> str:
         else:
             from bench.e2e import markdown as e2e_markdown  # e2e imports machine() from here
 
-            lines += [e2e_markdown(http)]
+            lines += [e2e_markdown(http, machine_line=False)]
     return "\n".join(lines)
