@@ -36,7 +36,7 @@ from typing import Any
 from bench.e2e import stop_process
 from bench.progress import Progress
 from bot.app import build
-from bot.engine import stable_id
+from bot.clock import stable_id
 from bot.models import InboundMessage, OutboundMessage
 from bot.settings import default_settings
 from bot.store.redis import RedisStore

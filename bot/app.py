@@ -8,17 +8,25 @@ from dataclasses import dataclass, fields
 
 from bot.clock import Clock, Ids, SystemClock, UuidIds
 from bot.desk import Desk
-from bot.engine import Components, Engine
+from bot.edge import Edge
+from bot.engine import Engine
 from bot.errors import ConfigError
-from bot.outbox import Outbox, Workspaces
+from bot.events import Recorder
+from bot.handoff import Handoff
+from bot.outbox import Outbox
 from bot.settings import Settings
-from bot.sla import FirstResponseAlerts
+from bot.sla import Deadlines, FirstResponseAlerts
+from bot.status import TicketStatus
 from bot.store import MemoryStore, Store
-from bot.tickets import Tickets
+from bot.tiers import TierMap
 from bot.timers import Timers
 from bot.triage import load_triage
+from bot.turn import TurnParts
+from bot.views import Views
+from bot.workspaces import Workspaces
 from flows.errors import FlowError
 from flows.loader import FlowSet, load_flows
+from flows.runner import FlowRunner
 from kb.errors import KbError
 from kb.loader import load_kb
 from kb.matcher import Matcher, Thresholds
@@ -27,16 +35,24 @@ from kb.model import KnowledgeBase
 
 @dataclass(frozen=True)
 class Escala:
+    """The assembled core. Adapters get only :attr:`edge`; tests and the command line
+    may reach the parts."""
+
     settings: Settings
     store: Store
     engine: Engine
     desk: Desk
     outbox: Outbox
     workspaces: Workspaces
+    recorder: Recorder
+    tiers: TierMap
+    views: Views
     #: Store timers and their sweeper: SLA alerts, and whatever a workspace registers.
     timers: Timers
     #: Fired by the ``sla`` timers: tells agents a first response is overdue.
     alerts: FirstResponseAlerts
+    #: The one port adapters talk to the core through.
+    edge: Edge
 
 
 def load_knowledge(settings: Settings) -> tuple[KnowledgeBase, Matcher]:
@@ -120,25 +136,75 @@ def build(
             )
         store = MemoryStore()
     timers = Timers(store, clock)
-    tickets = Tickets(
-        store, clock, ids, settings.tiers, settings.engine.card_context_messages, timers
+    tiers = TierMap(settings.tiers)
+    recorder = Recorder(store, clock, ids)
+    views = Views(store, store, tiers, settings.engine.card_context_messages)
+    deadlines = Deadlines(tiers, timers)
+    outbox = Outbox(store, store, recorder, clock, ids)
+    workspaces = Workspaces(recorder)
+    alerts = FirstResponseAlerts(
+        store, store, deadlines, tiers, views, recorder, workspaces, clock, timers
     )
-    outbox = Outbox(store, clock, ids)
-    workspaces = Workspaces(store, clock, ids)
-    alerts = FirstResponseAlerts(tickets, workspaces)
+    handoff = Handoff(
+        store, tiers, deadlines, settings.business_hours, outbox, recorder, clock, ids
+    )
     engine = Engine(
-        Components(
-            store=store,
-            tickets=tickets,
+        store,
+        TurnParts(
+            conversations=store,
+            desk=store,
+            recorder=recorder,
             outbox=outbox,
             workspaces=workspaces,
+            views=views,
+            status=TicketStatus(store, tiers),
+            handoff=handoff,
             kb=kb,
             matcher=matcher,
             flows=flows,
+            runner=FlowRunner(flows),
             triage=triage,
-            hours=settings.business_hours,
             settings=settings.engine,
-        )
+        ),
     )
-    desk = Desk(engine, settings.agents)
-    return Escala(settings, store, engine, desk, outbox, workspaces, timers, alerts)
+    desk = Desk(
+        store,
+        tiers=tiers,
+        views=views,
+        deadlines=deadlines,
+        recorder=recorder,
+        outbox=outbox,
+        workspaces=workspaces,
+        settings=settings.engine,
+        clock=clock,
+        ids=ids,
+        agents=settings.agents,
+    )
+    edge = Edge(
+        settings=settings,
+        store=store,
+        engine=engine,
+        desk=desk,
+        outbox=outbox,
+        workspaces=workspaces,
+        recorder=recorder,
+        views=views,
+        timers=timers,
+        tiers=tiers,
+        clock=clock,
+        ids=ids,
+    )
+    return Escala(
+        settings=settings,
+        store=store,
+        engine=engine,
+        desk=desk,
+        outbox=outbox,
+        workspaces=workspaces,
+        recorder=recorder,
+        tiers=tiers,
+        views=views,
+        timers=timers,
+        alerts=alerts,
+        edge=edge,
+    )

@@ -149,9 +149,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_chat(args: argparse.Namespace) -> int:
+    from bot import plugins
     from bot.app import build
     from bot.store import open_store
-    from channels.console import Console
 
     settings = load_settings(args.config)
     if args.agent and not any(agent.id == args.agent for agent in settings.agents):
@@ -161,18 +161,19 @@ def run_chat(args: argparse.Namespace) -> int:
     async def chat() -> None:
         store = await open_store(settings)
         try:
-            console = Console(
-                build(settings, store=store),
+            escala = build(settings, store=store)
+            console = plugins.terminal().terminal(
+                escala.edge,
                 sys.stdout,
                 locale=args.locale or settings.engine.default_locale,
                 agent_id=agent_id,
                 echo=not sys.stdin.isatty(),
             )
-            console.escala.timers.start(settings.engine.timer_sweep_seconds)
+            escala.timers.start(settings.engine.timer_sweep_seconds)
             try:
                 await console.run(read_lines(sys.stdin))
             finally:
-                await console.escala.timers.stop()
+                await escala.timers.stop()
         finally:
             await store.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -55,3 +56,10 @@ class SequentialIds:
 
     def new(self, prefix: str) -> str:
         return f"{prefix}_{next(self._counter)}"
+
+
+def stable_id(prefix: str, channel: str, address: str) -> str:
+    """A conversation/contact id derived from the channel address, so that two router
+    processes receiving the first message of a customer agree on it without a race."""
+    digest = hashlib.blake2b(f"{channel}\x00{address}".encode(), digest_size=10).hexdigest()
+    return f"{prefix}_{digest}"

@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from bot import i18n
-from bot.engine import Engine
+from bot.clock import Clock, Ids
+from bot.events import Recorder
 from bot.models import (
     Agent,
-    Choice,
     Direction,
     EventKind,
     Message,
@@ -22,9 +22,14 @@ from bot.models import (
     Ticket,
     TicketState,
 )
+from bot.outbox import Outbox
 from bot.ports import TicketChangeKind
-from bot.store import ChangeError, TicketChange
-from bot.turn import csat_options
+from bot.settings import EngineSettings
+from bot.sla import Deadlines
+from bot.store import ChangeError, Store, TicketChange
+from bot.tiers import TierMap
+from bot.views import Views
+from bot.workspaces import Workspaces
 
 REFUSALS: dict[ChangeError, str] = {
     ChangeError.NOT_FOUND: "no such ticket",
@@ -59,11 +64,31 @@ class QueueStat:
 
 
 class Desk:
-    def __init__(self, engine: Engine, agents: tuple[Agent, ...]) -> None:
-        self.engine = engine
-        self.store = engine.store
-        self.tickets = engine.tickets
-        self.parts = engine.parts
+    def __init__(
+        self,
+        store: Store,
+        *,
+        tiers: TierMap,
+        views: Views,
+        deadlines: Deadlines,
+        recorder: Recorder,
+        outbox: Outbox,
+        workspaces: Workspaces,
+        settings: EngineSettings,
+        clock: Clock,
+        ids: Ids,
+        agents: tuple[Agent, ...],
+    ) -> None:
+        self.store = store
+        self.tiers = tiers
+        self.views = views
+        self.clock = clock
+        self._deadlines = deadlines
+        self._recorder = recorder
+        self._outbox = outbox
+        self._workspaces = workspaces
+        self._settings = settings
+        self._ids = ids
         self.agents = {agent.id: agent for agent in agents}
 
     # -- lookups ----------------------------------------------------------------------
@@ -75,9 +100,9 @@ class Desk:
         return await self.store.find_ticket(number)
 
     async def queues(self) -> list[QueueStat]:
-        now = self.tickets.clock.now()
+        now = self.clock.now()
         stats = []
-        for tier in sorted(self.tickets.tiers.values(), key=lambda t: t.level):
+        for tier in self.tiers:
             waiting = await self.store.queue(tier.name)
             oldest = min((t.queued_at for t in waiting), default=None)
             stats.append(
@@ -101,9 +126,7 @@ class Desk:
             return DeskResult(
                 False, f"{ticket.label} is in {ticket.tier}; {agent.name} works {_tiers(agent)}"
             )
-        change = await self.store.claim(
-            ticket.id, agent.id, self.tickets.clock.now(), agent.max_concurrent
-        )
+        change = await self.store.claim(ticket.id, agent.id, self.clock.now(), agent.max_concurrent)
         return await self._claimed(agent, change)
 
     async def take_next(self, agent_id: str) -> DeskResult:
@@ -111,7 +134,7 @@ class Desk:
         if agent is None:
             return DeskResult(False, f"unknown agent {agent_id}")
         change = await self.store.take_next(
-            agent.tiers, agent.id, self.tickets.clock.now(), agent.max_concurrent
+            agent.tiers, agent.id, self.clock.now(), agent.max_concurrent
         )
         if change.error is ChangeError.NOT_FOUND:
             return DeskResult(False, f"no ticket waiting in {_tiers(agent)}")
@@ -122,15 +145,15 @@ class Desk:
             label = change.ticket.label if change.ticket else "ticket"
             return DeskResult(False, f"{label}: {_refusal(change)}", change.ticket)
         ticket = change.ticket
-        await self.tickets.event(
+        await self._recorder.record(
             EventKind.CLAIMED,
             conversation_id=ticket.conversation_id,
             ticket_id=ticket.id,
             agent=agent.id,
             tier=ticket.tier,
         )
-        view = await self.tickets.view(ticket, actor=agent.name)
-        await self.parts.workspaces.ticket_changed(view, TicketChangeKind.CLAIMED)
+        view = await self.views.view(ticket, actor=agent.name)
+        await self._workspaces.ticket_changed(view, TicketChangeKind.CLAIMED)
         return DeskResult(True, f"{ticket.label} claimed by {agent.name}", ticket)
 
     async def reply(self, agent_id: str, number: int, text: str) -> DeskResult:
@@ -142,11 +165,11 @@ class Desk:
         if conversation is None:
             return DeskResult(False, f"{ticket.label}: conversation missing")
         body = i18n.text("agent_reply", conversation.locale, agent=agent.name, text=text)
-        await self.parts.outbox.send(
+        await self._outbox.send(
             conversation, OutboundMessage(body), direction=Direction.AGENT, author=agent.name
         )
-        await self.store.mark_first_response(ticket.id, self.tickets.clock.now())
-        await self.tickets.event(
+        await self.store.mark_first_response(ticket.id, self.clock.now())
+        await self._recorder.record(
             EventKind.AGENT_REPLY,
             conversation_id=conversation.id,
             ticket_id=ticket.id,
@@ -161,15 +184,15 @@ class Desk:
         assert agent is not None and ticket is not None
         await self.store.append_message(
             Message(
-                id=self.tickets.ids.new("msg"),
+                id=self._ids.new("msg"),
                 conversation_id=ticket.conversation_id,
                 direction=Direction.NOTE,
                 text=text,
-                at=self.tickets.clock.now(),
+                at=self.clock.now(),
                 author=agent.name,
             )
         )
-        await self.tickets.event(
+        await self._recorder.record(
             EventKind.NOTE,
             conversation_id=ticket.conversation_id,
             ticket_id=ticket.id,
@@ -191,32 +214,32 @@ class Desk:
         if not (mine or waiting_in_my_tier):
             return DeskResult(False, f"{ticket.label}: claim it before escalating", ticket)
         if to_tier is None:
-            target = self.tickets.next_tier(ticket.tier)
+            target = self.tiers.next_tier(ticket.tier)
             if target is None:
                 return DeskResult(False, f"{ticket.label}: {ticket.tier} is the last tier", ticket)
         else:
-            found = self.tickets.tiers.get(to_tier)
+            found = self.tiers.get(to_tier)
             if found is None:
-                known = ", ".join(self.tickets.tiers)
+                known = ", ".join(self.tiers.names())
                 return DeskResult(False, f"unknown tier {to_tier} (tiers: {known})", ticket)
             target = found
         previous = ticket.tier
-        change = await self.store.escalate(ticket.id, target.name, self.tickets.clock.now())
+        change = await self.store.escalate(ticket.id, target.name, self.clock.now())
         if not change.ok or change.ticket is None:
             return DeskResult(False, f"{ticket.label}: {_refusal(change)}", change.ticket)
         moved = change.ticket
-        await self.tickets.arm_first_response(moved)
+        await self._deadlines.arm_first_response(moved)
         await self.store.append_message(
             Message(
-                id=self.tickets.ids.new("msg"),
+                id=self._ids.new("msg"),
                 conversation_id=moved.conversation_id,
                 direction=Direction.SYSTEM,
                 text=f"Escalated {previous} → {moved.tier} by {agent.name}: {reason}",
-                at=self.tickets.clock.now(),
+                at=self.clock.now(),
                 author=agent.name,
             )
         )
-        await self.tickets.event(
+        await self._recorder.record(
             EventKind.ESCALATED,
             conversation_id=moved.conversation_id,
             ticket_id=moved.id,
@@ -228,7 +251,7 @@ class Desk:
         )
         conversation = await self.store.get_conversation(moved.conversation_id)
         if conversation is not None:
-            await self.parts.outbox.send(
+            await self._outbox.send(
                 conversation,
                 OutboundMessage(
                     i18n.text(
@@ -236,18 +259,18 @@ class Desk:
                         conversation.locale,
                         ticket=moved.label,
                         tier=moved.tier,
-                        sla=self.tickets.sla(moved.tier, conversation.locale),
+                        sla=self.tiers.promise(moved.tier, conversation.locale),
                     )
                 ),
             )
-        old_view = await self.tickets.view(
+        old_view = await self.views.view(
             moved, actor=agent.name, note=reason, previous_tier=previous
         )
-        await self.parts.workspaces.ticket_changed(old_view, TicketChangeKind.ESCALATED)
-        new_view = await self.tickets.view(
+        await self._workspaces.ticket_changed(old_view, TicketChangeKind.ESCALATED)
+        new_view = await self.views.view(
             moved, actor=agent.name, note=reason, previous_tier=previous, full_transcript=True
         )
-        await self.parts.workspaces.ticket_opened(new_view)
+        await self._workspaces.ticket_opened(new_view)
         return DeskResult(True, f"{moved.label} escalated {previous} → {moved.tier}", moved)
 
     async def release(self, agent_id: str, number: int) -> DeskResult:
@@ -255,19 +278,19 @@ class Desk:
         if refusal is not None:
             return refusal
         assert agent is not None and ticket is not None
-        change = await self.store.release(ticket.id, agent.id, self.tickets.clock.now())
+        change = await self.store.release(ticket.id, agent.id, self.clock.now())
         if not change.ok or change.ticket is None:
             return DeskResult(False, f"{ticket.label}: {_refusal(change)}", change.ticket)
         released = change.ticket
-        await self.tickets.arm_first_response(released)
-        await self.tickets.event(
+        await self._deadlines.arm_first_response(released)
+        await self._recorder.record(
             EventKind.RELEASED,
             conversation_id=released.conversation_id,
             ticket_id=released.id,
             agent=agent.id,
         )
-        view = await self.tickets.view(released, actor=agent.name)
-        await self.parts.workspaces.ticket_changed(view, TicketChangeKind.RELEASED)
+        view = await self.views.view(released, actor=agent.name)
+        await self._workspaces.ticket_changed(view, TicketChangeKind.RELEASED)
         return DeskResult(True, f"{released.label} is back in the {released.tier} queue", released)
 
     async def resolve(self, agent_id: str, number: int) -> DeskResult:
@@ -275,18 +298,18 @@ class Desk:
         if refusal is not None:
             return refusal
         assert agent is not None and ticket is not None
-        change = await self.store.resolve(ticket.id, agent.id, self.tickets.clock.now())
+        change = await self.store.resolve(ticket.id, agent.id, self.clock.now())
         if not change.ok or change.ticket is None:
             return DeskResult(False, f"{ticket.label}: {_refusal(change)}", change.ticket)
         resolved = change.ticket
-        await self.tickets.event(
+        await self._recorder.record(
             EventKind.RESOLVED,
             conversation_id=resolved.conversation_id,
             ticket_id=resolved.id,
             agent=agent.id,
             tier=resolved.tier,
         )
-        settings = self.parts.settings
+        settings = self._settings
         async with self.store.lock(resolved.conversation_id, settings.lock_ttl_seconds) as lease:
             conversation = await self.store.get_conversation(resolved.conversation_id)
             if conversation is not None:
@@ -301,26 +324,25 @@ class Desk:
                     csat_retries=0,
                     pending_choices=(),
                 )
-                await self.parts.outbox.send(
+                await self._outbox.send(
                     conversation,
                     OutboundMessage(i18n.text("resolved", locale, ticket=resolved.label)),
                 )
                 if ask_csat:
-                    options = csat_options(locale)
-                    choices = tuple(Choice(o.id, o.label) for o in options)
+                    choices = i18n.csat_choices(locale)
                     conversation = replace(conversation, pending_choices=choices)
-                    await self.parts.outbox.send(
+                    await self._outbox.send(
                         conversation,
                         OutboundMessage(i18n.text("csat_question", locale), choices),
                     )
-                    await self.tickets.event(
+                    await self._recorder.record(
                         EventKind.CSAT_ASKED,
                         conversation_id=conversation.id,
                         ticket_id=resolved.id,
                     )
                 await self.store.save_conversation(conversation, lease)
-        view = await self.tickets.view(resolved, actor=agent.name)
-        await self.parts.workspaces.ticket_changed(view, TicketChangeKind.RESOLVED)
+        view = await self.views.view(resolved, actor=agent.name)
+        await self._workspaces.ticket_changed(view, TicketChangeKind.RESOLVED)
         return DeskResult(True, f"{resolved.label} resolved", resolved)
 
     # -- shared checks ------------------------------------------------------------------

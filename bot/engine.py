@@ -13,11 +13,12 @@ this order (DESIGN.md, "One message's journey"):
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from bot import i18n
+from bot.clock import stable_id
+from bot.events import Recorder
 from bot.models import (
     CarrierKeyword,
     Contact,
@@ -29,22 +30,13 @@ from bot.models import (
     Message,
     OutboundMessage,
     Ticket,
-    TicketState,
-    TriageDecision,
     media_data,
     normalize_locale,
 )
-from bot.outbox import Outbox, Workspaces
-from bot.settings import BusinessHours, EngineSettings
+from bot.outbox import Outbox
 from bot.store import Lease, Store
 from bot.store.base import TurnStart
-from bot.tickets import Tickets
-from bot.triage import Triage, TriageContext
-from bot.turn import Outcome, Turn
-from flows.loader import FlowSet
-from flows.runner import FlowRunner
-from kb.matcher import KbDecision, Matcher
-from kb.model import KnowledgeBase
+from bot.turn import Outcome, Turn, TurnParts
 
 log = logging.getLogger(__name__)
 
@@ -59,35 +51,15 @@ KEYWORD_NOTES = {
 MAX_MESSAGE_CHARS = 8000
 
 
-def stable_id(prefix: str, channel: str, address: str) -> str:
-    """A conversation/contact id derived from the channel address, so that two router
-    processes receiving the first message of a customer agree on it without a race."""
-    digest = hashlib.blake2b(f"{channel}\x00{address}".encode(), digest_size=10).hexdigest()
-    return f"{prefix}_{digest}"
-
-
-@dataclass(frozen=True)
-class Components:
-    """What the engine is built from (assembled by :mod:`bot.app`)."""
-
-    store: Store
-    tickets: Tickets
-    outbox: Outbox
-    workspaces: Workspaces
-    kb: KnowledgeBase
-    matcher: Matcher
-    flows: FlowSet
-    triage: Triage
-    hours: BusinessHours
-    settings: EngineSettings
-
-
 class Engine:
-    def __init__(self, parts: Components) -> None:
+    """Turns customer messages into turns: the lock, the dedupe, the contact, then
+    :class:`~bot.turn.Turn` walks the decision order."""
+
+    def __init__(self, store: Store, parts: TurnParts) -> None:
+        self.store = store
         self.parts = parts
-        self.store = parts.store
-        self.tickets = parts.tickets
-        self.runner = FlowRunner(parts.flows)
+        self._outbox: Outbox = parts.outbox
+        self._recorder: Recorder = parts.recorder
 
     async def handle(self, inbound: InboundMessage) -> Outcome:
         """Process one inbound message. A provider retry of the same message is a no-op.
@@ -118,7 +90,7 @@ class Engine:
             # Derived from the provider's id: a retry of a turn that failed half-way
             # writes the same transcript lines, each once (Store.append_message).
             inbound_id = stable_id("msg", inbound.channel, inbound.provider_message_id)
-            with self.parts.outbox.turn(inbound_id):
+            with self._outbox.turn(inbound_id):
                 if inbound.keyword is not None and await self._keyword(
                     conversation_id, inbound, contact
                 ):
@@ -168,7 +140,7 @@ class Engine:
         """Carrier compliance: nothing more is sent after STOP until START. False when the
         keyword is an ordinary message here (START from someone who never stopped)."""
         keyword = inbound.keyword
-        outbox = self.parts.outbox
+        outbox = self._outbox
         if keyword is CarrierKeyword.HELP:
             help_text = OutboundMessage(i18n.text("keyword_help", contact.locale))
             await outbox.notice(
@@ -181,7 +153,7 @@ class Engine:
         contact = replace(contact, opted_out=opt_out)
         await self.store.save_contact(contact)
         kind = EventKind.OPTED_OUT if opt_out else EventKind.OPTED_IN
-        await self.tickets.event(
+        await self._recorder.record(
             kind,
             conversation_id=conversation_id,
             channel=inbound.channel,
@@ -212,23 +184,21 @@ class Engine:
             provider_message_id=inbound.provider_message_id,
         )
         await self.store.append_message(message)
-        view = await self.tickets.view(ticket)
+        view = await self.parts.views.view(ticket)
         await self.parts.workspaces.customer_message(view, message)
 
     async def _unsupported(
         self, conversation_id: str, inbound: InboundMessage, contact: Contact
     ) -> None:
         """Media outside a ticket: noted, and a polite "text only" reply."""
-        await self.tickets.event(
+        await self._recorder.record(
             EventKind.MESSAGE_UNSUPPORTED,
             conversation_id=conversation_id,
             channel=inbound.channel,
             **media_data(inbound.media),
         )
         reply = OutboundMessage(i18n.text("unsupported_media", contact.locale))
-        await self.parts.outbox.notice(
-            conversation_id, inbound.channel, inbound.address, reply, contact
-        )
+        await self._outbox.notice(conversation_id, inbound.channel, inbound.address, reply, contact)
 
     async def _begin(
         self,
@@ -262,7 +232,7 @@ class Engine:
             provider_message_id=inbound.provider_message_id,
         )
         await self.store.append_message(message)
-        await self.tickets.event(
+        await self._recorder.record(
             EventKind.MESSAGE_IN,
             conversation_id=conversation.id,
             ticket_id=conversation.ticket_id,
@@ -270,90 +240,11 @@ class Engine:
             message_id=message.id,
         )
         return Turn(
-            self,
+            self.parts,
             replace(conversation, updated_at=now),
             contact,
             inbound,
             message,
             lease,
             start.open_ticket,
-        )
-
-    # -- used by turns and by the desk ------------------------------------------------
-
-    async def handoff(
-        self, conversation: Conversation, decision: TriageDecision, locale: str
-    ) -> tuple[Conversation, Ticket]:
-        """Open a ticket in the decided tier's queue and tell customer and agents.
-
-        Called under the conversation's lock; returns the conversation to save.
-        """
-        now = self.tickets.clock.now()
-        number = await self.store.next_ticket_number()
-        ticket = Ticket(
-            id=self.tickets.ids.new("tkt"),
-            number=number,
-            conversation_id=conversation.id,
-            tier=decision.tier,
-            priority=decision.priority,
-            state=TicketState.QUEUED,
-            created_at=now,
-            queued_at=now,
-            skills=decision.skills,
-            private=decision.private,
-            reasons=decision.reasons,
-            tier_history=(decision.tier,),
-        )
-        await self.store.open_ticket(ticket)
-        await self.tickets.arm_first_response(ticket)
-        conversation = replace(
-            conversation,
-            ticket_id=ticket.id,
-            last_ticket_id=ticket.id,
-            flow=None,
-            pending_choices=(),
-            failed_attempts=0,
-            csat_ticket_id=None,
-        )
-        await self.tickets.event(
-            EventKind.HANDOFF,
-            conversation_id=conversation.id,
-            ticket_id=ticket.id,
-            number=number,
-            tier=ticket.tier,
-            priority=ticket.priority.label,
-            rule=decision.rule,
-            reasons=list(decision.reasons),
-            private=decision.private,
-        )
-        tier = self.tickets.tier(ticket.tier)
-        lines = [
-            i18n.text(
-                "handoff",
-                locale,
-                ticket=ticket.label,
-                tier=tier.name,
-                sla=self.tickets.sla(tier.name, locale),
-            )
-        ]
-        if not self.parts.hours.is_open(now):
-            lines.append(i18n.text("handoff_closed_hours", locale))
-        if decision.private:
-            lines.append(i18n.text("private_data", locale))
-        await self.parts.outbox.send(conversation, OutboundMessage("\n\n".join(lines)))
-        return conversation, ticket
-
-    def triage_context(
-        self, turn: Turn, text: str, decision: KbDecision | None, requested_human: bool
-    ) -> TriageContext:
-        entry = self.parts.kb.get(decision.entry_id) if decision and decision.entry_id else None
-        return TriageContext(
-            text=text,
-            channel=turn.conversation.channel,
-            now=turn.inbound.received_at,
-            kb_outcome=decision.outcome if decision else None,
-            kb_category=entry.category if entry else None,
-            failed_attempts=turn.conversation.failed_attempts,
-            contact_attributes=turn.contact.attributes,
-            requested_human=requested_human,
         )

@@ -21,6 +21,24 @@ class ConfigError(EscalaError):
         super().__init__(f"{file}: {place}: {reason}" if place else f"{file}: {reason}")
 
 
+class ConfigErrors(ConfigError):
+    """Several configuration errors, reported at once (one line each)."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        super().__init__(first.file, first.place, first.reason)
+        self.args = ("\n".join(str(e) for e in errors),)
+
+    def __str__(self) -> str:
+        return "\n".join(str(e) for e in self.errors)
+
+    @staticmethod
+    def of(errors: list[ConfigError]) -> ConfigError:
+        """One error as itself, several as one :class:`ConfigErrors`."""
+        return errors[0] if len(errors) == 1 else ConfigErrors(errors)
+
+
 class StoreError(EscalaError):
     """The store could not do what was asked (unreachable, corrupt ...)."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.models import DEFAULT_LOCALE
+from bot.models import DEFAULT_LOCALE, Choice
 
 TEXTS: Mapping[str, Mapping[str, str]] = {
     "handoff": {
@@ -149,6 +149,15 @@ CSAT_LABELS: Mapping[str, Mapping[int, str]] = {
     "pt-BR": {1: "1 😞", 2: "2", 3: "3", 4: "4", 5: "5 😄"},
     "en": {1: "1 😞", 2: "2", 3: "3", 4: "4", 5: "5 😄"},
 }
+
+#: The id prefix of a CSAT answer button: ``csat:5``.
+CSAT_CHOICE = "csat:"
+
+
+def csat_choices(locale: str) -> tuple[Choice, ...]:
+    """The 1–5 answers to the satisfaction question, as buttons (or numbered lines)."""
+    labels = CSAT_LABELS.get(locale) or CSAT_LABELS["en"]
+    return tuple(Choice(f"{CSAT_CHOICE}{score}", labels[score]) for score in range(1, 6))
 
 
 def text(key: str, locale: str, **values: Any) -> str:

@@ -317,6 +317,10 @@ class EventKind(enum.StrEnum):
     CSAT_RECORDED = "csat.recorded"
     CSAT_DROPPED = "csat.dropped"
     DELIVERY_FAILED = "delivery.failed"
+    #: A provider's final status for a message that reached the customer (delivered, read).
+    DELIVERY_STATUS = "delivery.status"
+    #: WhatsApp: the approved template went out instead of the text (outside the window).
+    DELIVERY_TEMPLATE = "delivery.template"
     #: A workspace could not show a ticket after every retry (a Slack card never posted).
     WORKSPACE_GAVE_UP = "workspace.gave_up"
     CANCELLED = "conversation.cancelled"

@@ -1,4 +1,4 @@
-"""Everything that leaves the engine: messages to customers and news to agents.
+"""Messages to customers, on whatever channel their conversation is on.
 
 Every outbound customer message is written to the transcript *before* it is sent,
 and a failed delivery is an event on the conversation (agents see it); nothing is
@@ -10,22 +10,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bot.clock import Clock, Ids
 from bot.errors import DeliveryError
-from bot.models import (
-    Contact,
-    Conversation,
-    Direction,
-    Event,
-    EventKind,
-    Message,
-    OutboundMessage,
-)
-from bot.ports import AgentWorkspace, ChannelSender, TicketChangeKind, TicketView
-from bot.store import Store
+from bot.events import Recorder
+from bot.models import Contact, Conversation, Direction, Message, OutboundMessage
+from bot.ports import ChannelSender
+from bot.store.base import ContactStore, ConversationStore
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +40,17 @@ _TURN_LINES: contextvars.ContextVar[_TurnLines | None] = contextvars.ContextVar(
 class Outbox:
     """Sends to customers on whatever channel their conversation is on."""
 
-    def __init__(self, store: Store, clock: Clock, ids: Ids) -> None:
-        self._store = store
+    def __init__(
+        self,
+        conversations: ConversationStore,
+        contacts: ContactStore,
+        recorder: Recorder,
+        clock: Clock,
+        ids: Ids,
+    ) -> None:
+        self._conversations = conversations
+        self._contacts = contacts
+        self._recorder = recorder
         self._clock = clock
         self._ids = ids
         self._senders: dict[str, ChannelSender] = {}
@@ -98,9 +100,9 @@ class Outbox:
             at=self._clock.now(),
             author=author,
         )
-        await self._store.append_message(record)
+        await self._conversations.append_message(record)
         if contact is None or contact.id != conversation.contact_id:
-            contact = await self._store.get_contact(conversation.contact_id)
+            contact = await self._contacts.get_contact(conversation.contact_id)
         if contact is not None and (contact.opted_out or contact.unreachable):
             why = "opted out" if contact.opted_out else "unreachable"
             await self._failed(conversation, record, f"not sent: contact {why}")
@@ -137,89 +139,15 @@ class Outbox:
                 return
             except DeliveryError as e:
                 reason = e.reason
-        await self._delivery_failed(
-            conversation_id, None, reason, channel=channel, text=message.text[:80]
+        await self._recorder.delivery_failed(
+            reason, conversation_id=conversation_id, channel=channel, text=message.text[:80]
         )
 
     async def _failed(self, conversation: Conversation, record: Message, reason: str) -> None:
-        await self._delivery_failed(
-            conversation.id,
-            conversation.ticket_in_view,
+        await self._recorder.delivery_failed(
             reason,
+            conversation_id=conversation.id,
+            ticket_id=conversation.ticket_in_view,
             message_id=record.id,
             channel=conversation.channel,
-        )
-
-    async def _delivery_failed(
-        self, conversation_id: str, ticket_id: str | None, reason: str, **data: object
-    ) -> None:
-        """The one record of a message that did not reach the customer (agents see it)."""
-        log.warning("delivery failed in conversation %s: %s", conversation_id, reason)
-        await self._store.append_event(
-            Event(
-                id=self._ids.new("evt"),
-                kind=EventKind.DELIVERY_FAILED,
-                at=self._clock.now(),
-                conversation_id=conversation_id,
-                ticket_id=ticket_id,
-                data={"reason": reason, **data},
-            )
-        )
-
-
-class Workspaces:
-    """Fans ticket news out to every agent workspace (Slack, console ...).
-
-    A failing workspace never breaks the customer's journey: the ticket is already
-    safe in its queue, so the error is logged and recorded as an event.
-    """
-
-    def __init__(self, store: Store, clock: Clock, ids: Ids) -> None:
-        self._store = store
-        self._clock = clock
-        self._ids = ids
-        self._workspaces: list[AgentWorkspace] = []
-
-    def add(self, workspace: AgentWorkspace) -> None:
-        self._workspaces.append(workspace)
-
-    @property
-    def attached(self) -> Sequence[AgentWorkspace]:
-        return tuple(self._workspaces)
-
-    async def ticket_opened(self, view: TicketView) -> None:
-        for workspace in self._workspaces:
-            try:
-                await workspace.ticket_opened(view)
-            except Exception as e:  # a workspace outage must not lose the customer's turn
-                await self._failed(view, workspace, "ticket_opened", e)
-
-    async def ticket_changed(self, view: TicketView, change: TicketChangeKind) -> None:
-        for workspace in self._workspaces:
-            try:
-                await workspace.ticket_changed(view, change)
-            except Exception as e:
-                await self._failed(view, workspace, f"ticket_changed:{change}", e)
-
-    async def customer_message(self, view: TicketView, message: Message) -> None:
-        for workspace in self._workspaces:
-            try:
-                await workspace.customer_message(view, message)
-            except Exception as e:
-                await self._failed(view, workspace, "customer_message", e)
-
-    async def _failed(
-        self, view: TicketView, workspace: AgentWorkspace, what: str, error: Exception
-    ) -> None:
-        name = type(workspace).__name__
-        log.exception("workspace %s failed on %s for ticket %s", name, what, view.ticket.label)
-        await self._store.append_event(
-            Event(
-                id=self._ids.new("evt"),
-                kind=EventKind.DELIVERY_FAILED,
-                at=self._clock.now(),
-                conversation_id=view.conversation.id,
-                ticket_id=view.ticket.id,
-                data={"workspace": name, "what": what, "reason": str(error)},
-            )
         )

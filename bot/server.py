@@ -1,6 +1,7 @@
 """The HTTP server behind ``escala serve`` (issue 4): channel webhooks and ``/healthz``.
 
-Every enabled channel is a :class:`Plugin` that brings its routes and its start/stop
+Every enabled channel is a :class:`~bot.plugins.Plugin` (found through the
+``escala.channels`` entry points, :mod:`bot.plugins`) that brings its routes and its start/stop
 (polling, ``setWebhook``, flushing outbound retries, closing SDK clients). The server
 adds only ``GET /healthz`` and one middleware that bounds request bodies and turns a
 store failure into 503 (the provider retries) instead of a 500 with a traceback.
@@ -17,42 +18,22 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
+from bot import plugins
 from bot.app import Escala, build
-from bot.errors import ConfigError, StoreError
+from bot.errors import StoreError
+from bot.plugins import ParseContext, Plugin
 from bot.settings import Settings
 from bot.store import Store
 from bot.toml_config import Section
-
-if TYPE_CHECKING:
-    from channels.telegram.config import TelegramConfig
-    from channels.twilio.config import TwilioConfig
 
 log = logging.getLogger(__name__)
 
 ESCALA = web.AppKey("escala", Escala)
 MAX_BODY = web.AppKey("max_body_bytes", int)
-
-
-class Plugin(Protocol):
-    """A channel (or workspace) mounted on the server."""
-
-    name: str
-
-    def routes(self) -> Sequence[web.RouteDef]:
-        """The webhook routes it serves."""
-        ...
-
-    async def start(self) -> None:
-        """Called once the server is up: start polling, register webhooks ..."""
-        ...
-
-    async def stop(self) -> None:
-        """Called after in-flight requests finished: flush outbound, close clients."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -172,60 +153,26 @@ def create_app(
     return app
 
 
-def check_edges(settings: Settings) -> list[str]:
-    """Validate ``[server]``, every ``[channels.*]`` table and ``[slack]`` without
-    connecting anywhere (``escala check``); the names of the enabled edges."""
-    from channels.slack.config import load_slack_config
-
-    server_config(settings)
-    enabled = [name for name, _ in _channel_configs(settings)]
-    if settings.slack:
-        load_slack_config(settings)
-        enabled.append("slack")
-    return enabled
-
-
-def _channel_configs(settings: Settings) -> list[tuple[str, TelegramConfig | TwilioConfig]]:
-    # Imported here: ``channels`` depends on ``bot``, not the other way round.
-    from channels.telegram import parse_telegram
-    from channels.twilio import TWILIO_CHANNELS, parse_twilio
-
+def parse_context(settings: Settings) -> ParseContext:
     server = server_config(settings)
-    file = str(settings.source or "settings")
-    configs: list[tuple[str, TelegramConfig | TwilioConfig]] = []
-    for name, table in settings.channels.items():
-        config: TelegramConfig | TwilioConfig
-        if name == "telegram":
-            config = parse_telegram(file, table, settings.engine.default_locale)
-        elif name in TWILIO_CHANNELS:
-            config = parse_twilio(
-                file, name, table, settings.engine.default_locale, server.public_base_url
-            )
-        else:
-            known = ", ".join(("telegram", *TWILIO_CHANNELS))
-            raise ConfigError(file, f"channels.{name}", f"unknown channel (known: {known})")
-        if config.enabled:
-            configs.append((name, config))
-    return configs
+    return ParseContext(
+        file=str(settings.source or "settings"),
+        settings=settings,
+        default_locale=settings.engine.default_locale,
+        public_base_url=server.public_base_url,
+    )
+
+
+def check_edges(settings: Settings) -> list[str]:
+    """Validate ``[server]`` and every channel's table without connecting anywhere or
+    importing a channel's SDK (``escala check``); the names of the enabled channels."""
+    return [spec.name for spec, _ in plugins.configured(settings, parse_context(settings))]
 
 
 def build_plugins(settings: Settings, escala: Escala) -> list[Plugin]:
-    """A plugin for every channel enabled in ``[channels.*]``, and the Slack agent
-    workspace when ``[slack]`` is configured. Must run inside the event loop."""
-    from channels.slack.app import slack_plugin
-    from channels.telegram import TelegramChannel
-    from channels.telegram.config import TelegramConfig
-    from channels.twilio import TwilioChannel
-
-    plugins: list[Plugin] = []
-    for _, config in _channel_configs(settings):
-        if isinstance(config, TelegramConfig):
-            plugins.append(TelegramChannel.from_config(config, escala))
-        else:
-            plugins.append(TwilioChannel.from_config(config, escala))
-    if settings.slack:
-        plugins.append(slack_plugin(settings, escala))
-    return plugins
+    """A plugin for every channel the settings enable. Must run inside the event loop."""
+    configured = plugins.configured(settings, parse_context(settings))
+    return [spec.build(config, escala.edge) for spec, config in configured]
 
 
 async def run_server(

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
 
 from bot import i18n
 from bot.commands import Command, CommandMatch, detect, resolve_choice
+from bot.events import Recorder
+from bot.handoff import Handoff
 from bot.models import (
     Choice,
     Contact,
@@ -28,18 +29,22 @@ from bot.models import (
     TriageDecision,
     media_data,
 )
+from bot.outbox import Outbox
 from bot.ports import TicketChangeKind
-from bot.store import Lease
+from bot.settings import EngineSettings
+from bot.status import TicketStatus
+from bot.store.base import ConversationStore, DeskStore, Lease
+from bot.triage import Triage, TriageContext
+from bot.views import Views
+from bot.workspaces import Workspaces
+from flows.loader import FlowSet
 from flows.position import FlowPosition
-from flows.runner import FlowReply, Option
-from kb.matcher import KbDecision
-
-if TYPE_CHECKING:
-    from bot.engine import Engine
+from flows.runner import FlowReply, FlowRunner, Option
+from kb.matcher import KbDecision, Matcher
+from kb.model import KnowledgeBase
 
 KB_CHOICE = "kb:"
 KB_NONE = "kb:none"
-CSAT_CHOICE = "csat:"
 #: How many recent customer messages triage reads when a handoff is asked for.
 TRIAGE_CONTEXT_MESSAGES = 3
 
@@ -56,6 +61,26 @@ class Outcome(enum.StrEnum):
     UNSUPPORTED = "unsupported"
 
 
+@dataclass(frozen=True)
+class TurnParts:
+    """What a turn is built from (assembled once by :mod:`bot.app`)."""
+
+    conversations: ConversationStore
+    desk: DeskStore
+    recorder: Recorder
+    outbox: Outbox
+    workspaces: Workspaces
+    views: Views
+    status: TicketStatus
+    handoff: Handoff
+    kb: KnowledgeBase
+    matcher: Matcher
+    flows: FlowSet
+    runner: FlowRunner
+    triage: Triage
+    settings: EngineSettings
+
+
 class Turn:
     """One customer message, handled under its conversation's lock.
 
@@ -65,7 +90,7 @@ class Turn:
 
     def __init__(
         self,
-        engine: Engine,
+        parts: TurnParts,
         conversation: Conversation,
         contact: Contact,
         inbound: InboundMessage,
@@ -73,13 +98,12 @@ class Turn:
         lease: Lease,
         open_ticket: Ticket | None,
     ) -> None:
-        self.engine = engine
+        self.parts = parts
         self.open_ticket = open_ticket
         self.conversation = conversation
         self.contact = contact
         self.inbound = inbound
         self.message = message
-        self.parts = engine.parts
         self.lease = lease
         self._sent = 0
 
@@ -101,8 +125,10 @@ class Turn:
         return self.contact.attributes.get(name)
 
     async def send(self, text: str, options: Sequence[Option] = ()) -> None:
+        await self._send_choices(text, tuple(Choice(o.id, o.label) for o in options))
+
+    async def _send_choices(self, text: str, choices: tuple[Choice, ...]) -> None:
         self._sent += 1
-        choices = tuple(Choice(o.id, o.label) for o in options)
         if choices:
             self.conversation = replace(self.conversation, pending_choices=choices)
         await self.parts.outbox.send(
@@ -135,10 +161,10 @@ class Turn:
     async def ticket_status(self, number: int | None) -> None:
         if number is None:
             ticket_id = self.conversation.ticket_id or self.conversation.last_ticket_id
-            ticket = await self.engine.store.get_ticket(ticket_id) if ticket_id else None
+            ticket = await self.parts.desk.get_ticket(ticket_id) if ticket_id else None
         else:
-            ticket = await self.engine.store.find_ticket(number)
-        status = await self.engine.tickets.status_text(ticket, self.locale, number)
+            ticket = await self.parts.desk.find_ticket(number)
+        status = await self.parts.status.text(ticket, self.locale, number)
         await self.send(status)
 
     async def kb_answer(self, query: str) -> bool:
@@ -208,7 +234,7 @@ class Turn:
             and command.command is Command.STATUS
         ):
             await self.ticket_status(command.number)
-        view = await self.engine.tickets.view(ticket)
+        view = await self.parts.views.view(ticket)
         await self.parts.workspaces.customer_message(view, self.message)
         return Outcome.RELAYED
 
@@ -217,23 +243,25 @@ class Turn:
         ticket_id = self.conversation.csat_ticket_id
         assert ticket_id is not None
         score = None
-        if choice is not None and choice.id.startswith(CSAT_CHOICE):
-            score = int(choice.id.removeprefix(CSAT_CHOICE))
+        if choice is not None and choice.id.startswith(i18n.CSAT_CHOICE):
+            score = int(choice.id.removeprefix(i18n.CSAT_CHOICE))
         elif self.inbound.text.strip() in {"1", "2", "3", "4", "5"}:
             score = int(self.inbound.text.strip())
         if score is not None:
-            change = await self.engine.store.record_csat(ticket_id, score)
+            change = await self.parts.desk.record_csat(ticket_id, score)
             self.conversation = replace(self.conversation, csat_ticket_id=None, csat_retries=0)
             tier = change.ticket.tier if change.ticket else None
             await self._event(EventKind.CSAT_RECORDED, ticket_id=ticket_id, score=score, tier=tier)
             await self.send(i18n.text("csat_thanks", self.locale))
             if change.ticket is not None:
-                view = await self.engine.tickets.view(change.ticket)
+                view = await self.parts.views.view(change.ticket)
                 await self.parts.workspaces.ticket_changed(view, TicketChangeKind.CSAT)
             return True
         if self.conversation.csat_retries == 0:
             self.conversation = replace(self.conversation, csat_retries=1)
-            await self.send(i18n.text("csat_retry", self.locale), csat_options(self.locale))
+            await self._send_choices(
+                i18n.text("csat_retry", self.locale), i18n.csat_choices(self.locale)
+            )
             return True
         # Asked again once already: the customer has moved on; so do we.
         self.conversation = replace(self.conversation, csat_ticket_id=None, csat_retries=0)
@@ -270,12 +298,12 @@ class Turn:
     async def start_flow(self, flow_id: str, variables: Mapping[str, str] | None = None) -> None:
         await self._event(EventKind.FLOW_STARTED, flow=flow_id)
         self.conversation = replace(self.conversation, flow=FlowPosition(flow_id, ""))
-        position = await self.engine.runner.start(flow_id, self, variables)
+        position = await self.parts.runner.start(flow_id, self, variables)
         await self._flow_moved(flow_id, position)
 
     async def _resume_flow(self, position: FlowPosition, choice: Choice | None) -> None:
         reply = FlowReply(self.inbound.text, choice.id if choice else None)
-        moved = await self.engine.runner.resume(position, reply, self)
+        moved = await self.parts.runner.resume(position, reply, self)
         await self._flow_moved(position.flow_id, moved)
 
     async def _flow_moved(self, flow_id: str, position: FlowPosition | None) -> None:
@@ -289,7 +317,7 @@ class Turn:
                 self.conversation, failed_attempts=self.conversation.failed_attempts + 1
             )
             await self._event(EventKind.KB_MISSED, reason="none of the suggestions")
-            context = self.engine.triage_context(self, await self._recent_text(), None, False)
+            context = self._triage_context(await self._recent_text(), None, False)
             decision = self.parts.triage.decide(replace(context, kb_outcome="none"))
             if decision.handoff:
                 await self._handoff(decision)
@@ -308,9 +336,7 @@ class Turn:
             self.conversation = replace(
                 self.conversation, failed_attempts=self.conversation.failed_attempts + 1
             )
-        triage = self.parts.triage.decide(
-            self.engine.triage_context(self, self.inbound.text, decision, False)
-        )
+        triage = self.parts.triage.decide(self._triage_context(self.inbound.text, decision, False))
         if triage.handoff:
             await self._handoff(triage)
         elif decision.outcome == "answer" and decision.entry_id is not None:
@@ -348,13 +374,13 @@ class Turn:
         await self.send(i18n.text("suggest", self.locale), options)
 
     async def _triage_for_handoff(self) -> TriageDecision:
-        context = self.engine.triage_context(self, await self._recent_text(), None, True)
+        context = self._triage_context(await self._recent_text(), None, True)
         return self.parts.triage.decide(context)
 
     async def _recent_text(self) -> str:
         """The last few customer messages: what triage reads when a handoff is asked for
         ("talk to a human" usually follows the message that says what is wrong)."""
-        transcript = await self.engine.store.transcript(
+        transcript = await self.parts.conversations.transcript(
             self.conversation.id, limit=TRIAGE_CONTEXT_MESSAGES * 4
         )
         inbound = [m.text for m in transcript if m.direction is Direction.INBOUND]
@@ -368,23 +394,37 @@ class Turn:
             rule=decision.rule,
             reasons=list(decision.reasons),
         )
-        self.conversation, ticket = await self.engine.handoff(
+        self.conversation, ticket = await self.parts.handoff.open(
             self.conversation, decision, self.locale
         )
         # Saved before agents hear of it: the ticket is safe whatever a workspace does.
-        await self.engine.store.save_conversation(self.conversation, self.lease)
-        view = await self.engine.tickets.view(ticket, full_transcript=True)
+        await self.parts.conversations.save_conversation(self.conversation, self.lease)
+        view = await self.parts.views.view(ticket, full_transcript=True)
         await self.parts.workspaces.ticket_opened(view)
 
-    async def _event(self, kind: str, *, ticket_id: str | None = None, **data: object) -> None:
-        await self.engine.tickets.event(
+    async def _event(
+        self, kind: EventKind, *, ticket_id: str | None = None, **data: object
+    ) -> None:
+        await self.parts.recorder.record(
             kind,
             conversation_id=self.conversation.id,
             ticket_id=ticket_id or self.conversation.ticket_id,
             **data,
         )
 
-
-def csat_options(locale: str) -> tuple[Option, ...]:
-    labels = i18n.CSAT_LABELS.get(locale) or i18n.CSAT_LABELS["en"]
-    return tuple(Option(f"{CSAT_CHOICE}{score}", labels[score]) for score in range(1, 6))
+    def _triage_context(
+        self, text: str, decision: KbDecision | None, requested_human: bool
+    ) -> TriageContext:
+        """What triage reads about this turn: the text, the KB's outcome, the customer."""
+        kb = self.parts.kb
+        entry = kb.get(decision.entry_id) if decision and decision.entry_id else None
+        return TriageContext(
+            text=text,
+            channel=self.conversation.channel,
+            now=self.inbound.received_at,
+            kb_outcome=decision.outcome if decision else None,
+            kb_category=entry.category if entry else None,
+            failed_attempts=self.conversation.failed_attempts,
+            contact_attributes=self.contact.attributes,
+            requested_human=requested_human,
+        )

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import TextIO
 
 from bot import kpis
-from bot.app import Escala
+from bot.edge import Edge
 from bot.models import InboundMessage, Message, OutboundMessage, Ticket
 from bot.ports import TicketChangeKind, TicketView
 
@@ -35,9 +35,9 @@ class Console:
     """Customer channel and agent workspace in one terminal."""
 
     def __init__(
-        self, escala: Escala, out: TextIO, locale: str, agent_id: str, echo: bool = True
+        self, edge: Edge, out: TextIO, locale: str, agent_id: str, echo: bool = True
     ) -> None:
-        self.escala = escala
+        self.edge = edge
         self.echo = echo
         self.out = out
         self.locale = locale
@@ -46,8 +46,8 @@ class Console:
         # not find its "console-1" already seen (and dropped) from the run before.
         self._run = uuid.uuid4().hex[:12]
         self._ids = itertools.count(1)
-        escala.outbox.register(CHANNEL, self)
-        escala.workspaces.add(self)
+        edge.register_sender(CHANNEL, self)
+        edge.add_workspace(self)
 
     def say(self, line: str) -> None:
         self.out.write(line + "\n")
@@ -114,13 +114,13 @@ class Console:
     async def customer(self, text: str) -> None:
         if self.echo:  # a piped script shows what the customer said; a terminal already did
             self.say(f"you> {text}")
-        await self.escala.engine.handle(
+        await self.edge.receive(
             InboundMessage(
                 channel=CHANNEL,
                 address=ADDRESS,
                 text=text,
                 provider_message_id=f"console-{self._run}-{next(self._ids)}",
-                received_at=self.escala.engine.tickets.clock.now(),
+                received_at=self.edge.now(),
                 locale=self.locale,
             )
         )
@@ -134,7 +134,7 @@ class Console:
             self.say(HELP)
             return
         verb, args = words[0], words[1:]
-        desk = self.escala.desk
+        desk = self.edge.desk
         if verb == "queue":
             for stat in await desk.queues():
                 wait = (
@@ -146,9 +146,8 @@ class Console:
                 self.say(f"[desk] {stat.tier}: {stat.depth} waiting{wait}{breach}")
             return
         if verb == "stats":
-            events = await self.escala.store.events()
-            now = self.escala.engine.tickets.clock.now()
-            report = kpis.compute(events, self.escala.settings.tiers, now)
+            events = await self.edge.events()
+            report = kpis.compute(events, self.edge.settings.tiers, self.edge.now())
             for line in kpis.render(report):
                 self.say(f"[desk] {line}")
             return
@@ -185,7 +184,7 @@ class Console:
             self._result((await desk.note(self.agent_id, number, " ".join(rest))).message)
         elif verb == "escalate":
             tier = None
-            if rest and rest[0] in desk.tickets.tiers:
+            if rest and rest[0] in desk.tiers:
                 tier, rest = rest[0], rest[1:]
             self._result((await desk.escalate(self.agent_id, number, tier, " ".join(rest))).message)
         elif verb == "release":
@@ -201,19 +200,14 @@ class Console:
         self.say(f"[desk] {message}")
 
     async def _current_ticket(self) -> int | None:
-        store = self.escala.store
-        conversation = await store.find_conversation(CHANNEL, ADDRESS)
-        if conversation is None:
-            return None
-        ticket_id = conversation.ticket_id or conversation.last_ticket_id
-        ticket = await store.get_ticket(ticket_id) if ticket_id else None
+        ticket = await self.edge.current_ticket(CHANNEL, ADDRESS)
         return ticket.number if ticket else None
 
     async def _show(self, ticket: Ticket | None) -> None:
         if ticket is None:
             self.say("[desk] no such ticket")
             return
-        view = await self.escala.engine.tickets.view(ticket, full_transcript=True)
+        view = await self.edge.view(ticket, full_transcript=True)
         self.say(
             f"[desk] {ticket.label} {ticket.state.value} in {ticket.tier}, priority "
             f"{ticket.priority.label}, assignee {ticket.assignee or '-'}, "
@@ -228,3 +222,17 @@ class Console:
 def _minutes(seconds: float) -> str:
     minutes = int(seconds // 60)
     return f"{minutes} min" if minutes else f"{int(seconds)} s"
+
+
+class ConsoleSpec:
+    """The ``console`` entry point: the terminal channel ``escala chat`` runs."""
+
+    name = CHANNEL
+
+    def terminal(
+        self, edge: Edge, out: TextIO, *, locale: str, agent_id: str, echo: bool
+    ) -> Console:
+        return Console(edge, out, locale, agent_id, echo=echo)
+
+
+channel = ConsoleSpec()

@@ -12,6 +12,12 @@ Rules of the contract:
 * Conversation state is loaded and saved only under the conversation's lock; the
   lock hands out a :class:`Lease` whose fencing token the store checks on save,
   so a process that lost its lock (paused too long) cannot overwrite the next holder.
+
+The contract is split into role interfaces (:class:`DedupeStore`,
+:class:`ContactStore`, :class:`ConversationStore`, :class:`EventLog`,
+:class:`DeskStore`, :class:`LinkStore`, :class:`LockStore`, :class:`TimerStore`);
+:class:`Store` is all of them on one backend. A component is typed by the roles it
+uses, so what it can touch is visible in its signature.
 """
 
 from __future__ import annotations
@@ -73,10 +79,8 @@ class TurnStart:
     open_ticket: Ticket | None
 
 
-class Store(abc.ABC):
-    """Abstract store. Implementations must make every method safe under concurrency."""
-
-    # -- dedupe and numbering -------------------------------------------------
+class DedupeStore(abc.ABC):
+    """Provider message ids and other "only once" marks, forgotten after a while."""
 
     @abc.abstractmethod
     async def mark_seen(self, key: str, ttl_seconds: int) -> bool:
@@ -89,11 +93,9 @@ class Store(abc.ABC):
     async def is_seen(self, key: str) -> bool:
         """True while ``key`` is recorded by :meth:`mark_seen` and not yet expired."""
 
-    @abc.abstractmethod
-    async def next_ticket_number(self) -> int:
-        """A new human-friendly ticket number; never the same twice."""
 
-    # -- contacts and conversations -------------------------------------------
+class ContactStore(abc.ABC):
+    """Who writes to us, indexed by every identity (channel and address) they use."""
 
     @abc.abstractmethod
     async def get_contact(self, contact_id: str) -> Contact | None: ...
@@ -105,33 +107,9 @@ class Store(abc.ABC):
     async def save_contact(self, contact: Contact) -> None:
         """Create or replace a contact and index it by each of its identities."""
 
-    @abc.abstractmethod
-    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
-    @abc.abstractmethod
-    async def find_conversation(self, channel: str, address: str) -> Conversation | None: ...
-
-    @abc.abstractmethod
-    async def save_conversation(self, conversation: Conversation, lease: Lease) -> None:
-        """Create or replace a conversation. Raises :class:`~bot.errors.LockLost` when
-        ``lease`` is no longer the current holder of the conversation's lock."""
-
-    # -- transcript and events --------------------------------------------------
-
-    @abc.abstractmethod
-    async def append_message(self, message: Message) -> None:
-        """Add a message at the end of its conversation's transcript, unless a message
-        with the same id is among its last :data:`RECENT_IDS` messages: a turn retried
-        after a store failure (its ids are derived from the provider's message id)
-        writes each of its lines once.
-
-        A backend may bound a transcript: it then keeps the most recent messages it
-        was configured for and drops the oldest ones, atomically with the append.
-        """
-
-    @abc.abstractmethod
-    async def transcript(self, conversation_id: str, limit: int | None = None) -> list[Message]:
-        """The conversation's messages (as kept), oldest first; the last ``limit`` when given."""
+class EventLog(abc.ABC):
+    """The append-only log every state change is written to (:mod:`bot.events`)."""
 
     @abc.abstractmethod
     async def append_event(self, event: Event) -> None: ...
@@ -142,7 +120,87 @@ class Store(abc.ABC):
     ) -> list[Event]:
         """Events oldest first, for a conversation, a ticket, or (neither given) all."""
 
-    # -- tickets and queues -------------------------------------------------------
+
+class LinkStore(abc.ABC):
+    """Small values adapters keep across processes."""
+
+    @abc.abstractmethod
+    async def set_link(self, key: str, value: str) -> None:
+        """Remember a small value for an adapter (a Slack card's channel and ts for a
+        ticket, the ticket of a Slack thread ...). Keys are namespaced by the caller."""
+
+    @abc.abstractmethod
+    async def get_link(self, key: str) -> str | None: ...
+
+
+class TimerStore(abc.ABC):
+    """Timers popped atomically by whichever process sweeps first."""
+
+    @abc.abstractmethod
+    async def schedule(self, timer_id: str, due_at: datetime) -> None:
+        """Set (or move) a timer."""
+
+    @abc.abstractmethod
+    async def pop_due(
+        self, now: datetime, limit: int = 100, lease_until: datetime | None = None
+    ) -> list[str]:
+        """Return up to ``limit`` timers due at ``now`` (earliest first), each to one
+        caller only: atomically removed, or, with ``lease_until``, moved to that time,
+        so a caller that dies before handling one leaves it to fire again then (the
+        caller :meth:`cancel_timer` s it once handled)."""
+
+    @abc.abstractmethod
+    async def cancel_timer(self, timer_id: str, due_at: datetime) -> bool:
+        """Remove the timer if it is still set at exactly ``due_at`` (not moved since);
+        whether it was removed."""
+
+
+class LockStore(abc.ABC):
+    """One holder at a time per conversation, with fencing tokens."""
+
+    @abc.abstractmethod
+    async def try_lock(self, conversation_id: str, ttl_seconds: float) -> Lease | None:
+        """Take the conversation's lock if free (or expired); None when held."""
+
+    @abc.abstractmethod
+    async def unlock(self, lease: Lease) -> None:
+        """Give the lock back; a no-op when ``lease`` is no longer the holder."""
+
+    # -- written once on top of the role ------------------------------------------
+
+    @asynccontextmanager
+    async def lock(
+        self,
+        conversation_id: str,
+        ttl_seconds: float = 30.0,
+        wait_seconds: float = 10.0,
+        poll_seconds: float = 0.005,
+    ) -> AsyncIterator[Lease]:
+        """Hold the conversation's lock for the body of an ``async with``.
+
+        Waiting polls ``try_lock`` so the same code serves every backend; the wait is
+        bounded and a timeout is an error (the provider retries), never a silent skip.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        lease = await self.try_lock(conversation_id, ttl_seconds)
+        while lease is None:
+            if loop.time() >= deadline:
+                raise LockTimeout(conversation_id)
+            await asyncio.sleep(poll_seconds)
+            lease = await self.try_lock(conversation_id, ttl_seconds)
+        try:
+            yield lease
+        finally:
+            await self.unlock(lease)
+
+
+class DeskStore(abc.ABC):
+    """Tickets, their numbers and their tiers' queues: every change is atomic."""
+
+    @abc.abstractmethod
+    async def next_ticket_number(self) -> int:
+        """A new human-friendly ticket number; never the same twice."""
 
     @abc.abstractmethod
     async def open_ticket(self, ticket: Ticket) -> None:
@@ -160,21 +218,6 @@ class Store(abc.ABC):
         conversation: the engine derives who owns a conversation from this, never from
         the conversation's own ``ticket_id``.
         """
-
-    async def turn_start(
-        self, seen_key: str, identity: Identity, conversation_id: str
-    ) -> TurnStart:
-        """:meth:`is_seen`, :meth:`find_contact`, :meth:`get_conversation` and
-        :meth:`open_ticket_of` in one call: what the engine reads, under the
-        conversation's lock, before each customer message. Same answers as the four
-        calls; a backend may batch them (Redis: one round trip instead of five).
-        """
-        return TurnStart(
-            seen=await self.is_seen(seen_key),
-            contact=await self.find_contact(identity),
-            conversation=await self.get_conversation(conversation_id),
-            open_ticket=await self.open_ticket_of(conversation_id),
-        )
 
     @abc.abstractmethod
     async def find_ticket(self, number: int) -> Ticket | None: ...
@@ -233,81 +276,68 @@ class Store(abc.ABC):
     async def assigned(self, agent_id: str) -> list[Ticket]:
         """Tickets currently assigned to an agent."""
 
-    # -- links kept for adapters ---------------------------------------------------------
+
+class ConversationStore(abc.ABC):
+    """Conversations and their transcripts, written under the conversation's lock."""
 
     @abc.abstractmethod
-    async def set_link(self, key: str, value: str) -> None:
-        """Remember a small value for an adapter (a Slack card's channel and ts for a
-        ticket, the ticket of a Slack thread ...). Keys are namespaced by the caller."""
+    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
     @abc.abstractmethod
-    async def get_link(self, key: str) -> str | None: ...
-
-    # -- locks and timers -----------------------------------------------------------
+    async def find_conversation(self, channel: str, address: str) -> Conversation | None: ...
 
     @abc.abstractmethod
-    async def try_lock(self, conversation_id: str, ttl_seconds: float) -> Lease | None:
-        """Take the conversation's lock if free (or expired); None when held."""
+    async def save_conversation(self, conversation: Conversation, lease: Lease) -> None:
+        """Create or replace a conversation. Raises :class:`~bot.errors.LockLost` when
+        ``lease`` is no longer the current holder of the conversation's lock."""
 
     @abc.abstractmethod
-    async def unlock(self, lease: Lease) -> None:
-        """Give the lock back; a no-op when ``lease`` is no longer the holder."""
+    async def append_message(self, message: Message) -> None:
+        """Add a message at the end of its conversation's transcript, unless a message
+        with the same id is among its last :data:`RECENT_IDS` messages: a turn retried
+        after a store failure (its ids are derived from the provider's message id)
+        writes each of its lines once.
+
+        A backend may bound a transcript: it then keeps the most recent messages it
+        was configured for and drops the oldest ones, atomically with the append.
+        """
 
     @abc.abstractmethod
-    async def schedule(self, timer_id: str, due_at: datetime) -> None:
-        """Set (or move) a timer."""
+    async def transcript(self, conversation_id: str, limit: int | None = None) -> list[Message]:
+        """The conversation's messages (as kept), oldest first; the last ``limit`` when given."""
 
-    @abc.abstractmethod
-    async def pop_due(
-        self, now: datetime, limit: int = 100, lease_until: datetime | None = None
-    ) -> list[str]:
-        """Return up to ``limit`` timers due at ``now`` (earliest first), each to one
-        caller only: atomically removed, or, with ``lease_until``, moved to that time,
-        so a caller that dies before handling one leaves it to fire again then (the
-        caller :meth:`cancel_timer` s it once handled)."""
 
-    @abc.abstractmethod
-    async def cancel_timer(self, timer_id: str, due_at: datetime) -> bool:
-        """Remove the timer if it is still set at exactly ``due_at`` (not moved since);
-        whether it was removed."""
+class Store(
+    DedupeStore,
+    ContactStore,
+    ConversationStore,
+    EventLog,
+    DeskStore,
+    LinkStore,
+    LockStore,
+    TimerStore,
+):
+    """The whole contract: every role above, on one backend. Implementations must make
+    every method safe under concurrency. Components take the roles they use (the
+    engine's turn reads across several, :meth:`turn_start`)."""
 
-    async def ping(self) -> None:  # noqa: B027 - optional: nothing to check in memory
+    async def turn_start(
+        self, seen_key: str, identity: Identity, conversation_id: str
+    ) -> TurnStart:
+        """:meth:`is_seen`, :meth:`find_contact`, :meth:`get_conversation` and
+        :meth:`open_ticket_of` in one call: what the engine reads, under the
+        conversation's lock, before each customer message. Same answers as the four
+        calls; a backend may batch them (Redis: one round trip instead of five).
+        """
+        return TurnStart(
+            seen=await self.is_seen(seen_key),
+            contact=await self.find_contact(identity),
+            conversation=await self.get_conversation(conversation_id),
+            open_ticket=await self.open_ticket_of(conversation_id),
+        )
+
+    async def ping(self) -> None:
         """Raise when the backend is unreachable."""
 
-    async def close(self) -> None:  # noqa: B027 - optional: nothing to release in memory
+    async def close(self) -> None:
         """Release connections."""
-
-    # -- helpers written once on top of the contract ------------------------------
-
-    async def queue_position(self, ticket: Ticket) -> int | None:
-        """1-based place of a queued ticket in its tier's queue; None when not queued."""
-        for place, waiting in enumerate(await self.queue(ticket.tier), start=1):
-            if waiting.id == ticket.id:
-                return place
-        return None
-
-    @asynccontextmanager
-    async def lock(
-        self,
-        conversation_id: str,
-        ttl_seconds: float = 30.0,
-        wait_seconds: float = 10.0,
-        poll_seconds: float = 0.005,
-    ) -> AsyncIterator[Lease]:
-        """Hold the conversation's lock for the body of an ``async with``.
-
-        Waiting polls ``try_lock`` so the same code serves every backend; the wait is
-        bounded and a timeout is an error (the provider retries), never a silent skip.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait_seconds
-        lease = await self.try_lock(conversation_id, ttl_seconds)
-        while lease is None:
-            if loop.time() >= deadline:
-                raise LockTimeout(conversation_id)
-            await asyncio.sleep(poll_seconds)
-            lease = await self.try_lock(conversation_id, ttl_seconds)
-        try:
-            yield lease
-        finally:
-            await self.unlock(lease)

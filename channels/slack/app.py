@@ -22,11 +22,10 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.app import Escala
+from bot.edge import Edge
 from bot.errors import ConfigError
-from bot.settings import Settings
 from channels.slack import blocks
-from channels.slack.config import SlackConfig, load_slack_config
+from channels.slack.config import SlackConfig
 from channels.slack.listeners import AgentActions, Background, is_click, is_escalation
 from channels.slack.payloads import malformed
 from channels.slack.workspace import SlackWorkspace, web_client
@@ -164,14 +163,13 @@ def _unreachable(what: str, timeout: float, error: BaseException) -> str:
 
 
 def slack_plugin(
-    settings: Settings, escala: Escala, *, client: AsyncWebClient | None = None
+    config: SlackConfig, edge: Edge, *, client: AsyncWebClient | None = None
 ) -> SlackPlugin:
-    """Validate ``[slack]``, attach the Slack workspace to ``escala`` and build the
-    plugin. ``client`` replaces the real Web API client (tests use a fake Slack)."""
-    config = load_slack_config(settings)
+    """Attach the Slack workspace to the desk behind ``edge`` and build the plugin.
+    ``client`` replaces the real Web API client (tests use a fake Slack)."""
     client = client or web_client(config.bot_token)
-    workspace = SlackWorkspace(client, config, escala.engine.tickets)
-    escala.workspaces.add(workspace)
-    actions = AgentActions(config, escala.desk, workspace, escala.store)
+    workspace = SlackWorkspace(client, config, edge)
+    edge.add_workspace(workspace)
+    actions = AgentActions(config, edge.desk, workspace, edge)
     app = build_bolt_app(config, client, actions)
-    return SlackPlugin(config, client, app, actions, str(settings.source or "settings"))
+    return SlackPlugin(config, client, app, actions, str(edge.settings.source or "settings"))

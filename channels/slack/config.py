@@ -55,6 +55,11 @@ class SlackConfig:
     #: How long start-up may take to reach Slack (token check, Socket Mode connection).
     connect_timeout_seconds: float = 30.0
 
+    @property
+    def enabled(self) -> bool:
+        """A ``[slack]`` table means Slack is on (there is no ``enabled`` key)."""
+        return True
+
     def channel_for(self, tier: str, private: bool) -> str | None:
         """Where a ticket's card goes: the tier's private channel for sensitive tickets
         when there is one, else the tier's channel."""

@@ -20,7 +20,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 
 from bot.desk import Desk, DeskResult
-from bot.store import Store
+from bot.edge import WorkspacePort
 from channels.slack import blocks
 from channels.slack.commands import NOT_AN_AGENT, EscalaCommand
 from channels.slack.config import SlackConfig
@@ -139,12 +139,12 @@ class AgentActions:
     the ``/escala`` command."""
 
     def __init__(
-        self, config: SlackConfig, desk: Desk, workspace: SlackWorkspace, store: Store
+        self, config: SlackConfig, desk: Desk, workspace: SlackWorkspace, port: WorkspacePort
     ) -> None:
         self.config = config
         self.desk = desk
         self.workspace = workspace
-        self.store = store
+        self.port = port
         self.background = Background()
         self.command = EscalaCommand(config, desk, workspace)
 
@@ -183,8 +183,8 @@ class AgentActions:
         if ticket is None:
             await self.workspace.tell(click.channel, click.user, f"No ticket #{click.number}.")
             return
-        suggested = self.desk.tickets.next_tier(ticket.tier)
-        tiers = sorted(self.desk.tickets.tiers.values(), key=lambda t: t.level)
+        suggested = self.desk.tiers.next_tier(ticket.tier)
+        tiers = list(self.desk.tiers)
         metadata = {"ticket": str(ticket.number), "channel": click.channel}
         modal = blocks.escalate_modal(
             ticket, tiers, suggested.name if suggested else None, metadata
@@ -195,7 +195,7 @@ class AgentActions:
         escalation = parse_escalation(body)
         assert escalation is not None
         errors = {}
-        if escalation.tier not in self.desk.tickets.tiers:
+        if escalation.tier not in self.desk.tiers:
             errors[blocks.TIER_BLOCK] = "Pick a tier."
         if not escalation.reason.strip():
             errors[blocks.REASON_BLOCK] = "Say why, for the next tier."
@@ -247,7 +247,7 @@ class AgentActions:
         # Slack retries an event it thinks we missed (X-Slack-Retry-Num); the event id
         # is recorded in the store so every router process relays it once.
         event_id = body.get("event_id")
-        if isinstance(event_id, str) and not await self.store.mark_seen(
+        if isinstance(event_id, str) and not await self.port.first_time(
             f"slack:event:{event_id}", EVENT_TTL_SECONDS
         ):
             log.info("Slack event %s already processed", event_id)

@@ -20,10 +20,9 @@ from slack_sdk.http_retry.builtin_interval_calculators import BackoffRetryInterv
 from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.edge import WorkspacePort
 from bot.models import EventKind, Message, Ticket, TicketState
 from bot.ports import TicketChangeKind, TicketView
-from bot.store import Store
-from bot.tickets import Tickets
 from channels.slack import blocks
 from channels.slack.config import SlackConfig
 
@@ -61,25 +60,24 @@ class SlackWorkspace:
     attribute; errors propagate to :class:`bot.outbox.Workspaces`, which records them
     (``delivery.failed``) while the ticket stays safe in its queue."""
 
-    def __init__(self, client: AsyncWebClient, config: SlackConfig, tickets: Tickets) -> None:
+    def __init__(self, client: AsyncWebClient, config: SlackConfig, port: WorkspacePort) -> None:
         self.client = client
         self.config = config
-        self.tickets = tickets
-        self.store: Store = tickets.store
-        tickets.timers.on(CARD_TIMER, self.repost_card)
+        self.port = port
+        port.on_timer(CARD_TIMER, self.repost_card)
 
     # -- links --------------------------------------------------------------------------
 
     async def card_of(self, ticket_id: str) -> tuple[str, str] | None:
         """``(channel, ts)`` of the ticket's current card."""
-        value = await self.store.get_link(CARD_KEY.format(ticket_id=ticket_id))
+        value = await self.port.recall(CARD_KEY.format(ticket_id=ticket_id))
         if not value:
             return None
         channel, _, ts = value.partition(" ")
         return channel, ts
 
     async def ticket_of_thread(self, channel: str, ts: str) -> int | None:
-        value = await self.store.get_link(THREAD_KEY.format(channel=channel, ts=ts))
+        value = await self.port.recall(THREAD_KEY.format(channel=channel, ts=ts))
         return int(value) if value and value.isdigit() else None
 
     # -- AgentWorkspace -----------------------------------------------------------------
@@ -99,7 +97,7 @@ class SlackWorkspace:
         tier, resolved) or a card got there."""
         rest, _, attempt = key.rpartition(":")
         ticket_id, _, tier = rest.partition(":")
-        ticket = await self.store.get_ticket(ticket_id)
+        ticket = await self.port.ticket(ticket_id)
         if (
             ticket is None
             or ticket.tier != tier
@@ -110,7 +108,7 @@ class SlackWorkspace:
         if found is not None and found[0] == self.config.channel_for(tier, ticket.private):
             return
         previous_tier, actor, reason = await self._escalated_into(ticket)
-        view = await self.tickets.view(
+        view = await self.port.view(
             ticket, full_transcript=True, actor=actor, note=reason, previous_tier=previous_tier
         )
         assignee = self.config.slack_user(ticket.assignee) if ticket.assignee else None
@@ -126,7 +124,7 @@ class SlackWorkspace:
         tier, from its events, so a card posted late still says where it came from."""
         if len(ticket.tier_history) < 2:
             return None, None, ""
-        for event in reversed(await self.store.events(ticket_id=ticket.id)):
+        for event in reversed(await self.port.events(ticket_id=ticket.id)):
             if event.kind == EventKind.ESCALATED and event.data.get("to_tier") == ticket.tier:
                 data = event.data
                 actor = data.get("agent_name") or data.get("agent")
@@ -148,12 +146,12 @@ class SlackWorkspace:
                 attempt,
                 wait,
             )
-            await self.tickets.timers.schedule_in(
+            await self.port.schedule_in(
                 CARD_TIMER, f"{ticket.id}:{ticket.tier}:{attempt}", timedelta(minutes=wait)
             )
             return
         log.error("Slack card of %s never posted; gave up: %s", ticket.label, error)
-        await self.tickets.event(
+        await self.port.record(
             EventKind.WORKSPACE_GAVE_UP,
             conversation_id=ticket.conversation_id,
             ticket_id=ticket.id,
@@ -178,10 +176,10 @@ class SlackWorkspace:
         )
         ts = str(response["ts"])
         posted_channel = str(response.get("channel") or channel)
-        await self.store.set_link(
+        await self.port.remember(
             THREAD_KEY.format(channel=posted_channel, ts=ts), str(ticket.number)
         )
-        await self.store.set_link(CARD_KEY.format(ticket_id=ticket.id), f"{posted_channel} {ts}")
+        await self.port.remember(CARD_KEY.format(ticket_id=ticket.id), f"{posted_channel} {ts}")
 
     async def ticket_changed(self, view: TicketView, change: TicketChangeKind) -> None:
         if change is TicketChangeKind.SLA_BREACHED:

@@ -1,6 +1,5 @@
-"""Telegram customer channel (aiogram 3): webhook or long polling."""
+"""Telegram customer channel (aiogram 3): webhook or long polling.
 
-from channels.telegram.adapter import TelegramChannel
-from channels.telegram.config import TelegramConfig, parse_telegram
-
-__all__ = ["TelegramChannel", "TelegramConfig", "parse_telegram"]
+The entry point is :mod:`channels.telegram.plugin`; this package imports nothing
+heavy, so validating a config never imports aiogram.
+"""

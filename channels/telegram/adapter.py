@@ -15,7 +15,6 @@ import logging
 import random
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from aiogram import Bot
@@ -38,10 +37,10 @@ from aiogram.types import (
 from aiohttp import web
 from pydantic import ValidationError
 
-from bot.app import Escala
-from bot.delivery import Backoff, RetryingSender, RetryLater, split_text
+from bot.edge import ChannelPort
 from bot.errors import DeliveryError
-from bot.models import Identity, InboundMessage, Media, OutboundMessage, normalize_locale
+from bot.models import InboundMessage, Media, OutboundMessage, normalize_locale
+from channels.sending import Backoff, RetryingSender, RetryLater, split_text
 from channels.telegram.config import TelegramConfig
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,7 @@ class TelegramChannel:
     def __init__(
         self,
         config: TelegramConfig,
-        escala: Escala,
+        port: ChannelPort,
         bot: Bot,
         *,
         backoff: Backoff | None = None,
@@ -82,35 +81,31 @@ class TelegramChannel:
         poll_timeout: int = 30,
     ) -> None:
         self.config = config
-        self.escala = escala
+        self.port = port
         self.bot = bot
-        self.store = escala.store
-        self._tickets = escala.engine.tickets
         self._sleep = sleep
         self._poll_timeout = poll_timeout
         self.sender: RetryingSender[Part] = RetryingSender(
             CHANNEL,
             render=self._render,
             deliver=self._deliver,
-            store=escala.store,
-            clock=self._tickets.clock,
-            ids=self._tickets.ids,
+            port=port,
             backoff=backoff,
             sleep=sleep,
             jitter=random.random,
         )
-        escala.outbox.register(CHANNEL, self.sender)
+        port.register_sender(CHANNEL, self.sender)
         self._background: set[asyncio.Task[Any]] = set()
         self._polling: asyncio.Task[None] | None = None
         self._stopping = False
         self._waiting_for_updates = False
 
     @classmethod
-    def from_config(cls, config: TelegramConfig, escala: Escala) -> TelegramChannel:
+    def from_config(cls, config: TelegramConfig, port: ChannelPort) -> TelegramChannel:
         if config.api_base is None:
-            return cls(config, escala, Bot(config.token))
+            return cls(config, port, Bot(config.token))
         server = TelegramAPIServer.from_base(config.api_base)
-        return cls(config, escala, Bot(config.token, session=AiohttpSession(api=server)))
+        return cls(config, port, Bot(config.token, session=AiohttpSession(api=server)))
 
     # -- Plugin -------------------------------------------------------------------------
 
@@ -191,13 +186,13 @@ class TelegramChannel:
             if len(words) > 1 and START_PAYLOAD.fullmatch(words[1]):
                 attributes[START_PAYLOAD_ATTRIBUTE] = words[1]
             text = "/start"
-        await self.escala.engine.handle(
+        await self.port.receive(
             InboundMessage(
                 channel=CHANNEL,
                 address=address,
                 text=text,
                 provider_message_id=f"u{update_id}",
-                received_at=self._tickets.clock.now(),
+                received_at=self.port.now(),
                 locale=locale,
                 raw={"update_id": update_id, "message_id": message.message_id},
                 name=user.full_name,
@@ -214,13 +209,13 @@ class TelegramChannel:
         address = str(chat.id if chat is not None else query.from_user.id)
         choice_id = await self._choice_id(query.data or "")
         if choice_id is not None:
-            await self.escala.engine.handle(
+            await self.port.receive(
                 InboundMessage(
                     channel=CHANNEL,
                     address=address,
                     text=_button_label(query) or choice_id,
                     provider_message_id=f"u{update_id}",
-                    received_at=self._tickets.clock.now(),
+                    received_at=self.port.now(),
                     locale=normalize_locale(
                         query.from_user.language_code, self.config.default_locale
                     ),
@@ -300,22 +295,20 @@ class TelegramChannel:
             raise DeliveryError(CHANNEL, f"{type(e).__name__}: {e.message}", permanent=True) from e
 
     async def _unreachable(self, address: str) -> None:
-        contact = await self.store.find_contact(Identity(CHANNEL, address))
-        if contact is not None and not contact.unreachable:
-            await self.store.save_contact(replace(contact, unreachable=True))
+        await self.port.update_contact(CHANNEL, address, unreachable=True)
 
     async def _callback_data(self, choice_id: str) -> str:
         if len(choice_id.encode()) <= CALLBACK_LIMIT and not choice_id.startswith(HASHED):
             return choice_id
         key = HASHED + hashlib.blake2b(choice_id.encode(), digest_size=16).hexdigest()
-        await self.store.set_link(f"{CHANNEL}:callback:{key}", choice_id)
+        await self.port.remember(f"{CHANNEL}:callback:{key}", choice_id)
         return key
 
     async def _choice_id(self, data: str) -> str | None:
         if not data:
             return None
         if data.startswith(HASHED):
-            return await self.store.get_link(f"{CHANNEL}:callback:{data}")
+            return await self.port.recall(f"{CHANNEL}:callback:{data}")
         return data
 
 

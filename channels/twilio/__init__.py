@@ -1,13 +1,5 @@
-"""SMS and WhatsApp customer channels through Twilio."""
+"""SMS and WhatsApp customer channels through Twilio.
 
-from channels.twilio.adapter import TwilioChannel, make_client, mask
-from channels.twilio.config import TWILIO_CHANNELS, TwilioConfig, parse_twilio
-
-__all__ = [
-    "TWILIO_CHANNELS",
-    "TwilioChannel",
-    "TwilioConfig",
-    "make_client",
-    "mask",
-    "parse_twilio",
-]
+The entry points are in :mod:`channels.twilio.plugin`; this package imports nothing
+heavy, so validating a config never imports the Twilio SDK.
+"""

@@ -18,7 +18,7 @@ import logging
 import random
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -31,13 +31,11 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
 
-from bot.app import Escala
-from bot.delivery import Backoff, NotSent, RetryingSender, RetryLater, note_event, split_text
-from bot.engine import stable_id
+from bot.edge import ChannelPort
 from bot.errors import DeliveryError
-from bot.models import CarrierKeyword, EventKind, Identity, InboundMessage, Media, OutboundMessage
+from bot.models import CarrierKeyword, EventKind, InboundMessage, Media, OutboundMessage
+from channels.sending import Backoff, NotSent, RetryingSender, RetryLater, split_text
 from channels.twilio.config import TwilioConfig
-from kb.normalize import fold
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +120,7 @@ class TwilioChannel:
     def __init__(
         self,
         config: TwilioConfig,
-        escala: Escala,
+        port: ChannelPort,
         client: Any,
         *,
         backoff: Backoff | None = None,
@@ -130,27 +128,23 @@ class TwilioChannel:
     ) -> None:
         self.config = config
         self.name = config.channel
-        self.escala = escala
-        self.store = escala.store
+        self.port = port
         self.client = client
         self.validator = RequestValidator(config.auth_token)
-        self._tickets = escala.engine.tickets
         self.sender: RetryingSender[Part] = RetryingSender(
             config.channel,
             render=self._render,
             deliver=self._deliver,
-            store=escala.store,
-            clock=self._tickets.clock,
-            ids=self._tickets.ids,
+            port=port,
             backoff=backoff,
             sleep=sleep,
             jitter=random.random,
         )
-        escala.outbox.register(config.channel, self.sender)
+        port.register_sender(config.channel, self.sender)
 
     @classmethod
-    def from_config(cls, config: TwilioConfig, escala: Escala) -> TwilioChannel:
-        return cls(config, escala, make_client(config))
+    def from_config(cls, config: TwilioConfig, port: ChannelPort) -> TwilioChannel:
+        return cls(config, port, make_client(config))
 
     # -- Plugin -------------------------------------------------------------------------
 
@@ -177,15 +171,15 @@ class TwilioChannel:
         body = str(form.get("Body") or "")
         if self.name == WHATSAPP:
             # Before the engine: its replies are checked against the window they open.
-            now = self._tickets.clock.now()
-            await self.store.set_link(LAST_INBOUND.format(address=address), now.isoformat())
-        await self.escala.engine.handle(
+            now = self.port.now()
+            await self.port.remember(LAST_INBOUND.format(address=address), now.isoformat())
+        await self.port.receive(
             InboundMessage(
                 channel=self.name,
                 address=address,
                 text=body,
                 provider_message_id=sid,
-                received_at=self._tickets.clock.now(),
+                received_at=self.port.now(),
                 locale=self.config.default_locale,
                 raw={"MessageSid": sid, "NumMedia": _count(form.get("NumMedia"))},
                 media=_media(form),
@@ -202,19 +196,9 @@ class TwilioChannel:
         assert isinstance(sid, str) and isinstance(state, str) and isinstance(to, str)
         if state not in FINAL_STATUSES:
             return web.Response(status=204)
-        key = f"status:{self.name}:{sid}:{state}"
-        settings = self.escala.engine.parts.settings
-        # Under the conversation's lock, like messages: two deliveries of the same
-        # callback at once cannot both pass is_seen and record it twice.
-        conversation_id = stable_id("cnv", self.name, to)
-        async with self.store.lock(conversation_id, settings.lock_ttl_seconds):
-            if await self.store.is_seen(key):
-                return web.Response(status=204)
-            failed = state in ("undelivered", "failed")
-            kind = EventKind.DELIVERY_FAILED if failed else "delivery.status"
-            code = str(form.get("ErrorCode") or "")
-            await self._note(to, kind, provider_message_id=sid, status=state, error_code=code)
-            await self.store.mark_seen(key, settings.dedupe_ttl_seconds)
+        code = str(form.get("ErrorCode") or "")
+        await self.port.record_status(self.name, to, sid, state, error_code=code)
+        failed = state in ("undelivered", "failed")
         if failed:
             log.warning("%s to %s %s (error %s)", self.name, mask(to), state, code or "-")
         return web.Response(status=204)
@@ -240,10 +224,6 @@ class TwilioChannel:
             log.warning("%s webhook refused: signature does not match", self.name)
             raise web.HTTPForbidden(text="forbidden\n")
         return form
-
-    async def _note(self, address: str, kind: str, **data: object) -> None:
-        clock, ids = self._tickets.clock, self._tickets.ids
-        await note_event(self.store, clock, ids, self.name, address, kind, **data)
 
     # -- outbound -----------------------------------------------------------------------
 
@@ -284,9 +264,10 @@ class TwilioChannel:
         except (aiohttp.ClientError, TimeoutError) as e:
             raise RetryLater(self.name, f"network: {type(e).__name__}") from e
         if "content_sid" in fields:  # agents see the customer got the template, not the text
-            await self._note(
+            await self.port.note(
+                self.name,
                 address,
-                "delivery.template",
+                EventKind.DELIVERY_TEMPLATE,
                 content_sid=fields["content_sid"],
                 reason=OUTSIDE_WINDOW,
             )
@@ -294,23 +275,22 @@ class TwilioChannel:
     async def _in_session_window(self, address: str) -> bool:
         """Whether WhatsApp allows free-form messages to ``address`` now: the customer
         wrote within 24 hours (counted from messages this store has seen)."""
-        value = await self.store.get_link(LAST_INBOUND.format(address=address))
+        value = await self.port.recall(LAST_INBOUND.format(address=address))
         if value is None:
             return False
         try:
             last = datetime.fromisoformat(value)
         except ValueError:
             return False
-        return self._tickets.clock.now() - last < SESSION_WINDOW
+        return self.port.now() - last < SESSION_WINDOW
 
     async def _mark_opted_out(self, address: str) -> None:
-        contact = await self.store.find_contact(Identity(self.name, address))
-        if contact is not None and not contact.opted_out:
-            await self.store.save_contact(replace(contact, opted_out=True))
+        await self.port.update_contact(self.name, address, opted_out=True)
 
 
 def _keyword(body: str) -> CarrierKeyword | None:
-    word = fold(body)
+    # Carriers match a keyword as the whole message, in any case ("Stop", "PARAR!").
+    word = " ".join(body.casefold().split()).strip(" .!?")
     if word in STOP_WORDS:
         return CarrierKeyword.OPT_OUT
     if word in START_WORDS:

@@ -15,15 +15,17 @@ from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from bot.app import Escala, build
-from bot.clock import FakeClock, SequentialIds
-from bot.delivery import Backoff
-from bot.engine import stable_id
+from bot.clock import FakeClock, SequentialIds, stable_id
 from bot.models import Event, Message
-from bot.server import Plugin, create_app
+from bot.plugins import Plugin
+from bot.server import create_app
 from bot.settings import default_settings
 from bot.store import MemoryStore
-from channels.telegram import TelegramChannel, TelegramConfig
-from channels.twilio import TwilioChannel, TwilioConfig, make_client
+from channels.sending import Backoff
+from channels.telegram.adapter import TelegramChannel
+from channels.telegram.config import TelegramConfig
+from channels.twilio.adapter import TwilioChannel, make_client
+from channels.twilio.config import TwilioConfig
 from tests.channels.fakes import FakeTelegram, FakeTwilio
 
 TOKEN = "123456:TEST-token"
@@ -63,7 +65,7 @@ class Harness:
         session = AiohttpSession(api=TelegramAPIServer.from_base(self.fake_telegram.url))
         self.telegram = TelegramChannel(
             self.telegram_config,
-            self.escala,
+            self.escala.edge,
             Bot(TOKEN, session=session),
             backoff=backoff,
             sleep=self.sleep,
@@ -78,7 +80,7 @@ class Harness:
     def _twilio(self, config: TwilioConfig, backoff: Backoff) -> TwilioChannel:
         client = make_client(config)
         client.api.base_url = self.fake_twilio.url
-        return TwilioChannel(config, self.escala, client, backoff=backoff, sleep=self.sleep)
+        return TwilioChannel(config, self.escala.edge, client, backoff=backoff, sleep=self.sleep)
 
     async def close(self) -> None:
         await self.http.close()  # stops the plugins: flush, close the SDK clients

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 
-from bot.engine import stable_id
+from bot.clock import stable_id
 from bot.models import Contact, Direction, Identity
 from bot.store import Lease, MemoryStore
 from channels.slack.config import SlackConfig
@@ -75,7 +75,7 @@ def attach_slack(harness: Harness, fake: FakeSlack) -> None:
         signing_secret="secret",
     )
     client = web_client("xoxb-test", base_url=fake.url + "api/")
-    harness.escala.workspaces.add(SlackWorkspace(client, config, harness.escala.engine.tickets))
+    harness.escala.workspaces.add(SlackWorkspace(client, config, harness.escala.edge))
 
 
 def thread(fake: FakeSlack) -> list[str]:

@@ -13,8 +13,8 @@ from bot.models import OutboundMessage
 from bot.server import build_plugins, parse_server, run_server
 from bot.settings import default_settings, load_settings
 from bot.store import Lease, MemoryStore
-from channels.telegram import parse_telegram
-from channels.twilio import parse_twilio
+from channels.telegram.config import parse_telegram
+from channels.twilio.config import parse_twilio
 from tests.channels.harness import PUBLIC, SMS_FROM, Harness
 
 

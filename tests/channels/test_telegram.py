@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bot.engine import stable_id
+from bot.clock import stable_id
 from bot.models import EventKind, Identity, OutboundMessage
 from tests.channels.fakes import Failure
 from tests.channels.harness import Harness, message
@@ -189,13 +189,13 @@ async def test_polling_mode_serves_the_same_journey(harness: Harness) -> None:
     from aiogram.client.session.aiohttp import AiohttpSession
     from aiogram.client.telegram import TelegramAPIServer
 
-    from channels.telegram import TelegramChannel
+    from channels.telegram.adapter import TelegramChannel
     from tests.channels.harness import TOKEN
 
     session = AiohttpSession(api=TelegramAPIServer.from_base(harness.fake_telegram.url))
     polling = TelegramChannel(
         with_(harness.telegram_config, mode="polling"),
-        harness.escala,
+        harness.escala.edge,
         Bot(TOKEN, session=session),
         sleep=harness.sleep,
         poll_timeout=0,
@@ -221,14 +221,17 @@ async def test_api_base_is_where_sends_go(
     from bot.errors import ConfigError
     from bot.settings import default_settings
     from bot.store import MemoryStore
-    from channels.telegram import TelegramChannel, parse_telegram
+    from channels.telegram.adapter import TelegramChannel
+    from channels.telegram.config import parse_telegram
 
     monkeypatch.setenv("ESCALA_TEST_TG_TOKEN", "123456:TEST-token")
     monkeypatch.setenv("ESCALA_TEST_TG_SECRET", "s3cret")
     table = {"token_env": "ESCALA_TEST_TG_TOKEN", "secret_token_env": "ESCALA_TEST_TG_SECRET"}
     config = parse_telegram("f.toml", {**table, "api_base": harness.fake_telegram.url + "/"}, "en")
     assert config.api_base == harness.fake_telegram.url
-    channel = TelegramChannel.from_config(config, build(default_settings(), store=MemoryStore()))
+    channel = TelegramChannel.from_config(
+        config, build(default_settings(), store=MemoryStore()).edge
+    )
     await channel.sender.send(str(CHAT), _out("via the local Bot API server"), "en")
     await channel.stop()
     assert harness.fake_telegram.texts(CHAT) == ["via the local Bot API server"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.models import EventKind, Identity, OutboundMessage
-from channels.twilio import mask
+from channels.twilio.adapter import mask
 from tests.channels.fakes import Failure
 from tests.channels.harness import ACCOUNT_SID, PUBLIC, SMS_FROM, WHATSAPP_FROM, Harness
 

@@ -12,8 +12,8 @@ import pytest
 
 from bot.errors import ConfigError
 from bot.models import EventKind, OutboundMessage
-from channels.twilio import parse_twilio
 from channels.twilio.adapter import template_variable
+from channels.twilio.config import parse_twilio
 from tests.channels.harness import Harness
 
 WA = "whatsapp:+5511987650000"

@@ -780,16 +780,6 @@ async def test_assigned_lists_an_agents_open_tickets(store: Store) -> None:
     assert await store.assigned("caio") == []
 
 
-async def test_queue_position(store: Store) -> None:
-    first, second = ticket("tkt_1", queued_at=at(0)), ticket("tkt_2", queued_at=at(1))
-    await open_tickets(store, first, second)
-    assert await store.queue_position(first) == 1
-    assert await store.queue_position(second) == 2
-    await store.claim("tkt_1", "ana", at(2))
-    assert await store.queue_position(first) is None
-    assert await store.queue_position(second) == 1
-
-
 # -- links -----------------------------------------------------------------------------
 
 

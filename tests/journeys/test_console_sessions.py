@@ -16,6 +16,6 @@ async def test_a_second_chat_session_on_the_same_store_is_answered(store: Store)
     settings = default_settings()
     for run in (1, 2):
         out = io.StringIO()
-        console = Console(build(settings, store=store), out, "pt-BR", "ana", echo=False)
+        console = Console(build(settings, store=store).edge, out, "pt-BR", "ana", echo=False)
         await console.customer("qual o horário de atendimento?")
         assert "Atendemos de segunda a sexta" in out.getvalue(), f"run {run}: {out.getvalue()!r}"

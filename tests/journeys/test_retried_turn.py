@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.engine import stable_id
+from bot.clock import stable_id
 from bot.errors import StoreUnavailable
 from bot.models import Conversation, Direction, Message
 from bot.store import Lease, Store

@@ -63,7 +63,7 @@ async def breaches(store: Store) -> list[tuple[str | None, object]]:
 async def test_console_warns_when_the_first_response_is_overdue() -> None:
     journey = Journey(journey_settings())
     out = io.StringIO()
-    console = Console(journey.escala, out, locale="pt-BR", agent_id="ana", echo=False)
+    console = Console(journey.escala.edge, out, locale="pt-BR", agent_id="ana", echo=False)
     await console.customer(HUMAN)
     assert "[N1 queue] new ticket #1001" in out.getvalue()
     journey.clock.advance(minutes=14, seconds=59)

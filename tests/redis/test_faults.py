@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.engine import stable_id
+from bot.clock import stable_id
 from bot.errors import ConfigError, StoreUnavailable
 from bot.models import Direction, EventKind, Message
 from bot.settings import StoreSettings, default_settings

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.engine import stable_id
+from bot.clock import stable_id
 from bot.models import Direction
 from bot.store.redis import RedisStore
 from tests.redis.processes import Router

@@ -20,6 +20,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.settings import Settings, default_settings
 from channels.slack.app import SlackPlugin, slack_plugin
+from channels.slack.config import load_slack_config
 from channels.slack.workspace import web_client
 from tests.journeys.harness import JOURNEY_KB, Journey
 from tests.slack.fake_slack import TEAM, Call, FakeSlack
@@ -257,7 +258,7 @@ async def world_for(
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
     journey = Journey(settings)
     client = web_client(TOKEN, base_url=f"{fake.url}api/", interval=NO_WAIT)
-    plugin = slack_plugin(settings, journey.escala, client=client)
+    plugin = slack_plugin(load_slack_config(settings), journey.escala.edge, client=client)
     app = web.Application()
     app.add_routes(plugin.routes())
     http = TestClient(TestServer(app, host="127.0.0.1"))

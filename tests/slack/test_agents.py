@@ -129,7 +129,7 @@ async def test_routes_in_socket_mode_are_none(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-x")
     monkeypatch.setenv("SLACK_APP_TOKEN", "xapp-x")
     settings = slack_settings(mode="socket")
-    plugin = slack_plugin(settings, Journey(settings).escala)
+    plugin = slack_plugin(load_slack_config(settings), Journey(settings).escala.edge)
     assert plugin.name == "slack" and plugin.routes() == ()
 
 

@@ -10,6 +10,7 @@ import pytest
 from bot.errors import ConfigError
 from bot.models import TicketState
 from channels.slack.app import SlackPlugin, slack_plugin
+from channels.slack.config import load_slack_config
 from channels.slack.workspace import web_client
 from tests.journeys.harness import Journey
 from tests.slack.conftest import ANA, CUSTOMER, NO_WAIT, TOKEN, slack_settings
@@ -25,7 +26,7 @@ async def socket_plugin(
     settings = slack_settings(mode="socket")
     journey = Journey(settings)
     client = web_client(TOKEN, base_url=f"{fake.url}api/", interval=NO_WAIT)
-    plugin = slack_plugin(settings, journey.escala, client=client)
+    plugin = slack_plugin(load_slack_config(settings), journey.escala.edge, client=client)
     await plugin.start()
     try:
         yield journey, plugin
@@ -94,7 +95,7 @@ async def test_socket_mode_that_cannot_connect_stops_start_up_in_time(
     settings = slack_settings(mode="socket", connect_timeout_seconds=1)
     journey = Journey(settings)
     client = web_client(TOKEN, base_url=f"{fake.url}api/", interval=NO_WAIT)
-    plugin = slack_plugin(settings, journey.escala, client=client)
+    plugin = slack_plugin(load_slack_config(settings), journey.escala.edge, client=client)
     async with BlackHole() as address:
         fake.socket_url = f"ws://{address}/link"
         started = asyncio.get_running_loop().time()
@@ -118,7 +119,7 @@ async def test_an_unreachable_web_api_stops_start_up_naming_the_key(
     journey = Journey(settings)
     async with BlackHole() as address:
         client = web_client(TOKEN, base_url=f"http://{address}/api/", interval=NO_WAIT)
-        plugin = slack_plugin(settings, journey.escala, client=client)
+        plugin = slack_plugin(load_slack_config(settings), journey.escala.edge, client=client)
         with pytest.raises(ConfigError) as error:
             await plugin.start()
         await plugin.stop()

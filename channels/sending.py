@@ -22,11 +22,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from bot.clock import Clock, Ids
-from bot.engine import stable_id
+from bot.edge import ChannelPort
 from bot.errors import DeliveryError, StoreError
-from bot.models import Event, EventKind, OutboundMessage
-from bot.store import Store
+from bot.models import OutboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +99,7 @@ class RetryingSender(Generic[Part]):
         *,
         render: Callable[[OutboundMessage, str], Awaitable[Sequence[Part]]],
         deliver: Callable[[str, Part], Awaitable[None]],
-        store: Store,
-        clock: Clock,
-        ids: Ids,
+        port: ChannelPort,
         backoff: Backoff | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
@@ -111,9 +107,7 @@ class RetryingSender(Generic[Part]):
         self.channel = channel
         self._render = render
         self._deliver = deliver
-        self._store = store
-        self._clock = clock
-        self._ids = ids
+        self._port = port
         self.backoff = backoff or Backoff()
         self._sleep = sleep
         self._jitter = jitter
@@ -131,10 +125,6 @@ class RetryingSender(Generic[Part]):
             self._workers[address] = asyncio.create_task(
                 self._work(address, queue), name=f"deliver-{self.channel}"
             )
-
-    @property
-    def pending(self) -> int:
-        return sum(q.qsize() for q in self._queues.values()) + len(self._workers)
 
     async def flush(self, within: float | None = None) -> None:
         """Wait until every queued part is delivered or has finally failed. Parts still
@@ -202,35 +192,7 @@ class RetryingSender(Generic[Part]):
                 return False
 
     async def _failed(self, address: str, item: _Item[Part], reason: str) -> None:
-        conversation_id = stable_id("cnv", self.channel, address)
-        log.warning("delivery failed in conversation %s: %s", conversation_id, reason)
         try:
-            conversation = await self._store.get_conversation(conversation_id)
-            await self._store.append_event(
-                Event(
-                    id=self._ids.new("evt"),
-                    kind=EventKind.DELIVERY_FAILED,
-                    at=self._clock.now(),
-                    conversation_id=conversation_id,
-                    ticket_id=conversation.ticket_in_view if conversation else None,
-                    data={"channel": self.channel, "reason": reason, "text": item.preview},
-                )
-            )
-        except StoreError:  # nowhere left to record it: the log line above must do
-            log.exception("could not record the failed delivery in %s", conversation_id)
-
-
-async def note_event(
-    store: Store, clock: Clock, ids: Ids, channel: str, address: str, kind: str, **data: object
-) -> None:
-    """An event on the conversation of ``address`` (media received, opt-out ...), whether
-    or not the engine has seen that conversation yet (its id is derived, not stored)."""
-    await store.append_event(
-        Event(
-            id=ids.new("evt"),
-            kind=kind,
-            at=clock.now(),
-            conversation_id=stable_id("cnv", channel, address),
-            data={"channel": channel, **data},
-        )
-    )
+            await self._port.delivery_failed(self.channel, address, reason, text=item.preview)
+        except StoreError:  # nowhere left to record it: the log line must do
+            log.exception("could not record a failed %s delivery: %s", self.channel, reason)

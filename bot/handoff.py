@@ -1,0 +1,111 @@
+"""Handoff: a conversation becomes a ticket in a human tier's queue.
+
+The customer is told the ticket number and the tier's promise; agents are told by
+the caller once the conversation is saved (the ticket is safe whatever a workspace
+does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bot import i18n
+from bot.clock import Clock, Ids
+from bot.events import Recorder
+from bot.models import (
+    Conversation,
+    EventKind,
+    OutboundMessage,
+    Ticket,
+    TicketState,
+    TriageDecision,
+)
+from bot.outbox import Outbox
+from bot.settings import BusinessHours
+from bot.sla import Deadlines
+from bot.store.base import DeskStore
+from bot.tiers import TierMap
+
+
+class Handoff:
+    def __init__(
+        self,
+        desk: DeskStore,
+        tiers: TierMap,
+        deadlines: Deadlines,
+        hours: BusinessHours,
+        outbox: Outbox,
+        recorder: Recorder,
+        clock: Clock,
+        ids: Ids,
+    ) -> None:
+        self._desk = desk
+        self._tiers = tiers
+        self._deadlines = deadlines
+        self._hours = hours
+        self._outbox = outbox
+        self._recorder = recorder
+        self._clock = clock
+        self._ids = ids
+
+    async def open(
+        self, conversation: Conversation, decision: TriageDecision, locale: str
+    ) -> tuple[Conversation, Ticket]:
+        """Open a ticket in the decided tier's queue and tell the customer.
+
+        Called under the conversation's lock; returns the conversation to save.
+        """
+        now = self._clock.now()
+        number = await self._desk.next_ticket_number()
+        ticket = Ticket(
+            id=self._ids.new("tkt"),
+            number=number,
+            conversation_id=conversation.id,
+            tier=decision.tier,
+            priority=decision.priority,
+            state=TicketState.QUEUED,
+            created_at=now,
+            queued_at=now,
+            skills=decision.skills,
+            private=decision.private,
+            reasons=decision.reasons,
+            tier_history=(decision.tier,),
+        )
+        await self._desk.open_ticket(ticket)
+        await self._deadlines.arm_first_response(ticket)
+        conversation = replace(
+            conversation,
+            ticket_id=ticket.id,
+            last_ticket_id=ticket.id,
+            flow=None,
+            pending_choices=(),
+            failed_attempts=0,
+            csat_ticket_id=None,
+        )
+        await self._recorder.record(
+            EventKind.HANDOFF,
+            conversation_id=conversation.id,
+            ticket_id=ticket.id,
+            number=number,
+            tier=ticket.tier,
+            priority=ticket.priority.label,
+            rule=decision.rule,
+            reasons=list(decision.reasons),
+            private=decision.private,
+        )
+        tier = self._tiers.tier(ticket.tier)
+        lines = [
+            i18n.text(
+                "handoff",
+                locale,
+                ticket=ticket.label,
+                tier=tier.name,
+                sla=self._tiers.promise(tier.name, locale),
+            )
+        ]
+        if not self._hours.is_open(now):
+            lines.append(i18n.text("handoff_closed_hours", locale))
+        if decision.private:
+            lines.append(i18n.text("private_data", locale))
+        await self._outbox.send(conversation, OutboundMessage("\n\n".join(lines)))
+        return conversation, ticket
