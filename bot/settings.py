@@ -136,20 +136,6 @@ class Settings:
     #: The raw ``[server]`` table, validated by :func:`bot.server.parse_server`.
     server: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
-    def tier(self, name: str) -> Tier | None:
-        return next((t for t in self.tiers if t.name == name), None)
-
-    def next_tier(self, name: str) -> Tier | None:
-        """The tier one level up from ``name``; ``None`` at the top or for an unknown tier."""
-        current = self.tier(name)
-        if current is None:
-            return None
-        higher = [t for t in self.tiers if t.level > current.level]
-        return min(higher, key=lambda t: t.level, default=None)
-
-    def agent(self, agent_id: str) -> Agent | None:
-        return next((a for a in self.agents if a.id == agent_id), None)
-
 
 def default_settings() -> Settings:
     """The embedded defaults: packaged KB, flows and routing rules, memory store."""

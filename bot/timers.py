@@ -116,10 +116,6 @@ class Timers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
     async def _run(self, interval_seconds: float) -> None:
         while not self._stopping.is_set():
             try:

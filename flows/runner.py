@@ -143,12 +143,6 @@ class FlowRunner:
             return replace(position, vars=MappingProxyType(variables), retries=position.retries + 1)
         return await self._run(flow, step.on_invalid, variables, host)
 
-    def options_for(self, position: FlowPosition, locale: str) -> tuple[Option, ...]:
-        """The choices the waiting ask step offers, in ``locale``; () for any other step."""
-        flow = self.flows.get(position.flow_id)
-        step = flow.step(position.step_id) if flow is not None else None
-        return self._options(step, locale) if isinstance(step, Ask) else ()
-
     # -- internals ---------------------------------------------------------------------
 
     @staticmethod

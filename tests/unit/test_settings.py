@@ -15,6 +15,7 @@ from bot.hours import BusinessHours
 from bot.models import EMPTY
 from bot.server import ServerConfig, parse_server
 from bot.settings import PACKAGED_KB, PACKAGED_ROUTING, default_settings, load_settings
+from bot.tiers import TierMap
 from bot.toml_config import secret_from_env
 from kb.matcher import Thresholds
 
@@ -70,18 +71,18 @@ def test_config_example_shows_the_matchers_real_default_thresholds() -> None:
 
 def test_tier_lookups() -> None:
     settings = default_settings()
-    n1 = settings.tier("N1")
+    tiers = TierMap(settings.tiers)
+    n1 = tiers.get("N1")
     assert n1 is not None and n1.level == 1
-    assert settings.tier("N9") is None
-    assert [settings.next_tier(n) for n in ("N1", "N2", "N3", "N9")] == [
-        settings.tier("N2"),
-        settings.tier("N3"),
+    assert tiers.get("N9") is None
+    assert [tiers.next_tier(n) for n in ("N1", "N2", "N3", "N9")] == [
+        tiers.get("N2"),
+        tiers.get("N3"),
         None,
         None,
     ]
-    bruno = settings.agent("bruno")
-    assert bruno is not None and bruno.tiers == ("N1", "N2")
-    assert settings.agent("nobody") is None
+    agents = {agent.id: agent for agent in settings.agents}
+    assert agents["bruno"].tiers == ("N1", "N2")
 
 
 def test_a_full_config_with_n4_redis_and_relative_paths(
@@ -138,9 +139,10 @@ channel = "#support"
     assert settings.kb.paths == ((tmp_path / "kb").resolve(),)
     assert settings.kb.answer_threshold == 85.0 and settings.kb.suggest_threshold == 60.5
     assert settings.triage.rules == (tmp_path / "rules.toml").resolve()
-    assert settings.next_tier("N1") == settings.tier("N4")
-    agent = settings.agent("zé")
-    assert agent is not None and agent.name == "zé" and agent.max_concurrent == 5
+    tiers = TierMap(settings.tiers)
+    assert tiers.next_tier("N1") == tiers.get("N4")
+    agent = next(a for a in settings.agents if a.id == "zé")
+    assert agent.name == "zé" and agent.max_concurrent == 5
     hours = settings.business_hours
     assert hours.days == (5, 6) and hours.start == time(9, 30) and hours.end == time(17)
     assert hours.holidays == (date(2025, 12, 25), date(2026, 1, 1))
