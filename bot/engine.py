@@ -1,14 +1,10 @@
 """The conversation engine: one customer message in, the right thing out.
 
-Under the conversation's lock the engine loads the conversation and decides, in
-this order (DESIGN.md, "One message's journey"):
-
-1. a human queue owns it → relay to the agents (the bot stays silent);
-2. we asked for CSAT → record the score;
-3. a global command (talk to a human, ticket status, cancel, start over);
-4. an active flow step;
-5. a picked KB suggestion, a flow trigger, or tier 0 (KB answer / suggest / miss),
-   with triage deciding whether the problem goes straight to a human tier.
+Under the conversation's lock the engine drops a provider's retry of a message it
+already handled, records who wrote (the contact) and the message itself, then hands
+the rest to a :class:`~bot.turn.Turn`, which walks the decision order. Carrier
+keywords (STOP/START/HELP) and media the bot cannot read take the same lock and
+dedupe, so they keep their place in the conversation.
 """
 
 from __future__ import annotations

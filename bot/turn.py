@@ -1,7 +1,15 @@
 """One customer message, handled under its conversation's lock.
 
-The :class:`Turn` walks the engine's decision order (see :mod:`bot.engine`) and is
-the flows' host: everything a flow may do to the world goes through it.
+A :class:`Turn` decides, in this order (DESIGN.md, "One message's journey"):
+
+1. a human queue owns the conversation → relay to the agents (the bot stays silent);
+2. we asked for CSAT → record the score;
+3. a global command (talk to a human, ticket status, cancel, start over);
+4. an active flow step;
+5. a picked KB suggestion, a flow trigger, or tier 0 (KB answer / suggest / miss),
+   with triage deciding whether the problem goes straight to a human tier.
+
+It is also the flows' host: everything a flow may do to the world goes through it.
 """
 
 from __future__ import annotations
