@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from bot.assignment import Assigner
+from bot.breach import BreachPolicies
 from bot.clock import Clock, Ids, SystemClock, UuidIds
 from bot.desk import Desk
 from bot.edge import Edge
@@ -15,7 +17,7 @@ from bot.events import Recorder
 from bot.handoff import Handoff
 from bot.outbox import Outbox
 from bot.settings import Settings
-from bot.sla import Deadlines, FirstResponseAlerts
+from bot.sla import Deadlines
 from bot.status import TicketStatus
 from bot.store import MemoryStore, Store
 from bot.tiers import TierMap
@@ -49,8 +51,10 @@ class Escala:
     views: Views
     #: Store timers and their sweeper: SLA alerts, and whatever a workspace registers.
     timers: Timers
-    #: Fired by the ``sla`` timers: tells agents a first response is overdue.
-    alerts: FirstResponseAlerts
+    #: Fired by the ``sla`` and ``sla-resolution`` timers: the breach policies.
+    alerts: BreachPolicies
+    #: Automatic assignment: offers tickets of ``assignment = "auto"`` tiers.
+    assigner: Assigner
     #: The one port adapters talk to the core through.
     edge: Edge
 
@@ -139,15 +143,14 @@ def build(
     tiers = TierMap(settings.tiers)
     recorder = Recorder(store, clock, ids)
     views = Views(store, store, tiers, settings.engine.card_context_messages)
-    deadlines = Deadlines(tiers, timers)
+    deadlines = Deadlines(tiers, settings.business_hours, timers)
     outbox = Outbox(store, store, recorder, clock, ids)
     workspaces = Workspaces(recorder)
-    alerts = FirstResponseAlerts(
-        store, store, deadlines, tiers, views, recorder, workspaces, clock, timers
+    alerts = BreachPolicies(
+        store, deadlines, tiers, views, recorder, workspaces, outbox, clock, timers
     )
-    handoff = Handoff(
-        store, tiers, deadlines, settings.business_hours, outbox, recorder, clock, ids
-    )
+    assigner = Assigner(store, tiers, settings.agents, views, workspaces, recorder, timers, clock)
+    handoff = Handoff(store, tiers, deadlines, outbox, recorder, clock, ids)
     engine = Engine(
         store,
         TurnParts(
@@ -157,7 +160,7 @@ def build(
             outbox=outbox,
             workspaces=workspaces,
             views=views,
-            status=TicketStatus(store, tiers),
+            status=TicketStatus(store, tiers, deadlines, clock),
             handoff=handoff,
             kb=kb,
             matcher=matcher,
@@ -206,5 +209,6 @@ def build(
         views=views,
         timers=timers,
         alerts=alerts,
+        assigner=assigner,
         edge=edge,
     )

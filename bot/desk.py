@@ -1,4 +1,5 @@
-"""The agent side: claim, take next, reply, note, escalate, release, resolve.
+"""The agent side: claim, take next, reply, note, escalate, release, resolve; route
+(the router role) and availability.
 
 Every workspace (Slack, the console) calls these; the rules live here once. Ticket
 state changes are single store operations; the conversation is touched only under
@@ -7,6 +8,7 @@ its lock. Results carry a short English sentence for the agent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -15,10 +17,14 @@ from bot.clock import Clock, Ids
 from bot.events import Recorder
 from bot.models import (
     Agent,
+    Availability,
     Direction,
     EventKind,
     Message,
     OutboundMessage,
+    Priority,
+    Role,
+    SkillMatch,
     Ticket,
     TicketState,
 )
@@ -27,6 +33,7 @@ from bot.ports import TicketChangeKind
 from bot.settings import EngineSettings
 from bot.sla import Deadlines
 from bot.store import ChangeError, Store, TicketChange
+from bot.store.base import Routing, SkillFilter
 from bot.tiers import TierMap
 from bot.views import Views
 from bot.workspaces import Workspaces
@@ -40,6 +47,7 @@ REFUSALS: dict[ChangeError, str] = {
     ChangeError.SAME_TIER: "already in that tier",
     ChangeError.AT_CAPACITY: "you are at your maximum of open tickets",
 }
+ROUTER_ONLY = "routes tickets (route them on), and does not own them"
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,8 @@ class Desk:
             return DeskResult(
                 False, f"{ticket.label} is in {ticket.tier}; {agent.name} works {_tiers(agent)}"
             )
+        if self.routes_in(agent, ticket.tier):
+            return DeskResult(False, f"{agent.name} {ROUTER_ONLY} in {ticket.tier}", ticket)
         change = await self.store.claim(ticket.id, agent.id, self.clock.now(), agent.max_concurrent)
         return await self._claimed(agent, change)
 
@@ -133,11 +143,19 @@ class Desk:
         agent = self.agent(agent_id)
         if agent is None:
             return DeskResult(False, f"unknown agent {agent_id}")
+        tiers = [t for t in agent.tiers if not self.routes_in(agent, t)]
+        if not tiers:
+            return DeskResult(False, f"{agent.name} {ROUTER_ONLY}")
+        strict = tuple(t for t in tiers if self.tiers.tier(t).skill_match is SkillMatch.STRICT)
         change = await self.store.take_next(
-            agent.tiers, agent.id, self.clock.now(), agent.max_concurrent
+            tiers,
+            agent.id,
+            self.clock.now(),
+            agent.max_concurrent,
+            SkillFilter(agent.skills, strict),
         )
         if change.error is ChangeError.NOT_FOUND:
-            return DeskResult(False, f"no ticket waiting in {_tiers(agent)}")
+            return DeskResult(False, f"no ticket waiting in {'/'.join(tiers)}")
         return await self._claimed(agent, change)
 
     async def _claimed(self, agent: Agent, change: TicketChange) -> DeskResult:
@@ -228,7 +246,7 @@ class Desk:
         if not change.ok or change.ticket is None:
             return DeskResult(False, f"{ticket.label}: {_refusal(change)}", change.ticket)
         moved = change.ticket
-        await self._deadlines.arm_first_response(moved)
+        await self._deadlines.arm(moved)
         await self.store.append_message(
             Message(
                 id=self._ids.new("msg"),
@@ -251,6 +269,7 @@ class Desk:
         )
         conversation = await self.store.get_conversation(moved.conversation_id)
         if conversation is not None:
+            sla, _ = self._deadlines.promise_text(moved, conversation.locale, self.clock.now())
             await self._outbox.send(
                 conversation,
                 OutboundMessage(
@@ -259,7 +278,7 @@ class Desk:
                         conversation.locale,
                         ticket=moved.label,
                         tier=moved.tier,
-                        sla=self.tiers.promise(moved.tier, conversation.locale),
+                        sla=sla,
                     )
                 ),
             )
@@ -282,12 +301,13 @@ class Desk:
         if not change.ok or change.ticket is None:
             return DeskResult(False, f"{ticket.label}: {_refusal(change)}", change.ticket)
         released = change.ticket
-        await self._deadlines.arm_first_response(released)
+        await self._deadlines.arm(released)
         await self._recorder.record(
             EventKind.RELEASED,
             conversation_id=released.conversation_id,
             ticket_id=released.id,
             agent=agent.id,
+            tier=released.tier,
         )
         view = await self.views.view(released, actor=agent.name)
         await self._workspaces.ticket_changed(view, TicketChangeKind.RELEASED)
@@ -345,6 +365,80 @@ class Desk:
         await self._workspaces.ticket_changed(view, TicketChangeKind.RESOLVED)
         return DeskResult(True, f"{resolved.label} resolved", resolved)
 
+    # -- the router role ----------------------------------------------------------------
+
+    def routes_in(self, agent: Agent, tier: str) -> bool:
+        """Whether ``agent`` routes (rather than resolves) in ``tier``: a router agent,
+        or any agent of a ``role = "router"`` tier."""
+        return agent.role is Role.ROUTER or self.tiers.tier(tier).role is Role.ROUTER
+
+    async def route(self, agent_id: str, number: int, routing: Routing) -> DeskResult:
+        """A router classifies a waiting ticket — tier, skills, priority, private — and
+        passes it on, without owning it. The customer hears only of a new tier."""
+        agent, ticket, refusal = await self._load(agent_id, number)
+        if refusal is not None:
+            return refusal
+        assert agent is not None and ticket is not None
+        if ticket.tier not in agent.tiers or not self.routes_in(agent, ticket.tier):
+            return DeskResult(False, f"{agent.name} does not route in {ticket.tier}", ticket)
+        if routing.tier is not None and routing.tier not in self.tiers:
+            known = ", ".join(self.tiers.names())
+            return DeskResult(False, f"unknown tier {routing.tier} (tiers: {known})", ticket)
+        if routing == Routing():
+            return DeskResult(False, "say where it goes: a tier, skills, a priority", ticket)
+        change = await self.store.route(ticket.id, routing, self.clock.now())
+        if not change.ok or change.ticket is None or change.before is None:
+            return DeskResult(False, f"{ticket.label}: {_refusal(change)}", change.ticket)
+        routed, before = change.ticket, change.before
+        moved = routed.tier != before.tier
+        what = _routing_note(before, routed)
+        await self._recorder.record(
+            EventKind.ROUTED,
+            conversation_id=routed.conversation_id,
+            ticket_id=routed.id,
+            agent=agent.id,
+            from_tier=before.tier,
+            to_tier=routed.tier,
+            priority=routed.priority.label,
+            skills=list(routed.skills),
+            private=routed.private,
+        )
+        if not moved:
+            view = await self.views.view(routed, actor=agent.name, note=what)
+            await self._workspaces.ticket_changed(view, TicketChangeKind.ROUTED)
+            return DeskResult(True, f"{routed.label} routed: {what}", routed)
+        await self._deadlines.arm(routed)
+        conversation = await self.store.get_conversation(routed.conversation_id)
+        if conversation is not None:
+            sla, _ = self._deadlines.promise_text(routed, conversation.locale, self.clock.now())
+            text = i18n.text(
+                "routed", conversation.locale, ticket=routed.label, tier=routed.tier, sla=sla
+            )
+            await self._outbox.send(conversation, OutboundMessage(text))
+        note = f"routed by {agent.name}: {what}"
+        old = await self.views.view(routed, actor=agent.name, note=note, previous_tier=before.tier)
+        await self._workspaces.ticket_changed(old, TicketChangeKind.ESCALATED)
+        new = await self.views.view(
+            routed, actor=agent.name, note=note, previous_tier=before.tier, full_transcript=True
+        )
+        await self._workspaces.ticket_opened(new)
+        return DeskResult(True, f"{routed.label} routed: {what}", routed)
+
+    # -- availability ------------------------------------------------------------------
+
+    async def set_availability(self, agent_id: str, state: Availability) -> DeskResult:
+        """Online, away or offline: only online agents are offered tickets."""
+        agent = self.agent(agent_id)
+        if agent is None:
+            return DeskResult(False, f"unknown agent {agent_id}")
+        await self.store.set_availability(agent.id, state)
+        await self._recorder.record(EventKind.AVAILABILITY, agent=agent.id, state=state.value)
+        return DeskResult(True, f"{agent.name} is {state.value}")
+
+    async def availability(self, agent_id: str) -> Availability:
+        """What the agent last said; online if never (the configured desk is on shift)."""
+        return await self.store.availability(agent_id) or Availability.ONLINE
+
     # -- shared checks ------------------------------------------------------------------
 
     async def _load(
@@ -372,6 +466,48 @@ class Desk:
                 DeskResult(False, f"{ticket.label} is {owner}; claim it first", ticket),
             )
         return agent, ticket, None
+
+
+def parse_routing(words: Sequence[str], tiers: Sequence[str]) -> Routing | str:
+    """What an agent typed after ``route N``: ``[TIER] [priority=P] [skills=a,b] [private=yes|no]``, or what is wrong with it."""
+    tier: str | None = None
+    values: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep and word in tiers and tier is None:
+            tier = word
+        elif sep and key in ("priority", "skills", "private"):
+            values[key] = value
+        else:
+            return f"route: did not understand '{word}' (tiers: {', '.join(tiers)})"
+    priority = None
+    if "priority" in values:
+        try:
+            priority = Priority.parse(values["priority"])
+        except KeyError:
+            return f"route: unknown priority '{values['priority']}'"
+    private = None
+    if "private" in values:
+        if values["private"] not in ("yes", "no"):
+            return "route: private=yes or private=no"
+        private = values["private"] == "yes"
+    skills = None
+    if "skills" in values:
+        skills = tuple(s for s in values["skills"].split(",") if s)
+    return Routing(tier=tier, priority=priority, skills=skills, private=private)
+
+
+def _routing_note(before: Ticket, after: Ticket) -> str:
+    changes = []
+    if after.tier != before.tier:
+        changes.append(f"{before.tier} → {after.tier}")
+    if after.priority != before.priority:
+        changes.append(f"priority {after.priority.label}")
+    if after.skills != before.skills:
+        changes.append(f"skills {', '.join(after.skills) or 'none'}")
+    if after.private != before.private:
+        changes.append("private" if after.private else "not private")
+    return "; ".join(changes) or "unchanged"
 
 
 def _tiers(agent: Agent) -> str:

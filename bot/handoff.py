@@ -1,6 +1,8 @@
 """Handoff: a conversation becomes a ticket in a human tier's queue.
 
-The customer is told the ticket number and the tier's promise; agents are told by
+The customer is told the ticket number and the promise in force (the rule's, else the
+tier's), in calendar time: "em até 15 minutos" inside hours, or when we open and the
+actual deadline outside them (:meth:`bot.sla.Deadlines.promise_text`); agents are told by
 the caller once the conversation is saved (the ticket is safe whatever a workspace
 does).
 """
@@ -21,7 +23,6 @@ from bot.models import (
     TriageDecision,
 )
 from bot.outbox import Outbox
-from bot.settings import BusinessHours
 from bot.sla import Deadlines
 from bot.store.base import DeskStore
 from bot.tiers import TierMap
@@ -33,7 +34,6 @@ class Handoff:
         desk: DeskStore,
         tiers: TierMap,
         deadlines: Deadlines,
-        hours: BusinessHours,
         outbox: Outbox,
         recorder: Recorder,
         clock: Clock,
@@ -42,7 +42,6 @@ class Handoff:
         self._desk = desk
         self._tiers = tiers
         self._deadlines = deadlines
-        self._hours = hours
         self._outbox = outbox
         self._recorder = recorder
         self._clock = clock
@@ -70,9 +69,10 @@ class Handoff:
             private=decision.private,
             reasons=decision.reasons,
             tier_history=(decision.tier,),
+            terms=decision.terms,
         )
         await self._desk.open_ticket(ticket)
-        await self._deadlines.arm_first_response(ticket)
+        await self._deadlines.arm(ticket)
         conversation = replace(
             conversation,
             ticket_id=ticket.id,
@@ -93,18 +93,10 @@ class Handoff:
             reasons=list(decision.reasons),
             private=decision.private,
         )
-        tier = self._tiers.tier(ticket.tier)
-        lines = [
-            i18n.text(
-                "handoff",
-                locale,
-                ticket=ticket.label,
-                tier=tier.name,
-                sla=self._tiers.promise(tier.name, locale),
-            )
-        ]
-        if not self._hours.is_open(now):
-            lines.append(i18n.text("handoff_closed_hours", locale))
+        sla, closed = self._deadlines.promise_text(ticket, locale, now)
+        lines = [i18n.text("handoff", locale, ticket=ticket.label, tier=ticket.tier, sla=sla)]
+        if closed is not None:
+            lines.append(closed)
         if decision.private:
             lines.append(i18n.text("private_data", locale))
         await self._outbox.send(conversation, OutboundMessage("\n\n".join(lines)))

@@ -8,6 +8,7 @@ engine itself says (handoff confirmation, status, CSAT ...). Placeholders use
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from bot.models import DEFAULT_LOCALE, Choice
@@ -16,18 +17,18 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
     "handoff": {
         "pt-BR": (
             "Abri o chamado {ticket} para você. Ele está na fila {tier} e o primeiro retorno "
-            "deve chegar em até {sla}. Pode continuar escrevendo por aqui: tudo fica "
+            "deve chegar {sla}. Pode continuar escrevendo por aqui: tudo fica "
             "registrado no chamado."
         ),
         "en": (
             "I've opened ticket {ticket} for you. It's in the {tier} queue and you should "
-            "hear back within {sla}. Feel free to keep writing here: everything is added "
+            "hear back {sla}. Feel free to keep writing here: everything is added "
             "to the ticket."
         ),
     },
     "handoff_closed_hours": {
-        "pt-BR": "Estamos fora do horário de atendimento agora; o prazo conta a partir da abertura.",
-        "en": "We're outside business hours right now; the clock starts when we open.",
+        "pt-BR": "Estamos fora do horário de atendimento agora: abrimos {opens}; retorno até {due}.",
+        "en": "We're outside business hours right now: we open {opens}; you'll hear back by {due}.",
     },
     "private_data": {
         "pt-BR": (
@@ -65,11 +66,11 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
     "status_queued": {
         "pt-BR": (
             "Chamado {ticket}: aguardando na fila {tier}, posição {position} de {depth}. "
-            "Primeiro retorno previsto em até {sla}."
+            "Primeiro retorno previsto {sla}."
         ),
         "en": (
             "Ticket {ticket}: waiting in the {tier} queue, position {position} of {depth}. "
-            "Expected first response within {sla}."
+            "Expected first response {sla}."
         ),
     },
     "status_assigned": {
@@ -97,12 +98,18 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
     "escalated": {
         "pt-BR": (
             "Seu chamado {ticket} foi encaminhado para a equipe especializada {tier}. "
-            "Um especialista vai continuar o atendimento; retorno previsto em até {sla}."
+            "Um especialista vai continuar o atendimento; retorno previsto {sla}."
         ),
         "en": (
             "Your ticket {ticket} has been passed to our {tier} specialist team. A "
-            "specialist will follow up; expected response within {sla}."
+            "specialist will follow up; expected response {sla}."
         ),
+    },
+    "routed": {
+        "pt-BR": (
+            "Seu chamado {ticket} foi encaminhado para a equipe {tier}; retorno previsto {sla}."
+        ),
+        "en": "Your ticket {ticket} has been passed to our {tier} team; expected response {sla}.",
     },
     "released": {
         "pt-BR": "Seu chamado {ticket} voltou para a fila {tier}; logo outro atendente assume.",
@@ -177,3 +184,49 @@ def duration(minutes: int, locale: str) -> str:
         hours = minutes // 60
         return f"{hours} {'hora' if pt else 'hour'}{'s' if hours != 1 else ''}"
     return f"{minutes} {'minuto' if pt else 'minute'}{'s' if minutes != 1 else ''}"
+
+
+WEEKDAYS: Mapping[str, tuple[str, ...]] = {
+    "pt-BR": ("segunda", "terça", "quarta", "quinta", "sexta", "sábado", "domingo"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+
+
+def within(minutes: int, locale: str) -> str:
+    """A promise counted from now: ``em até 15 minutos`` / ``within 15 minutes``."""
+    return f"{'em até' if locale == 'pt-BR' else 'within'} {duration(minutes, locale)}"
+
+
+def clock_time(when: datetime, locale: str) -> str:
+    """``8h``, ``8h15`` / ``8 am``, ``8:15 pm`` (``when`` in the zone to show)."""
+    if locale == "pt-BR":
+        return f"{when.hour}h{when.minute:02d}" if when.minute else f"{when.hour}h"
+    hour = when.hour % 12 or 12
+    suffix = "am" if when.hour < 12 else "pm"
+    return f"{hour}:{when.minute:02d} {suffix}" if when.minute else f"{hour} {suffix}"
+
+
+def moment(when: datetime, now: datetime, locale: str) -> str:
+    """A moment as a customer reads it, relative to ``now`` (both in the zone to show):
+    ``8h15`` (the same day), ``amanhã às 8h``, ``segunda às 8h10``, ``28/12 às 9h``."""
+    days = (when.date() - now.date()).days
+    time = clock_time(when, locale)
+    pt = locale == "pt-BR"
+    if days == 0:
+        return time
+    at = "às" if pt else "at"
+    if days == 1:
+        return f"{'amanhã' if pt else 'tomorrow'} {at} {time}"
+    if days < 7:
+        names = WEEKDAYS.get(locale) or WEEKDAYS["en"]
+        return f"{names[when.weekday()]} {at} {time}"
+    day = f"{when.day:02d}/{when.month:02d}" if pt else f"{when:%b} {when.day}"
+    return f"{day} {at} {time}"
+
+
+def by(when: datetime, now: datetime, locale: str) -> str:
+    """A deadline: ``até segunda às 8h10`` / ``by Monday at 8:10 am``."""
+    text = moment(when, now, locale)
+    if when.date() == now.date():
+        text = f"{'hoje às' if locale == 'pt-BR' else 'today at'} {text}"
+    return f"{'até' if locale == 'pt-BR' else 'by'} {text}"

@@ -58,6 +58,11 @@ class TicketState(enum.StrEnum):
     RESOLVED = "resolved"
     CLOSED = "closed"
 
+    @property
+    def is_open(self) -> bool:
+        """Queued or assigned: a human queue owns the conversation."""
+        return self in (TicketState.QUEUED, TicketState.ASSIGNED)
+
 
 class Direction(enum.StrEnum):
     """Who wrote a transcript line."""
@@ -69,14 +74,98 @@ class Direction(enum.StrEnum):
     SYSTEM = "system"  # a system line (escalation reason, delivery failure ...)
 
 
+class Calendar(enum.StrEnum):
+    """Which clock a promise runs on: business hours, or every minute of the week."""
+
+    BUSINESS = "business"
+    ALWAYS = "24x7"
+
+
+class BreachAction(enum.StrEnum):
+    """What happens when a promise is broken (issue 13), in this order when several."""
+
+    #: Tell the agent workspaces (and record the breach).
+    NOTIFY = "notify"
+    #: One priority step up (up to urgent), so take-next serves it sooner.
+    RAISE_PRIORITY = "raise_priority"
+    #: A claimed ticket goes back to its queue (and is offered to the next agent).
+    REASSIGN = "reassign"
+    #: To the next tier's queue, with the reason "SLA breached".
+    ESCALATE = "escalate"
+
+
+#: The order breach actions run in: escalate last (it ends the stay in the tier).
+BREACH_ORDER: tuple[BreachAction, ...] = tuple(BreachAction)
+
+
+class Role(enum.StrEnum):
+    """``router``: registers and routes (classify, pass on) without owning tickets;
+    ``resolver``: claims and solves them."""
+
+    RESOLVER = "resolver"
+    ROUTER = "router"
+
+
+class SkillMatch(enum.StrEnum):
+    """How take-next uses skills: ``prefer`` serves matching tickets first, then any;
+    ``strict`` serves only tickets whose skills the agent has."""
+
+    PREFER = "prefer"
+    STRICT = "strict"
+
+
+class Availability(enum.StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+class Promise(enum.StrEnum):
+    """The two promises of a tier."""
+
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
+
+
+@dataclass(frozen=True)
+class SlaTerms:
+    """A routing rule's own promise, over its tier's (``None``: the tier's value).
+
+    Carried on the ticket, and in force while the ticket is in the tier the rule sent
+    it to; in another tier that tier's terms apply."""
+
+    calendar: Calendar | None = None
+    first_response_minutes: int | None = None
+    resolution_minutes: int | None = None
+    on_first_response_breach: tuple[BreachAction, ...] | None = None
+    on_resolution_breach: tuple[BreachAction, ...] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self == SlaTerms()
+
+
 @dataclass(frozen=True)
 class Tier:
-    """A support tier and its promise: the expected time to a first human response."""
+    """A support tier and its promises: the expected time to a first human response
+    and to resolution, counted on its calendar, and what a breach of each does."""
 
     name: str
     level: int
     first_response_minutes: int
     description: str = ""
+    #: ``None``: no resolution promise.
+    resolution_minutes: int | None = None
+    calendar: Calendar = Calendar.BUSINESS
+    on_first_response_breach: tuple[BreachAction, ...] = (BreachAction.NOTIFY,)
+    on_resolution_breach: tuple[BreachAction, ...] = (BreachAction.NOTIFY,)
+    #: Every agent of a ``router`` tier routes: classifies and passes tickets on.
+    role: Role = Role.RESOLVER
+    #: ``auto``: a ticket entering the queue is offered to one agent at a time.
+    auto_assign: bool = False
+    #: How long an offer waits to be accepted before it goes to the next agent.
+    offer_seconds: int = 120
+    skill_match: SkillMatch = SkillMatch.PREFER
 
 
 @dataclass(frozen=True)
@@ -86,6 +175,7 @@ class Agent:
     tiers: tuple[str, ...]
     max_concurrent: int = 5
     skills: tuple[str, ...] = ()
+    role: Role = Role.RESOLVER
 
 
 @dataclass(frozen=True)
@@ -256,6 +346,8 @@ class TriageDecision:
     rule: str | None = None
     #: True when a rule says "hand off now" (a complex or urgent problem).
     handoff: bool = False
+    #: The rule's own promise, over the tier's.
+    terms: SlaTerms = SlaTerms()
 
 
 @dataclass(frozen=True)
@@ -274,10 +366,21 @@ class Ticket:
     reasons: tuple[str, ...] = ()
     assignee: str | None = None
     first_response_at: datetime | None = None
+    #: The last agent reply (``first_response_at`` is the first one ever).
+    replied_at: datetime | None = None
     resolved_at: datetime | None = None
     #: Tiers this ticket has been in, oldest first.
     tier_history: tuple[str, ...] = ()
     csat: int | None = None
+    #: The routing rule's promise (in force in the rule's tier, ``tier_history[0]``).
+    terms: SlaTerms = SlaTerms()
+    #: Breach actions already taken, ``<promise>:<tier>:<queued_at>:<action>``: each
+    #: is taken once per stay in a queue (the store checks and adds it atomically).
+    breaches: tuple[str, ...] = ()
+    #: The agent this queued ticket is offered to (automatic assignment), if any.
+    offered_to: str | None = None
+    #: Agents offered this ticket during its stay in the current queue, oldest first.
+    offers: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -313,6 +416,18 @@ class EventKind(enum.StrEnum):
     RESOLVED = "ticket.resolved"
     #: A queued ticket passed its tier's first-response promise with no agent reply.
     SLA_BREACHED = "ticket.sla_breached"
+    #: A breach policy raised the ticket's priority (``promise``, ``from``, ``to``).
+    PRIORITY_RAISED = "ticket.priority_raised"
+    #: A breach policy took a claimed ticket from its owner, back to the queue.
+    REASSIGNED = "ticket.reassigned"
+    #: A router classified a ticket (tier, skills, priority, private) and passed it on.
+    ROUTED = "ticket.routed"
+    #: Automatic assignment offered a queued ticket to an agent.
+    OFFERED = "ticket.offered"
+    #: An offer was not accepted in time (``agent``); the next agent gets it.
+    OFFER_EXPIRED = "ticket.offer_expired"
+    #: An agent said they are online, away or offline.
+    AVAILABILITY = "agent.availability"
     CSAT_ASKED = "csat.asked"
     CSAT_RECORDED = "csat.recorded"
     CSAT_DROPPED = "csat.dropped"

@@ -34,6 +34,11 @@ class TicketChangeKind(enum.StrEnum):
     #: Still waiting in its queue past the tier's first-response promise (``note``
     #: says for how long). Sent once per stay in a tier's queue.
     SLA_BREACHED = "sla_breached"
+    #: Automatic assignment offers the queued ticket to ``actor`` (an agent id's name):
+    #: they accept by claiming it.
+    OFFERED = "offered"
+    #: A router classified the ticket (``note`` says what changed) in its tier.
+    ROUTED = "routed"
 
 
 @dataclass(frozen=True)

@@ -10,19 +10,30 @@ same values as ``default_settings()``.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import flows
 import kb
 from bot.hours import BusinessHours
-from bot.models import EMPTY, LOCALES, Agent, Tier
+from bot.models import (
+    BREACH_ORDER,
+    EMPTY,
+    LOCALES,
+    Agent,
+    BreachAction,
+    Calendar,
+    Role,
+    SkillMatch,
+    Tier,
+)
 from bot.toml_config import Section, did_you_mean, read_toml, secret_from_env, type_name
 
 __all__ = [
@@ -38,6 +49,8 @@ __all__ = [
     "default_settings",
     "load_settings",
 ]
+
+E = TypeVar("E", bound=enum.Enum)
 
 PACKAGED_KB = Path(kb.__file__).resolve().parent / "content"
 PACKAGED_FLOWS = Path(flows.__file__).resolve().parent / "default"
@@ -108,9 +121,9 @@ class StoreSettings:
 
 
 DEFAULT_TIERS: tuple[Tier, ...] = (
-    Tier("N1", 1, 15, "Frontline: registers, routes and solves on first contact"),
-    Tier("N2", 2, 120, "Specialists: configuration, installation, advanced features"),
-    Tier("N3", 3, 480, "Engineering: system failures, integrations, security incidents"),
+    Tier("N1", 1, 15, "Frontline: registers, routes and solves on first contact", 480),
+    Tier("N2", 2, 120, "Specialists: configuration, installation, advanced features", 1440),
+    Tier("N3", 3, 480, "Engineering: system failures, integrations, security incidents", 2880),
 )
 
 DEFAULT_AGENTS: tuple[Agent, ...] = (
@@ -260,6 +273,54 @@ def _triage(s: Section, base: Path) -> TriageSettings:
     return TriageSettings(rules=_path(s, "rules", s.string("rules"), base, "file"))
 
 
+TIER_KEYS = (
+    "name", "level", "first_response_minutes", "resolution_minutes", "description",
+    "calendar", "on_first_response_breach", "on_resolution_breach", "role",
+    "assignment", "offer_seconds", "skill_match",
+)  # fmt: skip
+
+
+def choice(s: Section, key: str, kind: type[E], default: E) -> E:
+    """An enum value given by its string (``calendar = "24x7"``)."""
+    if key not in s.data:
+        return default
+    raw = s.string(key)
+    values = [str(v.value) for v in kind]
+    try:
+        return kind(raw)
+    except ValueError:
+        raise s.error(
+            key, f"'{raw}' is not one of {', '.join(values)}{did_you_mean(raw, values)}"
+        ) from None
+
+
+def breach_actions(s: Section, key: str) -> tuple[BreachAction, ...] | None:
+    """A breach policy: a list of actions, run in :data:`BREACH_ORDER`; None if unset."""
+    if key not in s.data:
+        return None
+    raw = s.strings(key)
+    names = [a.value for a in BreachAction]
+    for i, name in enumerate(raw):
+        if name not in names:
+            raise s.error(
+                f"{key}[{i}]",
+                f"'{name}' is not one of {', '.join(names)}{did_you_mean(name, names)}",
+            )
+    if len(set(raw)) != len(raw):
+        raise s.error(key, "an action is listed twice")
+    return tuple(a for a in BREACH_ORDER if a.value in raw)
+
+
+def _or(
+    value: tuple[BreachAction, ...] | None, default: tuple[BreachAction, ...]
+) -> tuple[BreachAction, ...]:
+    return default if value is None else value
+
+
+def minutes(s: Section, key: str) -> int | None:
+    return s.integer(key, minimum=1) if key in s.data else None
+
+
 def _tiers(root: Section) -> tuple[Tier, ...]:
     sections = root.tables("tiers")
     if sections is None:
@@ -268,12 +329,28 @@ def _tiers(root: Section) -> tuple[Tier, ...]:
         raise root.error("tiers", "at least one tier is needed")
     tiers: list[Tier] = []
     for s in sections:
-        s.check_keys(("name", "level", "first_response_minutes", "description"))
+        s.check_keys(TIER_KEYS)
+        assignment = s.string("assignment", "pull")
+        if assignment not in ("pull", "auto"):
+            raise s.error("assignment", f"'{assignment}' is not one of pull, auto")
+        d = Tier("", 0, 0)
         tier = Tier(
             name=s.string("name"),
             level=s.integer("level", minimum=1),
             first_response_minutes=s.integer("first_response_minutes", minimum=1),
             description=s.optional_string("description", "") or "",
+            resolution_minutes=minutes(s, "resolution_minutes"),
+            calendar=choice(s, "calendar", Calendar, d.calendar),
+            on_first_response_breach=_or(
+                breach_actions(s, "on_first_response_breach"), d.on_first_response_breach
+            ),
+            on_resolution_breach=_or(
+                breach_actions(s, "on_resolution_breach"), d.on_resolution_breach
+            ),
+            role=choice(s, "role", Role, d.role),
+            auto_assign=assignment == "auto",
+            offer_seconds=s.integer("offer_seconds", d.offer_seconds, minimum=5),
+            skill_match=choice(s, "skill_match", SkillMatch, d.skill_match),
         )
         if any(t.name == tier.name for t in tiers):
             raise s.error("name", f"duplicate tier '{tier.name}'")
@@ -284,6 +361,10 @@ def _tiers(root: Section) -> tuple[Tier, ...]:
                 f" ('{tiers[-1].name}')",
             )
         tiers.append(tier)
+    for s, tier in zip(sections, tiers, strict=True):
+        for key in ("on_first_response_breach", "on_resolution_breach"):
+            if BreachAction.ESCALATE in getattr(tier, key) and tier is tiers[-1]:
+                raise s.error(key, f"escalate: {tier.name} is the last tier")
     return tuple(tiers)
 
 
@@ -294,7 +375,7 @@ def _agents(root: Section, tiers: tuple[Tier, ...]) -> tuple[Agent, ...]:
     names = [t.name for t in tiers]
     agents: list[Agent] = []
     for s in sections:
-        s.check_keys(("id", "name", "tiers", "max_concurrent", "skills"))
+        s.check_keys(("id", "name", "tiers", "max_concurrent", "skills", "role"))
         agent_id = s.string("id")
         agent_tiers = s.strings("tiers", empty=False)
         for i, name in enumerate(agent_tiers):
@@ -312,6 +393,7 @@ def _agents(root: Section, tiers: tuple[Tier, ...]) -> tuple[Agent, ...]:
                 tiers=agent_tiers,
                 max_concurrent=s.integer("max_concurrent", 5, minimum=1),
                 skills=s.strings("skills", ()),
+                role=choice(s, "role", Role, Role.RESOLVER),
             )
         )
     return tuple(agents)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from bot import i18n
+from bot.clock import Clock
 from bot.models import Ticket, TicketState
+from bot.sla import Deadlines
 from bot.store.base import DeskStore
 from bot.tiers import TierMap
 
 
 class TicketStatus:
-    def __init__(self, desk: DeskStore, tiers: TierMap) -> None:
+    def __init__(self, desk: DeskStore, tiers: TierMap, deadlines: Deadlines, clock: Clock) -> None:
         self._desk = desk
         self._tiers = tiers
+        self._deadlines = deadlines
+        self._clock = clock
 
     async def text(self, ticket: Ticket | None, locale: str, asked: int | None) -> str:
         """No agent names or content: a ticket number is guessable, so a status answer
@@ -31,7 +35,7 @@ class TicketStatus:
                 tier=tier.name,
                 position=position,
                 depth=max(len(queue), position),
-                sla=self._tiers.promise(tier.name, locale),
+                sla=self._deadlines.promise_text(ticket, locale, self._clock.now())[0],
             )
         if ticket.state is TicketState.ASSIGNED:
             return i18n.text("status_assigned", locale, ticket=ticket.label, tier=tier.name)

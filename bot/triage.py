@@ -41,7 +41,8 @@ from rapidfuzz import fuzz
 
 from bot.errors import ConfigError
 from bot.hours import BusinessHours
-from bot.models import EMPTY, Priority, Tier, TriageDecision
+from bot.models import EMPTY, BreachAction, Calendar, Priority, SlaTerms, Tier, TriageDecision
+from bot.settings import breach_actions, choice, minutes
 from bot.toml_config import Section, did_you_mean, read_toml
 from kb.normalize import fold
 
@@ -53,7 +54,12 @@ PHRASE_CUTOFF = 90.0
 #: Longest customer text triage reads; the engine already bounds messages.
 MAX_TEXT = 4000
 
-RULE_KEYS = ("name", "reason", "tier", "priority", "skills", "private", "handoff", "when")
+RULE_KEYS = (
+    "name", "reason", "tier", "priority", "skills", "private", "handoff", "when",
+    # the rule's own promise (issue 13), over its tier's
+    "calendar", "first_response_minutes", "resolution_minutes",
+    "on_first_response_breach", "on_resolution_breach",
+)  # fmt: skip
 WHEN_KEYS = (
     "keywords", "regex", "kb_outcome", "kb_category", "failed_attempts_at_least",
     "channel", "contact", "business_hours", "requested_human",
@@ -207,6 +213,7 @@ class Rule:
     private: bool = False
     handoff: bool = True
     when: Conditions = Conditions()
+    terms: SlaTerms = field(default_factory=SlaTerms)
 
 
 class Triage:
@@ -229,6 +236,7 @@ class Triage:
                 reasons=(rule.reason, "matched: " + ("; ".join(why) or "catch-all rule")),
                 rule=rule.name,
                 handoff=rule.handoff,
+                terms=rule.terms,
             )
             if not rule.handoff:
                 later = next(
@@ -283,6 +291,22 @@ def load_triage(path: Path, tiers: Sequence[Tier], hours: BusinessHours) -> Tria
     return Triage(rules, names[0], hours)
 
 
+def _terms(s: Section, tier: str, tiers: list[str]) -> SlaTerms:
+    calendar = choice(s, "calendar", Calendar, Calendar.BUSINESS) if "calendar" in s.data else None
+    terms = SlaTerms(
+        calendar=calendar,
+        first_response_minutes=minutes(s, "first_response_minutes"),
+        resolution_minutes=minutes(s, "resolution_minutes"),
+        on_first_response_breach=breach_actions(s, "on_first_response_breach"),
+        on_resolution_breach=breach_actions(s, "on_resolution_breach"),
+    )
+    for key in ("on_first_response_breach", "on_resolution_breach"):
+        actions = getattr(terms, key)
+        if actions and BreachAction.ESCALATE in actions and tier == tiers[-1]:
+            raise s.error(key, f"escalate: {tier} is the last tier")
+    return terms
+
+
 def _rule(s: Section, name: str, tiers: list[str]) -> Rule:
     s.check_keys(RULE_KEYS)
     tier = s.string("tier")
@@ -303,6 +327,7 @@ def _rule(s: Section, name: str, tiers: list[str]) -> Rule:
         private=s.boolean("private", False),
         handoff=s.boolean("handoff", True),
         when=_when(s.table("when")),
+        terms=_terms(s, tier, tiers),
     )
 
 

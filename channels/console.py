@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 from typing import TextIO
 
 from bot import kpis
+from bot.desk import parse_routing
 from bot.edge import Edge
-from bot.models import InboundMessage, Message, OutboundMessage, Ticket
+from bot.models import Availability, InboundMessage, Message, OutboundMessage, Ticket
 from bot.ports import TicketChangeKind, TicketView
 
 CHANNEL = "console"
@@ -25,6 +26,9 @@ Type as the customer. Agent commands (the ticket defaults to this chat's ticket)
   /agent reply TEXT            answer the customer     /agent note TEXT   private note
   /agent escalate [TIER] WHY   escalate (default: the next tier) with a reason
   /agent release               give the ticket back    /agent resolve   resolve (asks CSAT)
+  /agent route [N] [TIER] [priority=P] [skills=a,b] [private=yes|no]
+                               routers: classify a waiting ticket and pass it on
+  /agent online | away | offline   your availability (only online agents are offered tickets)
   /agent ticket [N]            ticket details and transcript
   /agent stats                 KPIs per tier (deflection, response, SLA, CSAT ...)
   /agent as ID                 act as another agent    /agent who   list agents
@@ -82,12 +86,16 @@ class Console:
         if change is TicketChangeKind.SLA_BREACHED:  # said where the ticket waits
             self.say(f"[{t.tier} queue] {t.label} {view.note}")
             return
+        if change is TicketChangeKind.OFFERED:
+            self.say(f"[{t.tier} queue] {t.label} offered to {view.actor}: claim it to accept")
+            return
         detail = {
             TicketChangeKind.CLAIMED: f"claimed by {view.actor}",
             TicketChangeKind.RELEASED: f"released by {view.actor}, back in {t.tier}",
             TicketChangeKind.ESCALATED: f"escalated {view.previous_tier} → {t.tier}",
             TicketChangeKind.RESOLVED: f"resolved by {view.actor}",
             TicketChangeKind.CSAT: f"CSAT {t.csat}/5",
+            TicketChangeKind.ROUTED: f"routed by {view.actor}: {view.note}",
         }[change]
         self.say(f"[agents] {t.label} {detail}")
 
@@ -154,7 +162,15 @@ class Console:
         if verb == "who":
             for agent in desk.agents.values():
                 me = " (you)" if agent.id == self.agent_id else ""
-                self.say(f"[desk] {agent.id}: {agent.name}, tiers {'/'.join(agent.tiers)}{me}")
+                state = await desk.availability(agent.id)
+                skills = f", skills {', '.join(agent.skills)}" if agent.skills else ""
+                self.say(
+                    f"[desk] {agent.id}: {agent.name}, tiers {'/'.join(agent.tiers)}{skills},"
+                    f" {agent.role.value}, {state.value}{me}"
+                )
+            return
+        if verb in {a.value for a in Availability}:
+            self._result((await desk.set_availability(self.agent_id, Availability(verb))).message)
             return
         if verb == "as":
             if not args or desk.agent(args[0]) is None:
@@ -187,6 +203,12 @@ class Console:
             if rest and rest[0] in desk.tiers:
                 tier, rest = rest[0], rest[1:]
             self._result((await desk.escalate(self.agent_id, number, tier, " ".join(rest))).message)
+        elif verb == "route":
+            routing = parse_routing(rest, desk.tiers.names())
+            if isinstance(routing, str):
+                self._result(routing)
+            else:
+                self._result((await desk.route(self.agent_id, number, routing)).message)
         elif verb == "release":
             self._result((await desk.release(self.agent_id, number)).message)
         elif verb == "resolve":

@@ -31,10 +31,23 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.errors import LockTimeout
-from bot.models import Contact, Conversation, Event, Identity, Message, Ticket
+from bot.models import (
+    Availability,
+    BreachAction,
+    Contact,
+    Conversation,
+    Event,
+    Identity,
+    Message,
+    Priority,
+    Promise,
+    Ticket,
+)
 
 #: How far back :meth:`Store.append_message` looks for the same message id.
 RECENT_IDS = 20
+#: How many tickets of each queue take-next looks at for one with the right skills.
+SKILL_SCAN = 100
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,12 @@ class ChangeError(enum.StrEnum):
     NOT_OPEN = "not_open"
     SAME_TIER = "same_tier"
     AT_CAPACITY = "at_capacity"
+    #: This breach action was already taken (by this or another process).
+    DONE_ALREADY = "done_already"
+    #: The promise is no longer broken: answered, resolved, or the ticket moved on.
+    NOT_BREACHED = "not_breached"
+    #: The ticket changed since it was read (a new stay, another offer).
+    STALE = "stale"
 
 
 @dataclass(frozen=True)
@@ -63,10 +82,55 @@ class TicketChange:
 
     ticket: Ticket | None
     error: ChangeError | None = None
+    #: The ticket just before the change, for steps whose effect depends on it.
+    before: Ticket | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True)
+class Breach:
+    """One broken promise: ``promise`` of the ticket's stay in ``tier`` that began at
+    ``queued_at``. For a first response, ``replied_at`` is the ticket's last agent reply
+    as the caller saw it (before the stay began): the step refuses if it changed."""
+
+    promise: Promise
+    tier: str
+    queued_at: datetime
+    replied_at: datetime | None = None
+
+    def mark(self, action: BreachAction) -> str:
+        return f"{self.promise}:{self.tier}:{self.queued_at.isoformat()}:{action}"
+
+
+@dataclass(frozen=True)
+class AgentLoad:
+    """How busy an agent is: open tickets, and when they last got one (a sequence
+    number: lower is longer idle; 0 never)."""
+
+    open: int
+    last_assigned: int
+
+
+@dataclass(frozen=True)
+class SkillFilter:
+    """Take-next's use of skills: the agent's ``skills``; in ``strict_tiers`` only
+    tickets whose skills the agent all has are served, elsewhere they come first."""
+
+    skills: tuple[str, ...]
+    strict_tiers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Routing:
+    """What a router decided about a waiting ticket (``None``: unchanged)."""
+
+    tier: str | None = None
+    priority: Priority | None = None
+    skills: tuple[str, ...] | None = None
+    private: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -233,10 +297,20 @@ class DeskStore(abc.ABC):
 
     @abc.abstractmethod
     async def take_next(
-        self, tiers: Sequence[str], agent_id: str, now: datetime, max_open: int | None = None
+        self,
+        tiers: Sequence[str],
+        agent_id: str,
+        now: datetime,
+        max_open: int | None = None,
+        skills: SkillFilter | None = None,
     ) -> TicketChange:
         """Claim the best ticket waiting in any of ``tiers``: highest priority, then
-        oldest in queue. ``NOT_FOUND`` when every one of those queues is empty."""
+        oldest in queue. ``NOT_FOUND`` when every one of those queues is empty.
+
+        A ticket offered to another agent (automatic assignment) is skipped. With
+        ``skills``, tickets whose skills the agent has come first (and are the only ones
+        served in its strict tiers); only the first :data:`SKILL_SCAN` tickets of each
+        queue are looked at, so a long queue stays cheap."""
 
     @abc.abstractmethod
     async def escalate(self, ticket_id: str, to_tier: str, now: datetime) -> TicketChange:
@@ -253,7 +327,59 @@ class DeskStore(abc.ABC):
 
     @abc.abstractmethod
     async def mark_first_response(self, ticket_id: str, now: datetime) -> TicketChange:
-        """Record the first human response time, once (later calls keep the first)."""
+        """Record an agent reply: ``first_response_at`` once (later calls keep the
+        first), ``replied_at`` every time."""
+
+    @abc.abstractmethod
+    async def breach_step(
+        self,
+        ticket_id: str,
+        breach: Breach,
+        action: BreachAction,
+        now: datetime,
+        to_tier: str | None = None,
+    ) -> TicketChange:
+        """Take one breach action, atomically and once: ``DONE_ALREADY`` when its mark
+        (:meth:`Breach.mark`) is on the ticket, ``NOT_BREACHED`` when the ticket is no
+        longer in that stay (moved, resolved) or, for a first response, was answered.
+        Otherwise the action happens and the mark is added in the same step:
+
+        * ``notify``: nothing else (the caller tells the agents);
+        * ``raise_priority``: one step up, at most urgent, re-placed in its queue;
+        * ``reassign``: an assigned ticket goes back to its queue (keeping its place)
+          and its owner joins ``offers``; a queued one is left as it is;
+        * ``escalate``: to ``to_tier``'s queue, as :meth:`escalate`.
+
+        ``before`` on the result is the ticket before the step."""
+
+    @abc.abstractmethod
+    async def route(self, ticket_id: str, routing: Routing, now: datetime) -> TicketChange:
+        """Apply a router's classification to a queued ticket (``NOT_QUEUED``
+        otherwise): priority, skills and private change in place (its queue place
+        follows the priority); a new tier moves it to that queue as :meth:`escalate`."""
+
+    @abc.abstractmethod
+    async def move_offer(
+        self, ticket_id: str, queued_at: datetime, current: str | None, to: str | None
+    ) -> TicketChange:
+        """Offer a queued ticket to ``to`` (``None``: to nobody), if it is still in the
+        stay that began at ``queued_at`` and offered to ``current`` (compare and set;
+        ``STALE`` otherwise). ``to`` joins the ticket's ``offers``."""
+
+    @abc.abstractmethod
+    async def agent_loads(self, agent_ids: Sequence[str]) -> dict[str, AgentLoad]:
+        """Open tickets and last assignment of each agent."""
+
+    @abc.abstractmethod
+    async def set_availability(self, agent_id: str, state: Availability) -> None: ...
+
+    @abc.abstractmethod
+    async def availability(self, agent_id: str) -> Availability | None:
+        """What the agent last said, ``None`` if never."""
+
+    @abc.abstractmethod
+    async def availabilities(self) -> dict[str, Availability]:
+        """Every agent that said something, and what."""
 
     @abc.abstractmethod
     async def record_csat(self, ticket_id: str, score: int) -> TicketChange:

@@ -21,6 +21,8 @@ from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
 from bot.models import (
+    BreachAction,
+    Calendar,
     Choice,
     Contact,
     Conversation,
@@ -29,6 +31,7 @@ from bot.models import (
     Identity,
     Message,
     Priority,
+    SlaTerms,
     Ticket,
     TicketState,
 )
@@ -214,10 +217,48 @@ def _ticket_to_dict(t: Ticket) -> dict[str, Any]:
         "reasons": list(t.reasons),
         "assignee": t.assignee,
         "first_response_at": _format_optional(t.first_response_at),
+        "replied_at": _format_optional(t.replied_at),
         "resolved_at": _format_optional(t.resolved_at),
         "tier_history": list(t.tier_history),
         "csat": t.csat,
+        "terms": None if t.terms.empty else _terms_to_dict(t.terms),
+        "breaches": list(t.breaches),
+        "offered_to": t.offered_to,
+        "offers": list(t.offers),
     }
+
+
+def _terms_to_dict(terms: SlaTerms) -> dict[str, Any]:
+    def actions(value: tuple[BreachAction, ...] | None) -> list[str] | None:
+        return None if value is None else [a.value for a in value]
+
+    return {
+        "calendar": None if terms.calendar is None else terms.calendar.value,
+        "first_response_minutes": terms.first_response_minutes,
+        "resolution_minutes": terms.resolution_minutes,
+        "on_first_response_breach": actions(terms.on_first_response_breach),
+        "on_resolution_breach": actions(terms.on_resolution_breach),
+    }
+
+
+def _terms_from_dict(d: Any) -> SlaTerms:
+    if not d:  # null, or {} from cjson
+        return SlaTerms()
+
+    def actions(value: Any) -> tuple[BreachAction, ...] | None:
+        return None if value is None else tuple(BreachAction(a) for a in _strings(value))
+
+    def optional_int(value: Any) -> int | None:
+        return None if value is None else int(value)
+
+    calendar = d.get("calendar")
+    return SlaTerms(
+        calendar=None if calendar is None else Calendar(calendar),
+        first_response_minutes=optional_int(d.get("first_response_minutes")),
+        resolution_minutes=optional_int(d.get("resolution_minutes")),
+        on_first_response_breach=actions(d.get("on_first_response_breach")),
+        on_resolution_breach=actions(d.get("on_resolution_breach")),
+    )
 
 
 def _ticket_from_dict(d: dict[str, Any]) -> Ticket:
@@ -236,9 +277,14 @@ def _ticket_from_dict(d: dict[str, Any]) -> Ticket:
         reasons=_strings(d.get("reasons")),
         assignee=d.get("assignee"),
         first_response_at=_optional_datetime(d.get("first_response_at")),
+        replied_at=_optional_datetime(d.get("replied_at")),
         resolved_at=_optional_datetime(d.get("resolved_at")),
         tier_history=_strings(d.get("tier_history")),
         csat=None if csat is None else int(csat),
+        terms=_terms_from_dict(d.get("terms")),
+        breaches=_strings(d.get("breaches")),
+        offered_to=d.get("offered_to"),
+        offers=_strings(d.get("offers")),
     )
 
 

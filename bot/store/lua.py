@@ -55,9 +55,50 @@ local function assign(t, agent)
   redis.call('ZREM', queue_key(t.tier), member(t))
   t.state = 'assigned'
   t.assignee = agent
+  t.offered_to = cjson.null
   redis.call('SADD', agent_key(agent), t.id)
+  -- who has been idle longest (automatic assignment): a sequence, not a clock
+  redis.call('HSET', Q .. 'last_assigned', agent, redis.call('INCR', Q .. 'assign_seq'))
   mark_open(t)
   return save(t)
+end
+local function list(v) if type(v) == 'table' then return v end return {} end
+local function has(items, x)
+  for _, item in ipairs(list(items)) do if item == x then return true end end
+  return false
+end
+-- back in its queue, same place and stay; the owner is not offered it again
+local function requeue(t)
+  redis.call('SREM', agent_key(t.assignee), t.id)
+  if not has(t.offers, t.assignee) then
+    t.offers = list(t.offers)
+    t.offers[#t.offers + 1] = t.assignee
+  end
+  t.state = 'queued'
+  t.assignee = cjson.null
+  t.offered_to = cjson.null
+  redis.call('ZADD', queue_key(t.tier), redis.call('HGET', SCORES, t.id), member(t))
+end
+-- queued in another tier from now on: a new stay (its own promises and offers).
+-- now_iso, now_us (µs since the queue epoch), top priority, priority span
+local function move_to_tier(t, tier, now_iso, now_us, top, span)
+  if t.state == 'queued' then
+    redis.call('ZREM', queue_key(t.tier), member(t))
+  else
+    redis.call('SREM', agent_key(t.assignee), t.id)
+  end
+  local score = string.format('%.0f', (tonumber(top) - t.priority) * tonumber(span) + tonumber(now_us))
+  t.tier_history = list(t.tier_history)
+  t.tier_history[#t.tier_history + 1] = tier
+  t.tier = tier
+  t.state = 'queued'
+  t.assignee = cjson.null
+  t.queued_at = now_iso
+  t.offered_to = cjson.null
+  t.offers = {}
+  redis.call('HSET', SCORES, t.id, score)
+  redis.call('ZADD', queue_key(t.tier), score, member(t))
+  mark_open(t)
 end
 -- the assigned ticket owned by agent, or an error reply
 local function owned(id, agent)
@@ -109,22 +150,46 @@ if at_capacity(ARGV[3], ARGV[4]) then return {'at_capacity', raw} end
 return {'', assign(t, ARGV[3])}
 """
 
-# KEYS: tickets, numbers, scores, agent, queue(tier)... ARGV: desk, agent, max_open or '', tier...
+# KEYS: tickets, numbers, scores, open, agent, queue(tier)...
+# ARGV: desk, agent, max_open or '', use skills ('1'/'0'), agent skills joined by
+# newlines, scan limit, number of tiers n, tier 1..n, strict flag ('1'/'0') 1..n.
+# Best = fits the agent's skills first, then lowest score (priority, age), then member.
 TAKE_NEXT = """
-local best_member, best_score
-for i = 4, #ARGV do
-  local head = redis.call('ZRANGE', queue_key(ARGV[i]), 0, 0, 'WITHSCORES')
-  if head[1] then
-    local score = tonumber(head[2])
-    if not best_member or score < best_score or (score == best_score and head[1] < best_member) then
-      best_member, best_score = head[1], score
+local agent = ARGV[2]
+local use_skills = ARGV[4] == '1'
+local skills = {}
+for skill in string.gmatch(ARGV[5], '[^\\n]+') do skills[skill] = true end
+local limit, n = tonumber(ARGV[6]), tonumber(ARGV[7])
+local best_member, best_rank, best_score
+for i = 1, n do
+  local strict = ARGV[7 + n + i] == '1'
+  local head = redis.call('ZRANGE', queue_key(ARGV[7 + i]), 0, limit - 1, 'WITHSCORES')
+  for j = 1, #head, 2 do
+    local m, score = head[j], tonumber(head[j + 1])
+    local t = load(string.sub(m, 18))
+    if t and (is_null(t.offered_to) or t.offered_to == agent) then
+      local fits = true
+      if use_skills then
+        for _, skill in ipairs(list(t.skills)) do
+          if not skills[skill] then fits = false end
+        end
+      end
+      if fits or not strict then
+        local rank = fits and 0 or 1
+        if not best_member or rank < best_rank
+            or (rank == best_rank and (score < best_score
+                or (score == best_score and m < best_member))) then
+          best_member, best_rank, best_score = m, rank, score
+        end
+        if fits then break end  -- the rest of this queue comes after it
+      end
     end
   end
 end
 if not best_member then return {'not_found'} end
 local t, raw = load(string.sub(best_member, 18))
-if at_capacity(ARGV[2], ARGV[3]) then return {'at_capacity', raw} end
-return {'', assign(t, ARGV[2])}
+if at_capacity(agent, ARGV[3]) then return {'at_capacity', raw} end
+return {'', assign(t, agent)}
 """
 
 # KEYS: tickets, numbers, scores, queue(to_tier).
@@ -134,36 +199,17 @@ local t, raw = load(ARGV[2])
 if not t then return {'not_found'} end
 if t.state ~= 'queued' and t.state ~= 'assigned' then return {'not_open', raw} end
 if t.tier == ARGV[3] then return {'same_tier', raw} end
-if t.state == 'queued' then
-  redis.call('ZREM', queue_key(t.tier), member(t))
-else
-  redis.call('SREM', agent_key(t.assignee), t.id)
-end
-local score = string.format('%.0f', (tonumber(ARGV[6]) - t.priority) * tonumber(ARGV[7]) + tonumber(ARGV[5]))
-if type(t.tier_history) ~= 'table' then t.tier_history = {} end
-t.tier_history[#t.tier_history + 1] = ARGV[3]
-t.tier = ARGV[3]
-t.state = 'queued'
-t.assignee = cjson.null
-t.queued_at = ARGV[4]
-raw = save(t)
-mark_open(t)
-redis.call('HSET', SCORES, t.id, score)
-redis.call('ZADD', queue_key(t.tier), score, member(t))
-return {'', raw}
+move_to_tier(t, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+return {'', save(t)}
 """
 
 # KEYS: tickets, numbers, scores, agent. ARGV: desk, ticket id, agent.
 RELEASE = """
 local t, refused = owned(ARGV[2], ARGV[3])
 if not t then return refused end
-redis.call('SREM', agent_key(ARGV[3]), t.id)
-t.state = 'queued'
-t.assignee = cjson.null
+requeue(t)  -- the score kept from when it entered the queue: same priority, same age
 local raw = save(t)
 mark_open(t)
--- the score kept from when it entered the queue: same priority, same age
-redis.call('ZADD', queue_key(t.tier), redis.call('HGET', SCORES, t.id), member(t))
 return {'', raw}
 """
 
@@ -184,11 +230,87 @@ return {'', save(t)}
 MARK_FIRST_RESPONSE = """
 local t, raw = load(ARGV[2])
 if not t then return {'not_found'} end
-if is_null(t.first_response_at) then
-  t.first_response_at = ARGV[3]
-  raw = save(t)
+if is_null(t.first_response_at) then t.first_response_at = ARGV[3] end
+t.replied_at = ARGV[3]
+return {'', save(t)}
+"""
+
+# KEYS: tickets, numbers, scores, open.
+# ARGV: desk, ticket id, mark, promise, tier, queued_at (ISO, as stored), replied_at as
+# the caller saw it ('' none), action, now (ISO), now (µs, queue epoch), top priority,
+# span, to_tier ('' none). {error, after, before}: see DeskStore.breach_step.
+BREACH_STEP = """
+local t, raw = load(ARGV[2])
+if not t then return {'not_found'} end
+if has(t.breaches, ARGV[3]) then return {'done_already', raw} end
+if (t.state ~= 'queued' and t.state ~= 'assigned') or t.tier ~= ARGV[5]
+    or t.queued_at ~= ARGV[6] then
+  return {'not_breached', raw}
 end
-return {'', raw}
+if ARGV[4] == 'first_response' then
+  local replied = is_null(t.replied_at) and '' or t.replied_at
+  if replied ~= ARGV[7] then return {'not_breached', raw} end
+end
+local action = ARGV[8]
+if action == 'raise_priority' then
+  local top = tonumber(ARGV[11])
+  if t.priority < top then
+    t.priority = t.priority + 1
+    local score = string.format('%.0f', tonumber(redis.call('HGET', SCORES, t.id)) - tonumber(ARGV[12]))
+    redis.call('HSET', SCORES, t.id, score)
+    if t.state == 'queued' then redis.call('ZADD', queue_key(t.tier), score, member(t)) end
+  end
+elseif action == 'reassign' then
+  if t.state == 'assigned' then requeue(t) end
+elseif action == 'escalate' then
+  if ARGV[13] == '' or ARGV[13] == t.tier then return {'same_tier', raw} end
+  move_to_tier(t, ARGV[13], ARGV[9], ARGV[10], ARGV[11], ARGV[12])
+end
+t.breaches = list(t.breaches)
+t.breaches[#t.breaches + 1] = ARGV[3]
+return {'', save(t), raw}
+"""
+
+# KEYS: tickets, numbers, scores, open.
+# ARGV: desk, ticket id, tier ('' same), priority ('' same), skills JSON ('' same),
+# private ('1'/'0'/'' same), now (ISO), now (µs), top priority, span.
+ROUTE = """
+local t, raw = load(ARGV[2])
+if not t then return {'not_found'} end
+if t.state ~= 'queued' then return {'not_queued', raw} end
+if ARGV[5] ~= '' then t.skills = cjson.decode(ARGV[5]) end
+if ARGV[6] ~= '' then t.private = ARGV[6] == '1' end
+if ARGV[4] ~= '' and tonumber(ARGV[4]) ~= t.priority then
+  local delta = tonumber(ARGV[4]) - t.priority
+  t.priority = tonumber(ARGV[4])
+  local score = string.format('%.0f', tonumber(redis.call('HGET', SCORES, t.id)) - delta * tonumber(ARGV[10]))
+  redis.call('HSET', SCORES, t.id, score)
+  redis.call('ZADD', queue_key(t.tier), score, member(t))
+end
+if ARGV[3] ~= '' and ARGV[3] ~= t.tier then
+  move_to_tier(t, ARGV[3], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
+end
+return {'', save(t), raw}
+"""
+
+# KEYS: tickets, numbers, scores, open.
+# ARGV: desk, ticket id, queued_at (ISO, as stored), current offer ('' none), to ('' none).
+MOVE_OFFER = """
+local t, raw = load(ARGV[2])
+if not t then return {'not_found'} end
+if t.state ~= 'queued' or t.queued_at ~= ARGV[3] then return {'stale', raw} end
+local current = is_null(t.offered_to) and '' or t.offered_to
+if current ~= ARGV[4] then return {'stale', raw} end
+if ARGV[5] == '' then
+  t.offered_to = cjson.null
+else
+  t.offered_to = ARGV[5]
+  if not has(t.offers, ARGV[5]) then
+    t.offers = list(t.offers)
+    t.offers[#t.offers + 1] = ARGV[5]
+  end
+end
+return {'', save(t), raw}
 """
 
 # KEYS: tickets, numbers, scores. ARGV: desk, ticket id, score.
@@ -323,6 +445,9 @@ SCRIPTS: dict[str, str] = {
     "release": _DESK + RELEASE,
     "resolve": _DESK + RESOLVE,
     "mark_first_response": _DESK + MARK_FIRST_RESPONSE,
+    "breach_step": _DESK + BREACH_STEP,
+    "route": _DESK + ROUTE,
+    "move_offer": _DESK + MOVE_OFFER,
     "record_csat": _DESK + RECORD_CSAT,
     "prune_tickets": _DESK + PRUNE_TICKETS,
     "queue": QUEUE,

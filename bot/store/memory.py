@@ -19,13 +19,58 @@ from dataclasses import replace
 from datetime import datetime
 
 from bot.errors import LockLost
-from bot.models import Contact, Conversation, Event, Identity, Message, Ticket, TicketState
-from bot.store.base import RECENT_IDS, ChangeError, Lease, Store, TicketChange
+from bot.models import (
+    Availability,
+    BreachAction,
+    Contact,
+    Conversation,
+    Event,
+    Identity,
+    Message,
+    Priority,
+    Promise,
+    Ticket,
+    TicketState,
+)
+from bot.store.base import (
+    RECENT_IDS,
+    SKILL_SCAN,
+    AgentLoad,
+    Breach,
+    ChangeError,
+    Lease,
+    Routing,
+    SkillFilter,
+    Store,
+    TicketChange,
+)
 
 
 def queue_order(ticket: Ticket) -> tuple[int, datetime, int]:
     """Take-next order: highest priority first, then longest waiting, then oldest number."""
     return (-int(ticket.priority), ticket.queued_at, ticket.number)
+
+
+def _moved(ticket: Ticket, to_tier: str, now: datetime) -> Ticket:
+    """Queued in ``to_tier`` from ``now``: a new stay (its own promises and offers)."""
+    return replace(
+        ticket,
+        tier=to_tier,
+        state=TicketState.QUEUED,
+        assignee=None,
+        queued_at=now,
+        tier_history=(*ticket.tier_history, to_tier),
+        offered_to=None,
+        offers=(),
+    )
+
+
+def _requeued(ticket: Ticket) -> Ticket:
+    """Back in its queue, same place and stay; its owner joins ``offers`` (not offered it
+    again)."""
+    owner = ticket.assignee
+    offers = ticket.offers if owner is None or owner in ticket.offers else (*ticket.offers, owner)
+    return replace(ticket, state=TicketState.QUEUED, assignee=None, offered_to=None, offers=offers)
 
 
 class MemoryStore(Store):
@@ -57,6 +102,9 @@ class MemoryStore(Store):
         self._tokens = itertools.count(1)
         self._timers: dict[str, datetime] = {}
         self._links: dict[str, str] = {}
+        self._availability: dict[str, Availability] = {}
+        self._assignments = itertools.count(1)
+        self._last_assigned: dict[str, int] = {}
 
     async def mark_seen(self, key: str, ttl_seconds: int) -> bool:
         now = self._monotonic()
@@ -171,8 +219,9 @@ class MemoryStore(Store):
     def _assign(self, ticket: Ticket, agent_id: str, max_open: int | None) -> TicketChange:
         if max_open is not None and self._load(agent_id) >= max_open:
             return TicketChange(ticket, ChangeError.AT_CAPACITY)
-        claimed = replace(ticket, state=TicketState.ASSIGNED, assignee=agent_id)
+        claimed = replace(ticket, state=TicketState.ASSIGNED, assignee=agent_id, offered_to=None)
         self._tickets[ticket.id] = claimed
+        self._last_assigned[agent_id] = next(self._assignments)
         return TicketChange(claimed)
 
     async def claim(
@@ -188,14 +237,32 @@ class MemoryStore(Store):
         return self._assign(ticket, agent_id, max_open)
 
     async def take_next(
-        self, tiers: Sequence[str], agent_id: str, now: datetime, max_open: int | None = None
+        self,
+        tiers: Sequence[str],
+        agent_id: str,
+        now: datetime,
+        max_open: int | None = None,
+        skills: SkillFilter | None = None,
     ) -> TicketChange:
-        waiting = [
-            t for t in self._tickets.values() if t.state is TicketState.QUEUED and t.tier in tiers
-        ]
-        if not waiting:
+        candidates: list[tuple[int, tuple[int, datetime, int], Ticket]] = []
+        for tier in tiers:
+            queue = [
+                t
+                for t in self._tickets.values()
+                if t.state is TicketState.QUEUED and t.tier == tier
+            ]
+            for ticket in heapq.nsmallest(SKILL_SCAN, queue, key=queue_order):
+                if ticket.offered_to is not None and ticket.offered_to != agent_id:
+                    continue
+                fits = skills is None or set(ticket.skills) <= set(skills.skills)
+                if not fits and skills is not None and tier in skills.strict_tiers:
+                    continue
+                candidates.append((0 if fits else 1, queue_order(ticket), ticket))
+                if fits:
+                    break  # the rest of this queue comes after it
+        if not candidates:
             return TicketChange(None, ChangeError.NOT_FOUND)
-        best = heapq.nsmallest(1, waiting, key=queue_order)[0]
+        best = min(candidates, key=lambda c: (c[0], c[1]))[2]
         return self._assign(best, agent_id, max_open)
 
     async def escalate(self, ticket_id: str, to_tier: str, now: datetime) -> TicketChange:
@@ -206,14 +273,7 @@ class MemoryStore(Store):
             return TicketChange(ticket, ChangeError.NOT_OPEN)
         if ticket.tier == to_tier:
             return TicketChange(ticket, ChangeError.SAME_TIER)
-        moved = replace(
-            ticket,
-            tier=to_tier,
-            state=TicketState.QUEUED,
-            assignee=None,
-            queued_at=now,
-            tier_history=(*ticket.tier_history, to_tier),
-        )
+        moved = _moved(ticket, to_tier, now)
         self._tickets[ticket.id] = moved
         return TicketChange(moved)
 
@@ -231,7 +291,7 @@ class MemoryStore(Store):
         owned = self._owned(ticket_id, agent_id)
         if not owned.ok or owned.ticket is None:
             return owned
-        released = replace(owned.ticket, state=TicketState.QUEUED, assignee=None)
+        released = _requeued(owned.ticket)
         self._tickets[ticket_id] = released
         return TicketChange(released)
 
@@ -265,10 +325,87 @@ class MemoryStore(Store):
         ticket = self._tickets.get(ticket_id)
         if ticket is None:
             return TicketChange(None, ChangeError.NOT_FOUND)
-        if ticket.first_response_at is None:
-            ticket = replace(ticket, first_response_at=now)
-            self._tickets[ticket_id] = ticket
+        ticket = replace(ticket, first_response_at=ticket.first_response_at or now, replied_at=now)
+        self._tickets[ticket_id] = ticket
         return TicketChange(ticket)
+
+    async def breach_step(
+        self,
+        ticket_id: str,
+        breach: Breach,
+        action: BreachAction,
+        now: datetime,
+        to_tier: str | None = None,
+    ) -> TicketChange:
+        ticket = self._tickets.get(ticket_id)
+        if ticket is None:
+            return TicketChange(None, ChangeError.NOT_FOUND)
+        mark = breach.mark(action)
+        if mark in ticket.breaches:
+            return TicketChange(ticket, ChangeError.DONE_ALREADY)
+        if (
+            ticket.state not in (TicketState.QUEUED, TicketState.ASSIGNED)
+            or ticket.tier != breach.tier
+            or ticket.queued_at != breach.queued_at
+            or (breach.promise is Promise.FIRST_RESPONSE and ticket.replied_at != breach.replied_at)
+        ):
+            return TicketChange(ticket, ChangeError.NOT_BREACHED)
+        changed = ticket
+        if action is BreachAction.RAISE_PRIORITY:
+            changed = replace(ticket, priority=Priority(min(ticket.priority + 1, max(Priority))))
+        elif action is BreachAction.REASSIGN and ticket.state is TicketState.ASSIGNED:
+            changed = _requeued(ticket)
+        elif action is BreachAction.ESCALATE:
+            if to_tier is None or to_tier == ticket.tier:
+                return TicketChange(ticket, ChangeError.SAME_TIER)
+            changed = _moved(ticket, to_tier, now)
+        changed = replace(changed, breaches=(*changed.breaches, mark))
+        self._tickets[ticket_id] = changed
+        return TicketChange(changed, before=ticket)
+
+    async def route(self, ticket_id: str, routing: Routing, now: datetime) -> TicketChange:
+        ticket = self._tickets.get(ticket_id)
+        if ticket is None:
+            return TicketChange(None, ChangeError.NOT_FOUND)
+        if ticket.state is not TicketState.QUEUED:
+            return TicketChange(ticket, ChangeError.NOT_QUEUED)
+        changed = replace(
+            ticket,
+            priority=ticket.priority if routing.priority is None else routing.priority,
+            skills=ticket.skills if routing.skills is None else routing.skills,
+            private=ticket.private if routing.private is None else routing.private,
+        )
+        if routing.tier is not None and routing.tier != ticket.tier:
+            changed = _moved(changed, routing.tier, now)
+        self._tickets[ticket_id] = changed
+        return TicketChange(changed, before=ticket)
+
+    async def move_offer(
+        self, ticket_id: str, queued_at: datetime, current: str | None, to: str | None
+    ) -> TicketChange:
+        ticket = self._tickets.get(ticket_id)
+        if ticket is None:
+            return TicketChange(None, ChangeError.NOT_FOUND)
+        if ticket.state is not TicketState.QUEUED or ticket.queued_at != queued_at:
+            return TicketChange(ticket, ChangeError.STALE)
+        if ticket.offered_to != current:
+            return TicketChange(ticket, ChangeError.STALE)
+        offers = ticket.offers if to is None or to in ticket.offers else (*ticket.offers, to)
+        changed = replace(ticket, offered_to=to, offers=offers)
+        self._tickets[ticket_id] = changed
+        return TicketChange(changed, before=ticket)
+
+    async def agent_loads(self, agent_ids: Sequence[str]) -> dict[str, AgentLoad]:
+        return {a: AgentLoad(self._load(a), self._last_assigned.get(a, 0)) for a in agent_ids}
+
+    async def set_availability(self, agent_id: str, state: Availability) -> None:
+        self._availability[agent_id] = state
+
+    async def availability(self, agent_id: str) -> Availability | None:
+        return self._availability.get(agent_id)
+
+    async def availabilities(self) -> dict[str, Availability]:
+        return dict(self._availability)
 
     async def record_csat(self, ticket_id: str, score: int) -> TicketChange:
         ticket = self._tickets.get(ticket_id)

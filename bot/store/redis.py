@@ -31,6 +31,9 @@ key                             type       holds
 ``<p>:{q}:queue:<tier>``        zset       waiting ticket members, by queue score
 ``<p>:{q}:resolved``            zset       resolved ticket ids, by resolved time in µs
 ``<p>:{q}:agent:<agent>``       set        ids of tickets assigned to the agent
+``<p>:{q}:last_assigned``       hash       agent -> ``assign_seq`` at their last assignment
+``<p>:{q}:assign_seq``          string     ``INCR`` order of assignments (longest idle)
+``<p>:{q}:availability``        hash       agent -> online / away / offline
 ``<p>:link:<key>``              string     an adapter's link (Slack card of a ticket ...)
 ``<p>:timers``                  zset       timer id, score = due time in µs since 1970
 ==============================  =========  ============================================
@@ -68,6 +71,8 @@ import redis.exceptions
 
 from bot.errors import LockLost, StoreUnavailable
 from bot.models import (
+    Availability,
+    BreachAction,
     Contact,
     Conversation,
     Event,
@@ -78,7 +83,19 @@ from bot.models import (
     TicketState,
 )
 from bot.store import lua
-from bot.store.base import RECENT_IDS, ChangeError, Lease, Store, TicketChange, TurnStart
+from bot.store.base import (
+    RECENT_IDS,
+    SKILL_SCAN,
+    AgentLoad,
+    Breach,
+    ChangeError,
+    Lease,
+    Routing,
+    SkillFilter,
+    Store,
+    TicketChange,
+    TurnStart,
+)
 from bot.store.codec import format_datetime, from_json, to_json
 
 P = ParamSpec("P")
@@ -150,6 +167,8 @@ class Keys:
         self.scores = f"{self.desk}scores"
         self.open_by_conversation = f"{self.desk}open_by_conversation"
         self.resolved = f"{self.desk}resolved"
+        self.last_assigned = f"{self.desk}last_assigned"
+        self.availability = f"{self.desk}availability"
         self.ticket_number = f"{prefix}:ticket_number"
         self.events = f"{prefix}:events"
         self.timers = f"{prefix}:timers"
@@ -417,7 +436,8 @@ class RedisStore(Store):
     def _change(self, reply: list[Any]) -> TicketChange:
         error = _text(reply[0])
         ticket = from_json(Ticket, reply[1]) if len(reply) > 1 else None
-        return TicketChange(ticket, ChangeError(error) if error else None)
+        before = from_json(Ticket, reply[2]) if len(reply) > 2 else None
+        return TicketChange(ticket, ChangeError(error) if error else None, before)
 
     @_reachable
     async def open_ticket(self, ticket: Ticket) -> None:
@@ -511,12 +531,28 @@ class RedisStore(Store):
 
     @_reachable
     async def take_next(
-        self, tiers: Sequence[str], agent_id: str, now: datetime, max_open: int | None = None
+        self,
+        tiers: Sequence[str],
+        agent_id: str,
+        now: datetime,
+        max_open: int | None = None,
+        skills: SkillFilter | None = None,
     ) -> TicketChange:
+        strict = skills.strict_tiers if skills is not None else ()
         reply = await self._run(
             "take_next",
             [*self._desk_keys(), self.keys.agent(agent_id), *map(self.keys.queue, tiers)],
-            [self.keys.desk, agent_id, "" if max_open is None else max_open, *tiers],
+            [
+                self.keys.desk,
+                agent_id,
+                "" if max_open is None else max_open,
+                "0" if skills is None else "1",
+                "" if skills is None else "\n".join(skills.skills),
+                SKILL_SCAN,
+                len(tiers),
+                *tiers,
+                *("1" if tier in strict else "0" for tier in tiers),
+            ],
         )
         return self._change(reply)
 
@@ -525,15 +561,7 @@ class RedisStore(Store):
         reply = await self._run(
             "escalate",
             [*self._desk_keys(), self.keys.queue(to_tier)],
-            [
-                self.keys.desk,
-                ticket_id,
-                to_tier,
-                format_datetime(now),
-                queue_micros(now),
-                TOP_PRIORITY,
-                PRIORITY_SPAN,
-            ],
+            [self.keys.desk, ticket_id, to_tier, *self._moving(now)],
         )
         return self._change(reply)
 
@@ -584,6 +612,96 @@ class RedisStore(Store):
             [self.keys.desk, ticket_id, format_datetime(now)],
         )
         return self._change(reply)
+
+    def _moving(self, now: datetime) -> list[str | int]:
+        """The arguments ``move_to_tier`` needs: now, its queue µs, the score's parts."""
+        return [format_datetime(now), queue_micros(now), TOP_PRIORITY, PRIORITY_SPAN]
+
+    @_reachable
+    async def breach_step(
+        self,
+        ticket_id: str,
+        breach: Breach,
+        action: BreachAction,
+        now: datetime,
+        to_tier: str | None = None,
+    ) -> TicketChange:
+        replied = "" if breach.replied_at is None else format_datetime(breach.replied_at)
+        reply = await self._run(
+            "breach_step",
+            self._desk_keys(),
+            [
+                self.keys.desk,
+                ticket_id,
+                breach.mark(action),
+                breach.promise.value,
+                breach.tier,
+                format_datetime(breach.queued_at),
+                replied,
+                action.value,
+                *self._moving(now),
+                to_tier or "",
+            ],
+        )
+        return self._change(reply)
+
+    @_reachable
+    async def route(self, ticket_id: str, routing: Routing, now: datetime) -> TicketChange:
+        private = "" if routing.private is None else ("1" if routing.private else "0")
+        reply = await self._run(
+            "route",
+            self._desk_keys(),
+            [
+                self.keys.desk,
+                ticket_id,
+                routing.tier or "",
+                "" if routing.priority is None else int(routing.priority),
+                "" if routing.skills is None else json.dumps(list(routing.skills)),
+                private,
+                *self._moving(now),
+            ],
+        )
+        return self._change(reply)
+
+    @_reachable
+    async def move_offer(
+        self, ticket_id: str, queued_at: datetime, current: str | None, to: str | None
+    ) -> TicketChange:
+        reply = await self._run(
+            "move_offer",
+            self._desk_keys(),
+            [self.keys.desk, ticket_id, format_datetime(queued_at), current or "", to or ""],
+        )
+        return self._change(reply)
+
+    @_reachable
+    async def agent_loads(self, agent_ids: Sequence[str]) -> dict[str, AgentLoad]:
+        if not agent_ids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent_id in agent_ids:
+                pipe.scard(self.keys.agent(agent_id))
+            pipe.hmget(self.keys.last_assigned, list(agent_ids))
+            replies = await pipe.execute()
+        counts, last = replies[:-1], replies[-1]
+        return {
+            agent_id: AgentLoad(int(count), int(seq or 0))
+            for agent_id, count, seq in zip(agent_ids, counts, last, strict=True)
+        }
+
+    @_reachable
+    async def set_availability(self, agent_id: str, state: Availability) -> None:
+        await self.redis.hset(self.keys.availability, agent_id, state.value)
+
+    @_reachable
+    async def availability(self, agent_id: str) -> Availability | None:
+        value = await self.redis.hget(self.keys.availability, agent_id)
+        return None if value is None else Availability(_text(value))
+
+    @_reachable
+    async def availabilities(self) -> dict[str, Availability]:
+        found = await self.redis.hgetall(self.keys.availability)
+        return {_text(k): Availability(_text(v)) for k, v in found.items()}
 
     @_reachable
     async def record_csat(self, ticket_id: str, score: int) -> TicketChange:

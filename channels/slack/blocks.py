@@ -96,6 +96,11 @@ def _status(view: TicketView, change: TicketChangeKind | None, assignee: str | N
         )
     if t.state is TicketState.QUEUED:
         released = f" (released by {actor})" if change is TicketChangeKind.RELEASED else ""
+        if change is TicketChangeKind.ROUTED:
+            released = f" (routed by {actor}: {escape(view.note)})"
+        if t.offered_to:
+            who = f"<@{assignee}>" if assignee else escape(t.offered_to)
+            released += f" · offered to {who}: Claim to accept"
         return f":hourglass: Waiting in the {t.tier} queue{released}"
     if t.state is TicketState.ASSIGNED:
         who = f"<@{assignee}>" if assignee else escape(t.assignee or actor)
@@ -177,14 +182,27 @@ def _section(text: str) -> Block:
     return {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SECTION_LIMIT)}}
 
 
-def overdue_line(view: TicketView) -> str:
+def overdue_line(view: TicketView, assignee: str | None = None) -> str:
     """The SLA warning in a card's thread. ``<!here>`` on purpose: this is our own text,
     and the point is that the agents active in the tier's channel see it now."""
     t = view.ticket
     promise = view.tier.first_response_minutes
+    if t.state is TicketState.ASSIGNED and t.assignee:  # a claim is no answer (issue 13)
+        owner = f"<@{assignee}>" if assignee else escape(t.assignee)
+        todo = f"{owner} holds it: reply, or release it."
+    else:
+        todo = "Claim it or escalate."
     return (
         f":warning: <!here> {t.label} in {t.tier}: {escape(view.note)}, "
-        f"the promise is {promise} min. Claim it or escalate."
+        f"the promise is {promise} min. {todo}"
+    )
+
+
+def offer_line(view: TicketView, user: str) -> str:
+    """Automatic assignment pings the agent a ticket is offered to (issue 13)."""
+    return (
+        f":inbox_tray: <@{user}> {view.ticket.label} is offered to you: press Claim to take it,"
+        " or it goes to the next agent."
     )
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bot.desk import Desk, QueueStat
+from bot.desk import Desk, QueueStat, parse_routing
+from bot.models import Availability
 from channels.slack import blocks
 from channels.slack.config import SlackConfig
 from channels.slack.workspace import SlackWorkspace
@@ -13,6 +14,10 @@ HELP = """\
 */escala queue* — tickets waiting and oldest wait per tier
 */escala next* — claim the best ticket waiting in your tiers
 */escala ticket N* — status of ticket N and a link to its card
+*/escala online*, */escala away*, */escala offline* — your availability (only online agents \
+are offered tickets)
+*/escala route N [TIER] [priority=P] [skills=a,b] [private=yes|no]* — routers: classify a \
+waiting ticket and pass it on
 */escala help* — this help
 On a card: Claim, Escalate, Resolve, Release. In a card's thread, your reply goes to \
 the customer once you have claimed the ticket; start it with {notes} for a private note."""
@@ -40,6 +45,14 @@ class EscalaCommand:
             if not result.ok or result.ticket is None:
                 return f"Nothing claimed: {result.message}."
             return f"{result.message}. {await self._card_link(result.ticket.id)}"
+        if verb in {a.value for a in Availability}:
+            return (await self.desk.set_availability(agent, Availability(verb))).message + "."
+        if verb == "route" and len(words) >= 2 and words[1].lstrip("#").isdigit():
+            routing = parse_routing(words[2:], self.desk.tiers.names())
+            if isinstance(routing, str):
+                return f"Not done: {blocks.escape(routing)}."
+            result = await self.desk.route(agent, int(words[1].lstrip("#")), routing)
+            return f"{'Done' if result.ok else 'Not done'}: {blocks.escape(result.message)}."
         if verb == "ticket" and len(words) == 2 and words[1].lstrip("#").isdigit():
             return await self._ticket_status(int(words[1].lstrip("#")))
         return f"Unknown command `{blocks.escape(text)}`.\n{HELP.format(notes=notes)}"

@@ -190,7 +190,12 @@ class SlackWorkspace:
             log.warning("no Slack card for %s; %s not shown", view.ticket.label, change.value)
             return
         channel, ts = found
-        assignee = self.config.slack_user(view.ticket.assignee) if view.ticket.assignee else None
+        holder = view.ticket.assignee or view.ticket.offered_to
+        assignee = self.config.slack_user(holder) if holder else None
+        if change is TicketChangeKind.OFFERED and assignee:  # a ping: the offer is theirs
+            await self.client.chat_postMessage(
+                channel=channel, thread_ts=ts, text=blocks.offer_line(view, assignee)
+            )
         await self.client.chat_update(
             channel=channel,
             ts=ts,
@@ -203,7 +208,8 @@ class SlackWorkspace:
         is active in the tier's channel, and mark the card. Without a card (it could not
         be posted) the warning goes to the tier's channel itself: it must be seen."""
         ticket = view.ticket
-        text = blocks.overdue_line(view)
+        owner = ticket.assignee
+        text = blocks.overdue_line(view, self.config.slack_user(owner) if owner else None)
         found = await self.card_of(ticket.id)
         channel = self.config.channel_for(ticket.tier, ticket.private)
         if found is None or found[0] != channel:  # no card in this tier's channel yet

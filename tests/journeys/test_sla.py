@@ -79,14 +79,28 @@ async def test_console_warns_when_the_first_response_is_overdue() -> None:
     assert len(await breaches(journey.escala.store)) == 1
 
 
-async def test_a_ticket_claimed_in_time_never_alerts(journey: Journey) -> None:
+async def test_a_ticket_answered_in_time_never_alerts(journey: Journey) -> None:
     await journey.say(HUMAN)
     journey.clock.advance(minutes=10)
     assert (await journey.desk.claim("ana", 1001)).ok
+    assert (await journey.desk.reply("ana", 1001, "Olá! Já vejo isso.")).ok
     journey.clock.advance(minutes=60)
     await journey.escala.timers.sweep()
     assert alerts(journey.workspace) == []
     assert await breaches(journey.escala.store) == []
+
+
+async def test_a_ticket_claimed_but_unanswered_alerts(journey: Journey) -> None:
+    """Issue 13: a claim is no answer. The customer still waits, so the promise is
+    broken at the deadline even though an agent holds the ticket (the breach policy can
+    then take it from them: ``reassign``)."""
+    await journey.say(HUMAN)
+    journey.clock.advance(minutes=10)
+    assert (await journey.desk.claim("ana", 1001)).ok
+    journey.clock.advance(minutes=5)
+    await journey.escala.timers.sweep()
+    assert alerts(journey.workspace) == [(1001, "N1", "first response overdue (15 min)")]
+    assert len(await breaches(journey.escala.store)) == 1
 
 
 async def test_a_ticket_answered_in_time_then_released_late_does_not_alert(
@@ -102,21 +116,19 @@ async def test_a_ticket_answered_in_time_then_released_late_does_not_alert(
     assert alerts(journey.workspace) == []
 
 
-async def test_released_without_an_answer_past_the_deadline_alerts_at_once(
-    journey: Journey,
-) -> None:
-    """Claimed in time but never answered, then given back after the deadline: the
-    customer still waits, so the next sweep tells agents (the promise counts from when
-    the ticket entered the queue: a release keeps its place)."""
+async def test_claimed_unanswered_then_released_alerts_once(journey: Journey) -> None:
+    """Claimed in time but never answered: the deadline alerts while the agent holds it
+    (issue 13: a claim is no answer); giving it back afterwards keeps its place and its
+    stay in the queue, so it does not alert a second time."""
     await journey.say(HUMAN)
     journey.clock.advance(minutes=5)
     await journey.desk.claim("ana", 1001)
     journey.clock.advance(minutes=15)
     await journey.escala.timers.sweep()
-    assert alerts(journey.workspace) == []
+    assert alerts(journey.workspace) == [(1001, "N1", "first response overdue (20 min)")]
     await journey.desk.release("ana", 1001)
     await journey.escala.timers.sweep()
-    assert alerts(journey.workspace) == [(1001, "N1", "first response overdue (20 min)")]
+    assert len(alerts(journey.workspace)) == 1
 
 
 async def test_a_release_after_the_alert_does_not_alert_twice(journey: Journey) -> None:
@@ -206,7 +218,7 @@ async def test_two_processes_firing_the_same_stay_alert_once(store: Store) -> No
     await asyncio.gather(store.ping(), store.ping())
 
     key = f"{ticket.id}:N1"
-    await asyncio.gather(*(p.alerts.due(key) for p, _ in processes))
+    await asyncio.gather(*(p.alerts.first_response_due(key) for p, _ in processes))
 
     assert sum(len(alerts(w)) for _, w in processes) == 1
     assert await breaches(store) == [(ticket.id, "N1")]

@@ -47,10 +47,11 @@ async def test_a_card_that_failed_is_posted_later_and_works(world: World) -> Non
     assert world.thread("C111") == ["*customer:* ainda estou aqui"]
     await world.slack.click("escala_claim", 1001, ANA, ts=world.card_ts("C111"))
     assert "Claimed by <@U0AAA>" in world.updates("C111")[-1]
+    await world.slack.thread_reply(ANA, "Olá!", world.card_ts("C111"))
     calls = len(world.fake.calls)
     clock.advance(hours=1)
     await timers.sweep()
-    assert len(world.fake.calls) == calls  # no second card, and claimed: no SLA warning
+    assert len(world.fake.calls) == calls  # no second card, and answered: no SLA warning
 
 
 async def test_the_card_of_a_ticket_claimed_meanwhile_shows_who_has_it(world: World) -> None:
