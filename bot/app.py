@@ -13,6 +13,7 @@ from bot.desk import Desk
 from bot.edge import Edge
 from bot.engine import Engine
 from bot.errors import ConfigError
+from bot.models import BreachAction
 from bot.events import Recorder
 from bot.handoff import Handoff
 from bot.outbox import Outbox
@@ -22,7 +23,7 @@ from bot.status import TicketStatus
 from bot.store import MemoryStore, Store
 from bot.tiers import TierMap
 from bot.timers import Timers
-from bot.triage import load_triage
+from bot.triage import Triage, load_triage
 from bot.turn import TurnParts
 from bot.views import Views
 from bot.workspaces import Workspaces
@@ -117,6 +118,50 @@ def cross_check(settings: Settings, kb: KnowledgeBase, flows: FlowSet) -> None:
                 f"entry '{entry.id}'.tier_hint",
                 f"unknown tier '{entry.tier_hint}'",
             )
+
+
+def desk_problems(settings: Settings, triage: Triage) -> list[ConfigError]:
+    """What would leave tickets stuck (issue 13), every problem at once: a tier no agent
+    works (its tickets could never be claimed), and a breach policy (a tier's or a
+    routing rule's) that escalates into such a tier. ``escala check`` and ``escala
+    serve`` refuse them; the Slack plug-in adds its own (a private rule's tier without a
+    private channel)."""
+    source = str(settings.source or "built-in defaults")
+    rules_file = str(settings.triage.rules)
+    tiers = TierMap(settings.tiers)
+    worked = {name for agent in settings.agents for name in agent.tiers}
+    problems: list[ConfigError] = []
+    for i, tier in enumerate(settings.tiers):
+        if tier.name not in worked:
+            problems.append(
+                ConfigError(
+                    source,
+                    f"tiers[{i}].name",
+                    f"no agent works tier '{tier.name}' (add it to an [[agents]] tiers list):"
+                    " its tickets could never be claimed",
+                )
+            )
+    keys = ("on_first_response_breach", "on_resolution_breach")
+
+    def into_empty(actions: tuple[BreachAction, ...] | None, tier: str) -> str | None:
+        target = tiers.next_tier(tier)
+        if not actions or BreachAction.ESCALATE not in actions or target is None:
+            return None
+        if target.name in worked:
+            return None
+        return f"escalates into tier '{target.name}', which no agent works"
+
+    for i, tier in enumerate(settings.tiers):
+        for key in keys:
+            reason = into_empty(getattr(tier, key), tier.name)
+            if reason:
+                problems.append(ConfigError(source, f"tiers[{i}].{key}", reason))
+    for i, rule in enumerate(triage.rules):
+        for key in keys:
+            reason = into_empty(getattr(rule.terms, key), rule.tier)
+            if reason:
+                problems.append(ConfigError(rules_file, f"rule[{i}] '{rule.name}'.{key}", reason))
+    return problems
 
 
 def build(

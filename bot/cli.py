@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.app import thresholds
-from bot.errors import ConfigError
+from bot.errors import ConfigError, ConfigErrors
 from bot.settings import load_settings
 from bot.store import MemoryStore
 from flows.errors import FlowError
@@ -191,12 +191,22 @@ async def read_lines(stream: TextIO) -> AsyncIterator[str]:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from bot.app import build
+    from bot.app import build, desk_problems
     from bot.server import check_edges
 
     settings = load_settings(args.config)
     escala = build(settings, store=MemoryStore())
-    edges = check_edges(settings)
+    # Every problem at once: the desk's and every channel's.
+    problems = desk_problems(settings, escala.engine.parts.triage)
+    edges: list[str] = []
+    try:
+        edges = check_edges(settings)
+    except ConfigErrors as e:
+        problems.extend(e.errors)
+    except ConfigError as e:
+        problems.append(e)
+    if problems:
+        raise ConfigErrors.of(problems)
     source = settings.source or "built-in defaults"
     print(
         f"ok: {source}: {len(escala.engine.parts.kb.entries)} KB entries, "

@@ -23,8 +23,8 @@ from typing import Any
 from aiohttp import web
 
 from bot import plugins
-from bot.app import Escala, build
-from bot.errors import StoreError
+from bot.app import Escala, build, desk_problems
+from bot.errors import ConfigErrors, StoreError
 from bot.plugins import ParseContext, Plugin
 from bot.settings import Settings
 from bot.store import Store
@@ -187,6 +187,9 @@ async def run_server(
     try:
         server = server_config(settings)
         escala = build(settings, store=store)
+        problems = desk_problems(settings, escala.engine.parts.triage)
+        if problems:  # a tier nobody works: its tickets would wait forever
+            raise ConfigErrors.of(problems)
         plugins = [*build_plugins(settings, escala), *extra_plugins]
     except BaseException:
         await store.close()

@@ -14,7 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bot.errors import ConfigError, ConfigErrors
 from bot.settings import Settings
+from bot.triage import load_triage
 from bot.toml_config import Section, did_you_mean, secret_from_env, type_name
 
 KEYS = (
@@ -127,6 +129,7 @@ def load_slack_config(settings: Settings) -> SlackConfig:
     for tier, channel in private.items():
         if channel in channels.values():
             raise s.error(f"private_channels.{tier}", f"{channel} is also a tier's open channel")
+    _private_rules_have_channels(settings, private, s)
     return SlackConfig(
         mode="http" if mode == "http" else "socket",
         bot_token=bot_token,
@@ -140,6 +143,28 @@ def load_slack_config(settings: Settings) -> SlackConfig:
         card_retry_minutes=_card_retry_minutes(s),
         connect_timeout_seconds=s.number("connect_timeout_seconds", 30.0, low=1, high=600) or 30.0,
     )
+
+
+def _private_rules_have_channels(
+    settings: Settings, private: Mapping[str, str], s: Section
+) -> None:
+    """A routing rule that flags tickets private sends them to its tier; with Slack on,
+    that tier needs a private channel, or the sensitive transcript would be shown in the
+    open one (issue 13). Every such rule is reported at once."""
+    triage = load_triage(settings.triage.rules, settings.tiers, settings.business_hours)
+    problems = [
+        ConfigError(
+            str(settings.triage.rules),
+            f"rule[{i}] '{rule.name}'.private",
+            f"sensitive tickets go to tier {rule.tier}, which has no private Slack channel"
+            f" ({s.file}: {s.at('private_channels')}.{rule.tier}): their cards would show"
+            " in the open channel",
+        )
+        for i, rule in enumerate(triage.rules)
+        if rule.private and rule.tier not in private
+    ]
+    if problems:
+        raise ConfigErrors.of(problems)
 
 
 def _channels(s: Section, tiers: list[str], every_tier: bool = True) -> Mapping[str, str]:

@@ -30,6 +30,7 @@ NO_WAIT = FixedValueRetryIntervalCalculator(0.0)
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TOKEN = "xoxb-test-token"
 CHANNELS = {"N1": "C111", "N2": "C222", "N3": "C333"}
+PRIVATE_CHANNELS = {"N1": "G0PRIV"}
 ANA, BRUNO, CARLA, STRANGER = "U0AAA", "U0BBB", "U0CCC", "U0ZZZ"
 AGENTS = {ANA: "ana", BRUNO: "bruno", CARLA: "carla"}
 CUSTOMER = "5511999991001"
@@ -37,7 +38,13 @@ CUSTOMER = "5511999991001"
 
 def slack_settings(**overrides: Any) -> Settings:
     settings = default_settings()
-    table: dict[str, Any] = {"channels": dict(CHANNELS), "agents": dict(AGENTS)}
+    # N1 takes the sensitive tickets of the default routing rules: it needs a private
+    # channel (issue 13: `escala check` refuses a private rule's tier without one).
+    table: dict[str, Any] = {
+        "channels": dict(CHANNELS),
+        "private_channels": dict(PRIVATE_CHANNELS),
+        "agents": dict(AGENTS),
+    }
     table.update(overrides)
     return replace(
         settings,
