@@ -13,9 +13,9 @@ from bot.desk import Desk
 from bot.edge import Edge
 from bot.engine import Engine
 from bot.errors import ConfigError
-from bot.models import BreachAction
 from bot.events import Recorder
 from bot.handoff import Handoff
+from bot.models import BreachAction
 from bot.outbox import Outbox
 from bot.settings import Settings
 from bot.sla import Deadlines

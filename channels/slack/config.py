@@ -16,8 +16,8 @@ from typing import Literal
 
 from bot.errors import ConfigError, ConfigErrors
 from bot.settings import Settings
-from bot.triage import load_triage
 from bot.toml_config import Section, did_you_mean, secret_from_env, type_name
+from bot.triage import load_triage
 
 KEYS = (
     "mode", "bot_token_env", "signing_secret_env", "app_token_env",
