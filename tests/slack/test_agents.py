@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bot.errors import ConfigError
-from bot.models import TicketState
+from bot.models import Availability, TicketState
 from channels.slack.app import slack_plugin
 from channels.slack.config import load_slack_config
 from tests.journeys.harness import Journey
@@ -219,3 +219,25 @@ async def test_an_edited_reply_is_not_relayed_again_and_the_agent_is_told(world:
         "Edits are not relayed: the customer already has your first version. "
         "Send the correction as a new reply."
     ]
+
+
+async def test_slash_command_sets_availability_and_routes(world: World) -> None:
+    """Issue 13: ``/escala away|online`` is stored (it decides who is offered tickets);
+    ``/escala route`` is the router's action (refused to a resolver here)."""
+
+    async def ask(user: str, text: str) -> str:
+        await world.slack.command(user, text)
+        return str(world.fake.of("response_url")[-1]["text"])
+
+    assert await ask(ANA, "away") == "Ana is away."
+    assert await world.journey.desk.availability("ana") is Availability.AWAY
+    assert await ask(ANA, "online") == "Ana is online."
+    assert await world.journey.escala.store.availability("ana") is Availability.ONLINE
+    await world.customer_says("quero falar com um atendente")
+    refused = await ask(ANA, "route 1001 N2 priority=high")
+    assert refused == "Not done: Ana does not route in N1."
+    assert (
+        await ask(ANA, "route 1001 N7")
+        == "Not done: route: did not understand 'N7' (tiers: N1, N2, N3)."
+    )
+    assert "*/escala away*" in await ask(ANA, "help")
