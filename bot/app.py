@@ -64,7 +64,7 @@ def load_knowledge(settings: Settings) -> tuple[KnowledgeBase, Matcher]:
     try:
         kb = load_kb(settings.kb.paths)
     except KbError as e:
-        raise ConfigError(e.file, e.place, e.reason) from e
+        raise ConfigError(e.file, e.place, e.reason, e.problems) from e
     return kb, Matcher(kb, thresholds(settings))
 
 
@@ -86,7 +86,7 @@ def load_flow_set(settings: Settings) -> FlowSet:
     try:
         flows = load_flows(settings.flows.paths)
     except FlowError as e:
-        raise ConfigError(e.file, e.place, e.reason) from e
+        raise ConfigError(e.file, e.place, e.reason, e.problems) from e
     source = str(settings.source or "built-in defaults")
     for key in ("greeting_flow", "human_flow", "status_flow", "after_answer_flow"):
         flow_id = getattr(settings.engine, key)

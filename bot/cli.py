@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -34,12 +35,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`escala kb ask ... | head -2`): not an error of ours.
+        # Point stdout at /dev/null so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="escala", description="Omnichannel support bot and tiered conversation router."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     chat = sub.add_parser("chat", help="talk to the bot in the terminal (customer and agents)")
@@ -87,6 +95,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     prune.set_defaults(run=run_prune)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("escala")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _positive_days(text: str) -> float:
@@ -221,7 +238,7 @@ def _matcher(kb_paths: Sequence[Path], config: Path | None) -> tuple[KnowledgeBa
     try:
         kb = load_kb(kb_paths)
     except KbError as e:
-        raise ConfigError(e.file, e.place, e.reason) from e
+        raise ConfigError(e.file, e.place, e.reason, e.problems) from e
     return kb, Matcher(kb, thresholds(settings))
 
 
@@ -236,7 +253,7 @@ def run_kb_eval(args: argparse.Namespace) -> int:
     try:
         cases = load_cases(args.cases, kb)
     except KbError as e:
-        raise ConfigError(e.file, e.place, e.reason) from e
+        raise ConfigError(e.file, e.place, e.reason, e.problems) from e
     print(json.dumps(evaluate(matcher, cases), indent=2))
     return 0
 
@@ -245,7 +262,7 @@ def run_flows_check(args: argparse.Namespace) -> int:
     try:
         flows = load_flows(args.paths)
     except FlowError as e:
-        raise ConfigError(e.file, e.place, e.reason) from e
+        raise ConfigError(e.file, e.place, e.reason, e.problems) from e
     print(f"ok: {len(flows.ids())} flows: {', '.join(flows.ids())}")
     return 0
 

@@ -74,6 +74,8 @@ PHRASES: dict[Command, tuple[str, ...]] = {
 }
 
 _NUMBER = re.compile(r"\b(\d{3,9})\b")
+ACCESS_CODE_LENGTH = 4
+CODE_WORDS = frozenset({"codigo", "code", "cod"})
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,12 @@ def detect(text: str) -> CommandMatch | None:
         return None
     number_match = _NUMBER.search(folded)
     without_number = " ".join(_NUMBER.sub(" ", folded).split())
+    if number_match:
+        # "status 1042 K7P2", "status 1042 código K7P2": the access code is not a word
+        # of the command (bot.access_code)
+        after = folded[number_match.end() :].split()
+        code = {w for w in after if len(w) == ACCESS_CODE_LENGTH} | CODE_WORDS
+        without_number = " ".join(w for w in without_number.split() if w not in code)
     for command, phrases in PHRASES.items():
         for phrase in phrases:
             whole = without_number == phrase if command is Command.STATUS else folded == phrase

@@ -458,6 +458,15 @@ class Desk:
         agent, ticket, refusal = await self._load(agent_id, number)
         if refusal is not None or agent is None or ticket is None:
             return agent, ticket, refusal
+        if ticket.state in (TicketState.RESOLVED, TicketState.CLOSED):
+            # claiming would not help: say what happened to it (issue 12)
+            return (
+                agent,
+                ticket,
+                DeskResult(
+                    False, f"{ticket.label} is {ticket.state.value}; it is no longer open", ticket
+                ),
+            )
         if ticket.state is not TicketState.ASSIGNED or ticket.assignee != agent.id:
             owner = f"assigned to {ticket.assignee}" if ticket.assignee else ticket.state.value
             return (

@@ -15,7 +15,9 @@ from dataclasses import replace
 from bot import i18n
 from bot.clock import stable_id
 from bot.events import Recorder
+from bot.masking import Masking
 from bot.models import (
+    EMPTY,
     CarrierKeyword,
     Contact,
     Conversation,
@@ -71,6 +73,7 @@ class Engine:
             # Bounded, not refused: the customer's words are kept up to a size no
             # channel sends, so one pasted log cannot bloat transcripts or matching.
             inbound = replace(inbound, text=inbound.text[:MAX_MESSAGE_CHARS])
+        inbound = self._masked(inbound)
         key = f"in:{inbound.channel}:{inbound.provider_message_id}"
         conversation_id = stable_id("cnv", inbound.channel, inbound.address)
         settings = self.parts.settings
@@ -106,6 +109,17 @@ class Engine:
                     await self.store.save_conversation(turn.conversation, lease)
             await self.store.mark_seen(key, settings.dedupe_ttl_seconds)
             return outcome
+
+    def _masked(self, inbound: InboundMessage) -> InboundMessage:
+        """Card and CPF numbers masked before anything stores, shows or logs the text
+        (:mod:`bot.masking`); the raw payload, which holds them too, is dropped."""
+        settings = self.parts.settings
+        masking = Masking(cards=settings.mask_card_numbers, cpf=settings.mask_cpf)
+        if not masking.enabled:
+            return inbound
+        locale = normalize_locale(inbound.locale, settings.default_locale)
+        masked = masking.mask(inbound.text, locale)
+        return inbound if masked == inbound.text else replace(inbound, text=masked, raw=EMPTY)
 
     async def _heard_from(self, inbound: InboundMessage, contact: Contact | None) -> Contact:
         """The contact who wrote, created on first contact, with what this message tells."""

@@ -2,23 +2,74 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
+
 
 class EscalaError(Exception):
     """Base of Escala's own errors."""
+
+
+def _line(file: str, place: str, reason: str) -> str:
+    return f"{file}: {place}: {reason}" if place else f"{file}: {reason}"
 
 
 class ConfigError(EscalaError):
     """A configuration or definition file is wrong. Names the file, the place and why.
 
     ``place`` is the key in a settings file (``kb.answer_threshold``), or a path such
-    as ``flow password_reset, step ask_email`` in a flow file.
+    as ``flow password_reset, step ask_email`` in a flow file; positions in lists count
+    from 1 (``tiers[1]`` is the first tier). ``problems`` holds every problem found when
+    a loader checked a whole file (:class:`Problems`), ``(file, place, reason)`` each,
+    the first one also as ``file``, ``place`` and ``reason``; the message has one line
+    per problem.
     """
 
-    def __init__(self, file: str, place: str, reason: str) -> None:
+    def __init__(
+        self,
+        file: str,
+        place: str,
+        reason: str,
+        problems: Sequence[tuple[str, str, str]] = (),
+    ) -> None:
         self.file = file
         self.place = place
         self.reason = reason
-        super().__init__(f"{file}: {place}: {reason}" if place else f"{file}: {reason}")
+        self.problems = tuple(problems) or ((file, place, reason),)
+        super().__init__("\n".join(_line(*problem) for problem in self.problems))
+
+    @classmethod
+    def combine(cls, errors: Sequence[ConfigError]) -> ConfigError:
+        """One error carrying every problem of ``errors``, in order."""
+        problems = [problem for error in errors for problem in error.problems]
+        first = problems[0]
+        return cls(first[0], first[1], first[2], problems)
+
+
+class Problems:
+    """Collects the problems of a file's independent items (rules, tiers, entries) so
+    an admin sees all of them at once instead of one per run::
+
+        problems = Problems()
+        for item in items:
+            with problems.check():
+                load(item)
+        problems.raise_if_any()
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[ConfigError] = []
+
+    @contextlib.contextmanager
+    def check(self) -> Iterator[None]:
+        try:
+            yield
+        except ConfigError as e:
+            self.errors.append(e)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ConfigError.combine(self.errors)
 
 
 class ConfigErrors(ConfigError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from bot import i18n
+from bot.access_code import access_code
 from bot.clock import Clock, Ids
 from bot.events import Recorder
 from bot.models import (
@@ -94,7 +95,10 @@ class Handoff:
             private=decision.private,
         )
         sla, closed = self._deadlines.promise_text(ticket, locale, now)
-        lines = [i18n.text("handoff", locale, ticket=ticket.label, tier=ticket.tier, sla=sla)]
+        code = access_code(ticket)
+        lines = [
+            i18n.text("handoff", locale, ticket=ticket.label, code=code, tier=ticket.tier, sla=sla)
+        ]
         if closed is not None:
             lines.append(closed)
         if decision.private:

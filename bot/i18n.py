@@ -16,12 +16,12 @@ from bot.models import DEFAULT_LOCALE, Choice
 TEXTS: Mapping[str, Mapping[str, str]] = {
     "handoff": {
         "pt-BR": (
-            "Abri o chamado {ticket} para você. Ele está na fila {tier} e o primeiro retorno "
+            "Abri o chamado {ticket}, código {code}, para você. Ele está na fila {tier} e o primeiro retorno "
             "deve chegar {sla}. Pode continuar escrevendo por aqui: tudo fica "
             "registrado no chamado."
         ),
         "en": (
-            "I've opened ticket {ticket} for you. It's in the {tier} queue and you should "
+            "I've opened ticket {ticket}, code {code}, for you. It's in the {tier} queue and you should "
             "hear back {sla}. Feel free to keep writing here: everything is added "
             "to the ticket."
         ),

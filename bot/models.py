@@ -313,6 +313,8 @@ class Conversation:
     #: Ticket whose CSAT answer we are waiting for, and how many invalid answers so far.
     csat_ticket_id: str | None = None
     csat_retries: int = 0
+    #: Ticket that got a low CSAT score: the next message may be a comment on it.
+    csat_comment_ticket_id: str | None = None
 
     @property
     def ticket_in_view(self) -> str | None:
@@ -431,6 +433,16 @@ class EventKind(enum.StrEnum):
     CSAT_ASKED = "csat.asked"
     CSAT_RECORDED = "csat.recorded"
     CSAT_DROPPED = "csat.dropped"
+    #: The customer's comment after a low CSAT score (``text``), on the ticket.
+    CSAT_COMMENT = "csat.comment"
+    #: Small talk answered ("obrigado", "👍"): never a failed attempt (``talk``: its kind).
+    SMALLTALK = "conversation.smalltalk"
+    #: A low-information message ("sim", "?") out of context: asked to say more.
+    CLARIFY_ASKED = "conversation.clarify"
+    #: The customer closed their open ticket (``cancel`` or ``restart`` confirmed).
+    CLOSED_BY_CUSTOMER = "ticket.closed_by_customer"
+    #: Someone asked for a ticket's status without owning it or giving its code.
+    STATUS_REFUSED = "ticket.status_refused"
     DELIVERY_FAILED = "delivery.failed"
     #: A provider's final status for a message that reached the customer (delivered, read).
     DELIVERY_STATUS = "delivery.status"

@@ -31,6 +31,8 @@ class TicketChangeKind(enum.StrEnum):
     ESCALATED = "escalated"
     RESOLVED = "resolved"
     CSAT = "csat"
+    #: The customer closed the ticket themselves (``cancelar`` / ``recomeçar``, confirmed).
+    CLOSED_BY_CUSTOMER = "closed_by_customer"
     #: Still waiting in its queue past the tier's first-response promise (``note``
     #: says for how long). Sent once per stay in a tier's queue.
     SLA_BREACHED = "sla_breached"

@@ -1,8 +1,8 @@
 """One settings object, loaded from TOML and validated at start-up.
 
 A wrong file stops the program with a ``ConfigError`` naming the file, the place
-(``kb.answer_threshold``, ``tiers[2].first_response_minutes``; list indexes count from
-0) and the reason. Nothing falls back silently: an unknown key is a typo, a wrong type
+(``kb.answer_threshold``, ``tiers[2].first_response_minutes``; positions in lists
+count from 1, as in every file Escala reads) and the reason. Nothing falls back silently: an unknown key is a typo, a wrong type
 or value is refused, a missing path is an error. Relative paths resolve against the
 directory of the settings file. ``config.example.toml`` documents every key with the
 same values as ``default_settings()``.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, time
 from pathlib import Path
@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import flows
 import kb
+from bot.errors import Problems
 from bot.hours import BusinessHours
 from bot.models import (
     BREACH_ORDER,
@@ -70,6 +71,9 @@ class EngineSettings:
     csat_enabled: bool = True
     #: How often each process pops due timers (SLA alerts, Slack card retries).
     timer_sweep_seconds: float = 5.0
+    #: Mask payment card and CPF numbers in what customers send (:mod:`bot.masking`).
+    mask_card_numbers: bool = True
+    mask_cpf: bool = True
 
 
 @dataclass(frozen=True)
@@ -183,21 +187,29 @@ def load_settings(path: Path | str | None) -> Settings:
     root = Section(str(source), "", read_toml(source))
     root.check_keys(SECTIONS, "section")
     base = source.resolve().parent
-    tiers = _tiers(root)
-    return Settings(
-        source=source,
-        engine=_engine(root.table("engine")),
-        kb=_kb(root.table("kb"), base),
-        flows=_flows(root.table("flows"), base),
-        triage=_triage(root.table("triage"), base),
-        tiers=tiers,
-        agents=_agents(root, tiers),
-        business_hours=_business_hours(root.table("business_hours")),
-        store=_store(root.table("store")),
-        channels=_raw_tables(root.table("channels")),
-        slack=MappingProxyType(dict(root.table("slack").data)),
-        server=MappingProxyType(dict(root.table("server").data)),
-    )
+    # Every section is checked, so a file with three mistakes shows all three at once.
+    problems = Problems()
+    parts: dict[str, Any] = {}
+    readers: dict[str, Callable[[], Any]] = {
+        "engine": lambda: _engine(root.table("engine")),
+        "kb": lambda: _kb(root.table("kb"), base),
+        "flows": lambda: _flows(root.table("flows"), base),
+        "triage": lambda: _triage(root.table("triage"), base),
+        "tiers": lambda: _tiers(root),
+        "agents": lambda: _agents(root, parts["tiers"]),
+        "business_hours": lambda: _business_hours(root.table("business_hours")),
+        "store": lambda: _store(root.table("store")),
+        "channels": lambda: _raw_tables(root.table("channels")),
+        "slack": lambda: MappingProxyType(dict(root.table("slack").data)),
+        "server": lambda: MappingProxyType(dict(root.table("server").data)),
+    }
+    for name, read in readers.items():
+        if name == "agents" and "tiers" not in parts:
+            continue  # agents name tiers: checked once the tiers are right
+        with problems.check():
+            parts[name] = read()
+    problems.raise_if_any()
+    return Settings(source=source, **parts)
 
 
 def _engine(s: Section) -> EngineSettings:
@@ -224,6 +236,8 @@ def _engine(s: Section) -> EngineSettings:
         after_answer_flow=s.optional_string("after_answer_flow", d.after_answer_flow),
         csat_enabled=s.boolean("csat_enabled", d.csat_enabled),
         timer_sweep_seconds=sweep,
+        mask_card_numbers=s.boolean("mask_card_numbers", d.mask_card_numbers),
+        mask_cpf=s.boolean("mask_cpf", d.mask_cpf),
     )
 
 
@@ -240,7 +254,7 @@ def _paths(s: Section, base: Path, default: tuple[Path, ...]) -> tuple[Path, ...
     if "paths" not in s.data:
         return default
     raw = s.strings("paths", empty=False)
-    return tuple(_path(s, f"paths[{i}]", p, base, "any") for i, p in enumerate(raw))
+    return tuple(_path(s, f"paths[{i}]", p, base, "any") for i, p in enumerate(raw, start=1))
 
 
 def _kb(s: Section, base: Path) -> KbSettings:
@@ -300,7 +314,7 @@ def breach_actions(s: Section, key: str) -> tuple[BreachAction, ...] | None:
         return None
     raw = s.strings(key)
     names = [a.value for a in BreachAction]
-    for i, name in enumerate(raw):
+    for i, name in enumerate(raw, start=1):
         if name not in names:
             raise s.error(
                 f"{key}[{i}]",
@@ -328,44 +342,50 @@ def _tiers(root: Section) -> tuple[Tier, ...]:
     if not sections:
         raise root.error("tiers", "at least one tier is needed")
     tiers: list[Tier] = []
+    problems = Problems()  # every tier checked: all problems at once
     for s in sections:
-        s.check_keys(TIER_KEYS)
-        assignment = s.string("assignment", "pull")
-        if assignment not in ("pull", "auto"):
-            raise s.error("assignment", f"'{assignment}' is not one of pull, auto")
-        d = Tier("", 0, 0)
-        tier = Tier(
-            name=s.string("name"),
-            level=s.integer("level", minimum=1),
-            first_response_minutes=s.integer("first_response_minutes", minimum=1),
-            description=s.optional_string("description", "") or "",
-            resolution_minutes=minutes(s, "resolution_minutes"),
-            calendar=choice(s, "calendar", Calendar, d.calendar),
-            on_first_response_breach=_or(
-                breach_actions(s, "on_first_response_breach"), d.on_first_response_breach
-            ),
-            on_resolution_breach=_or(
-                breach_actions(s, "on_resolution_breach"), d.on_resolution_breach
-            ),
-            role=choice(s, "role", Role, d.role),
-            auto_assign=assignment == "auto",
-            offer_seconds=s.integer("offer_seconds", d.offer_seconds, minimum=5),
-            skill_match=choice(s, "skill_match", SkillMatch, d.skill_match),
-        )
-        if any(t.name == tier.name for t in tiers):
-            raise s.error("name", f"duplicate tier '{tier.name}'")
-        if tiers and tier.level <= tiers[-1].level:
-            raise s.error(
-                "level",
-                f"levels must strictly increase: {tier.level} after {tiers[-1].level}"
-                f" ('{tiers[-1].name}')",
-            )
-        tiers.append(tier)
+        with problems.check():
+            tiers.append(_tier(s, tiers))
+    problems.raise_if_any()
     for s, tier in zip(sections, tiers, strict=True):
         for key in ("on_first_response_breach", "on_resolution_breach"):
             if BreachAction.ESCALATE in getattr(tier, key) and tier is tiers[-1]:
                 raise s.error(key, f"escalate: {tier.name} is the last tier")
     return tuple(tiers)
+
+
+def _tier(s: Section, tiers: list[Tier]) -> Tier:
+    """One ``[[tiers]]`` table, checked against the tiers before it."""
+    s.check_keys(TIER_KEYS)
+    assignment = s.string("assignment", "pull")
+    if assignment not in ("pull", "auto"):
+        raise s.error("assignment", f"'{assignment}' is not one of pull, auto")
+    d = Tier("", 0, 0)
+    tier = Tier(
+        name=s.string("name"),
+        level=s.integer("level", minimum=1),
+        first_response_minutes=s.integer("first_response_minutes", minimum=1),
+        description=s.optional_string("description", "") or "",
+        resolution_minutes=minutes(s, "resolution_minutes"),
+        calendar=choice(s, "calendar", Calendar, d.calendar),
+        on_first_response_breach=_or(
+            breach_actions(s, "on_first_response_breach"), d.on_first_response_breach
+        ),
+        on_resolution_breach=_or(breach_actions(s, "on_resolution_breach"), d.on_resolution_breach),
+        role=choice(s, "role", Role, d.role),
+        auto_assign=assignment == "auto",
+        offer_seconds=s.integer("offer_seconds", d.offer_seconds, minimum=5),
+        skill_match=choice(s, "skill_match", SkillMatch, d.skill_match),
+    )
+    if any(t.name == tier.name for t in tiers):
+        raise s.error("name", f"duplicate tier '{tier.name}'")
+    if tiers and tier.level <= tiers[-1].level:
+        raise s.error(
+            "level",
+            f"levels must strictly increase: {tier.level} after {tiers[-1].level}"
+            f" ('{tiers[-1].name}')",
+        )
+    return tier
 
 
 def _agents(root: Section, tiers: tuple[Tier, ...]) -> tuple[Agent, ...]:
@@ -378,7 +398,7 @@ def _agents(root: Section, tiers: tuple[Tier, ...]) -> tuple[Agent, ...]:
         s.check_keys(("id", "name", "tiers", "max_concurrent", "skills", "role"))
         agent_id = s.string("id")
         agent_tiers = s.strings("tiers", empty=False)
-        for i, name in enumerate(agent_tiers):
+        for i, name in enumerate(agent_tiers, start=1):
             if name not in names:
                 raise s.error(
                     f"tiers[{i}]",
@@ -419,7 +439,7 @@ def _business_hours(s: Section) -> BusinessHours:
     except (ZoneInfoNotFoundError, ValueError):
         raise s.error("timezone", f"unknown time zone '{timezone}'") from None
     days: list[Any] | tuple[int, ...] = s.value("days", d.days, (list,), "a list of days")
-    for i, day in enumerate(days):
+    for i, day in enumerate(days, start=1):
         if isinstance(day, bool) or not isinstance(day, int) or not 0 <= day <= 6:
             raise s.error(f"days[{i}]", f"expected a weekday 0 (Monday) to 6 (Sunday), got {day!r}")
     if len(set(days)) != len(days):
@@ -431,7 +451,7 @@ def _business_hours(s: Section) -> BusinessHours:
         "holidays", d.holidays, (list,), "a list of dates"
     )
     holidays: list[date] = []
-    for i, item in enumerate(raw_holidays):
+    for i, item in enumerate(raw_holidays, start=1):
         try:
             holidays.append(item if isinstance(item, date) else date.fromisoformat(item))
         except (TypeError, ValueError):

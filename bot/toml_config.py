@@ -1,7 +1,8 @@
 """The TOML toolkit every configuration file uses: read a file, validate a table.
 
 Every failure is a :class:`~bot.errors.ConfigError` naming the file, the place
-(``kb.answer_threshold``, ``tiers[2].first_response_minutes``) and the reason. Used by
+(``kb.answer_threshold``, ``tiers[2].first_response_minutes``; positions in lists
+count from 1) and the reason. Used by
 the settings file (:mod:`bot.settings`), routing rules (:mod:`bot.triage`) and each
 channel's section (``channels/*/config.py``).
 """
@@ -129,7 +130,7 @@ class Section:
         value: list[Any] | tuple[str, ...] = self.value(key, default, (list,), "a list of strings")
         if not empty and key in self.data and not value:
             raise self.error(key, "must not be an empty list")
-        for i, item in enumerate(value):
+        for i, item in enumerate(value, start=1):
             if not isinstance(item, str):
                 raise self.error(f"{key}[{i}]", f"expected a string, got {type_name(item)}")
             if not item.strip():
@@ -146,7 +147,7 @@ class Section:
             return None
         value: list[Any] = self.value(key, REQUIRED, (list,), f"[[{key}]] tables")
         sections = []
-        for i, item in enumerate(value):
+        for i, item in enumerate(value, start=1):
             if not isinstance(item, dict):
                 raise self.error(f"{key}[{i}]", f"expected a table, got {type_name(item)}")
             sections.append(Section(self.file, f"{self.at(key)}[{i}]", item))

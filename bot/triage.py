@@ -11,17 +11,21 @@ which condition matched.
 human (the customer asks, the bot gives up), and the bot keeps trying meanwhile. So that
 such a rule never hides a later rule that would hand off (bot could not answer, customer
 asked for a human), when a later matching rule has ``handoff = true`` the decision
-hands off, keeps the first rule's routing and adds that rule's reason.
+hands off, keeps the first rule's routing and adds that rule's reason. Likewise a later
+matching rule with ``private = true`` makes the decision private (issue 12: an urgent
+security ticket that mentions a card still keeps the card out of the open chat).
 
-Text conditions:
+Text conditions (``bot.triage_text``): ``keywords`` (stems, typos, inserted words and
+word order tolerated), ``regex`` (Python syntax, case-insensitive, searched in the text
+as written and with accents removed: ``c[oó]digo`` and ``codigo`` both work) and
+``examples`` (customer phrasings matched with the KB's matcher; ``example_threshold``,
+0..100, says how close is close enough). When a rule lists more than one of them, the
+text matches when *any* of them does; every other condition must hold as well.
 
-- ``keywords``: accent- and case-insensitive, typo tolerant. One word matches a word of
-  the text: exactly under 5 letters, else same first letter and rapidfuzz ``ratio >= 85``
-  (so "error" never matches "terror"). A phrase matches a run of words of about the same
-  length with ``ratio >= 90`` (after a ``partial_ratio >= 90`` pre-check), so a single
-  word of the phrase ("dados") never matches "vazamento de dados" alone.
-- ``regex``: Python syntax, case-insensitive, searched in the text as written and in the
-  text with accents removed (``c[oó]digo`` and ``codigo`` both work).
+``[human_request] examples = [...]`` (optional, top level) lists how customers ask for
+a person in their own words ("quero conversar com uma pessoa"): the engine treats a
+message close to one of them like the "talk to a human" command
+(:meth:`Triage.human_request`).
 
 An empty or missing ``when`` matches everything: only the last rule may be such a
 catch-all, since no rule after it could ever match. Without one, the default is the
@@ -31,28 +35,25 @@ lowest tier, normal priority, no handoff.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from rapidfuzz import fuzz
-
-from bot.errors import ConfigError
+from bot.errors import ConfigError, Problems
 from bot.hours import BusinessHours
 from bot.models import EMPTY, BreachAction, Calendar, Priority, SlaTerms, Tier, TriageDecision
 from bot.settings import breach_actions, choice, minutes
 from bot.toml_config import Section, did_you_mean, read_toml
+from bot.triage_text import EXAMPLE_THRESHOLD, ExampleHit, Examples, Keyword, TextForms
+from kb.lowinfo import is_low_information
+from kb.matcher import Nearest
 from kb.normalize import fold
 
 KB_OUTCOMES = ("answer", "suggest", "none")
 CHANNELS = ("telegram", "sms", "whatsapp", "console")
-WORD_FUZZY_MIN_LETTERS = 5
-WORD_CUTOFF = 85.0
-PHRASE_CUTOFF = 90.0
-#: Longest customer text triage reads; the engine already bounds messages.
-MAX_TEXT = 4000
+#: The pseudo-rule under which ``[human_request]`` examples are indexed.
+HUMAN_REQUEST = "[human_request]"
 
 RULE_KEYS = (
     "name", "reason", "tier", "priority", "skills", "private", "handoff", "when",
@@ -61,8 +62,8 @@ RULE_KEYS = (
     "on_first_response_breach", "on_resolution_breach",
 )  # fmt: skip
 WHEN_KEYS = (
-    "keywords", "regex", "kb_outcome", "kb_category", "failed_attempts_at_least",
-    "channel", "contact", "business_hours", "requested_human",
+    "keywords", "regex", "examples", "example_threshold", "kb_outcome", "kb_category",
+    "failed_attempts_at_least", "channel", "contact", "business_hours", "requested_human",
 )  # fmt: skip
 
 
@@ -78,60 +79,14 @@ class TriageContext:
     requested_human: bool = False
 
 
-def strip_accents(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-@dataclass(frozen=True)
-class _Text:
-    """The customer's text in the forms the conditions compare against."""
-
-    raw: str
-    bare: str  # lowercase, accents stripped, punctuation kept (for regexes)
-    folded: str
-    words: tuple[str, ...]
-
-    @classmethod
-    def of(cls, text: str) -> _Text:
-        text = text[:MAX_TEXT]
-        folded = fold(text)
-        return cls(text, strip_accents(text), folded, tuple(folded.split()))
-
-
-@dataclass(frozen=True)
-class Keyword:
-    text: str  # as the admin wrote it, for explanations
-    words: tuple[str, ...]  # folded
-
-    def find(self, text: _Text) -> str | None:
-        """The words of ``text`` this keyword matches, or ``None``."""
-        if len(self.words) == 1:
-            word = self.words[0]
-            if sum(c.isalpha() for c in word) < WORD_FUZZY_MIN_LETTERS:
-                return word if word in text.words else None
-            for candidate in text.words:
-                if candidate[0] == word[0] and fuzz.ratio(word, candidate) >= WORD_CUTOFF:
-                    return candidate
-            return None
-        phrase = " ".join(self.words)
-        if fuzz.partial_ratio(phrase, text.folded) < PHRASE_CUTOFF:
-            return None
-        n = len(self.words)
-        for size in (n, n - 1, n + 1):
-            for i in range(len(text.words) - size + 1):
-                window = " ".join(text.words[i : i + size])
-                if fuzz.ratio(phrase, window) >= PHRASE_CUTOFF:
-                    return window
-        return None
-
-
 @dataclass(frozen=True)
 class Conditions:
     """``[rule.when]``. An empty tuple or ``None`` means "not a condition"."""
 
     keywords: tuple[Keyword, ...] = ()
     regex: tuple[re.Pattern[str], ...] = ()
+    examples: tuple[str, ...] = ()
+    example_threshold: float = EXAMPLE_THRESHOLD
     kb_outcome: tuple[str, ...] = ()
     kb_category: tuple[str, ...] = ()
     failed_attempts_at_least: int | None = None
@@ -144,28 +99,46 @@ class Conditions:
     def catch_all(self) -> bool:
         return self == Conditions()
 
-    def _regex_hit(self, text: _Text) -> str | None:
+    @property
+    def reads_text(self) -> bool:
+        return bool(self.keywords or self.regex or self.examples)
+
+    def _text_hit(self, text: TextForms, nearest: Nearest | None) -> str | None:
+        """Why the text matches (any one text condition is enough), or ``None``."""
+        for keyword in self.keywords:
+            matched = keyword.find(text)
+            if matched is not None:
+                as_written = " ".join(keyword.words)
+                return f"keyword '{keyword.text}'" + (
+                    f" (as '{matched}')" if matched != as_written else ""
+                )
+        if self.regex:
+            hit = self._regex_hit(text)
+            if hit is not None:
+                return hit
+        if nearest is not None and nearest.score >= self.example_threshold:
+            return ExampleHit(nearest.entry_id, nearest.phrasing, nearest.score).explain()
+        return None
+
+    def _regex_hit(self, text: TextForms) -> str | None:
         for pattern in self.regex:
             found = pattern.search(text.raw) or pattern.search(text.bare)
             if found is not None:
                 return f"regex '{pattern.pattern}' on '{found.group(0)[:60]}'"
         return None
 
-    def explain(self, ctx: TriageContext, text: _Text, hours: BusinessHours) -> list[str] | None:
-        """Why every condition holds, or ``None`` as soon as one does not."""
+    def explain(
+        self,
+        ctx: TriageContext,
+        text: TextForms,
+        hours: BusinessHours,
+        nearest: Nearest | None = None,
+    ) -> list[str] | None:
+        """Why every condition holds, or ``None`` as soon as one does not.
+        ``nearest``: this rule's example nearest to the text, if it has examples."""
         why: list[str] = []
-        if self.keywords:
-            found = next(((k, m) for k in self.keywords if (m := k.find(text)) is not None), None)
-            if found is None:
-                return None
-            keyword, matched = found
-            as_written = " ".join(keyword.words)
-            why.append(
-                f"keyword '{keyword.text}'"
-                + (f" (as '{matched}')" if matched != as_written else "")
-            )
-        if self.regex:
-            hit = self._regex_hit(text)
+        if self.reads_text:
+            hit = self._text_hit(text, nearest)
             if hit is None:
                 return None
             why.append(hit)
@@ -217,39 +190,82 @@ class Rule:
 
 
 class Triage:
-    def __init__(self, rules: Sequence[Rule], default_tier: str, hours: BusinessHours) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        default_tier: str,
+        hours: BusinessHours,
+        human_examples: Sequence[str] = (),
+        human_threshold: float = EXAMPLE_THRESHOLD,
+    ) -> None:
         self.rules = tuple(rules)
         self.default_tier = default_tier
         self.hours = hours
+        self._examples = Examples({r.name: r.when.examples for r in self.rules})
+        self._human = Examples({HUMAN_REQUEST: tuple(human_examples)})
+        self._human_threshold = human_threshold
+
+    def human_request(self, text: str) -> ExampleHit | None:
+        """The ``[human_request]`` example ``text`` is close to: the customer asks for a
+        person in their own words. ``None`` for a low-information text."""
+        if is_low_information(text):
+            return None
+        found = self._human.nearest(text).get(HUMAN_REQUEST)
+        if found is None or found.score < self._human_threshold:
+            return None
+        return ExampleHit(HUMAN_REQUEST, found.phrasing, found.score)
 
     def decide(self, ctx: TriageContext) -> TriageDecision:
-        text = _Text.of(ctx.text)
+        text = TextForms.of(ctx.text)
+        # Examples match only a message that says something: "ok" is close to no problem.
+        nearest = {} if is_low_information(ctx.text) else self._examples.nearest(ctx.text)
+
+        def explain(rule: Rule) -> list[str] | None:
+            return rule.when.explain(ctx, text, self.hours, nearest.get(rule.name))
+
         for i, rule in enumerate(self.rules):
-            why = rule.when.explain(ctx, text, self.hours)
+            why = explain(rule)
             if why is None:
                 continue
+            matched = "; ".join(why) or "catch-all rule"
+            # "customer asked for a human" twice says nothing more (issue 12)
+            reasons: tuple[str, ...] = (
+                (rule.reason,) if matched == rule.reason else (rule.reason, f"matched: {matched}")
+            )
             decision = TriageDecision(
                 tier=rule.tier,
                 priority=rule.priority,
                 skills=rule.skills,
                 private=rule.private,
-                reasons=(rule.reason, "matched: " + ("; ".join(why) or "catch-all rule")),
+                reasons=reasons,
                 rule=rule.name,
                 handoff=rule.handoff,
                 terms=rule.terms,
             )
             if not rule.handoff:
                 later = next(
-                    (r for r in self.rules[i + 1 :]
-                     if r.handoff and r.when.explain(ctx, text, self.hours) is not None),
+                    (r for r in self.rules[i + 1 :] if r.handoff and explain(r) is not None),
                     None,
-                )  # fmt: skip
+                )
                 if later is not None:
                     reasons = (
                         *decision.reasons,
                         f"handoff now: {later.reason} (rule '{later.name}')",
                     )
                     decision = replace(decision, handoff=True, reasons=reasons)
+            if not rule.private:
+                # Privacy is about the data, not the team: a later private rule that
+                # matches keeps card numbers and health data out of the open chat.
+                private = next(
+                    (r for r in self.rules[i + 1 :] if r.private and explain(r) is not None),
+                    None,
+                )
+                if private is not None:
+                    reasons = (
+                        *decision.reasons,
+                        f"private: {private.reason} (rule '{private.name}')",
+                    )
+                    decision = replace(decision, private=True, reasons=reasons)
             return decision
         return TriageDecision(
             tier=self.default_tier,
@@ -269,26 +285,47 @@ def load_triage(path: Path, tiers: Sequence[Tier], hours: BusinessHours) -> Tria
     if not tiers:
         raise ConfigError(str(path), "", "no tiers to route to")
     root = Section(str(path), "", read_toml(path))
-    root.check_keys(("rule",), "section")
+    root.check_keys(("rule", "human_request"), "section")
+    problems = Problems()
     sections = root.tables("rule") or []
     names = [t.name for t in sorted(tiers, key=lambda t: t.level)]
     rules: list[Rule] = []
-    for i, raw in enumerate(sections):
-        name = raw.string("name")
-        s = Section(raw.file, f"rule[{i}] '{name}'", raw.data)
-        rule = _rule(s, name, names)
-        if any(r.name == name for r in rules):
-            raise s.error("name", f"duplicate rule name '{name}'")
-        rules.append(rule)
-    for i, rule in enumerate(rules[:-1]):
-        if rule.when.catch_all:
-            raise ConfigError(
-                str(path),
-                f"rule[{i}] '{rule.name}'.when",
-                "empty: it matches everything, so the rules after it could never match"
-                " (only the last rule may be a catch-all)",
+    catch_alls: list[int] = []
+    for i, raw in enumerate(sections, start=1):
+        with problems.check():
+            name = raw.string("name")
+            s = Section(raw.file, f"rule[{i}] '{name}'", raw.data)
+            if any(r.name == name for r in rules):
+                raise s.error("name", f"duplicate rule name '{name}'")
+            rule = _rule(s, name, names)
+            if rule.when.catch_all:
+                catch_alls.append(i)
+            rules.append(rule)
+    for i in catch_alls:
+        if i < len(sections):
+            problems.errors.append(
+                ConfigError(
+                    str(path),
+                    f"rule[{i}] '{sections[i - 1].data.get('name')}'.when",
+                    "empty: it matches everything, so the rules after it could never match"
+                    " (only the last rule may be a catch-all)",
+                )
             )
-    return Triage(rules, names[0], hours)
+    human = root.table("human_request")
+    examples: tuple[str, ...] = ()
+    threshold = EXAMPLE_THRESHOLD
+    with problems.check():
+        human.check_keys(("examples", "example_threshold"))
+        examples = human.strings("examples", (), empty=False)
+        threshold = _threshold(human)
+    problems.raise_if_any()
+    return Triage(rules, names[0], hours, examples, threshold)
+
+
+def _threshold(s: Section) -> float:
+    value = s.number("example_threshold", EXAMPLE_THRESHOLD, low=1, high=100)
+    assert value is not None
+    return value
 
 
 def _terms(s: Section, tier: str, tiers: list[str]) -> SlaTerms:
@@ -333,7 +370,7 @@ def _rule(s: Section, name: str, tiers: list[str]) -> Rule:
 
 def _choices(s: Section, key: str, allowed: Sequence[str]) -> tuple[str, ...]:
     values = s.strings(key, (), empty=False)
-    for i, value in enumerate(values):
+    for i, value in enumerate(values, start=1):
         if value not in allowed:
             raise s.error(
                 f"{key}[{i}]",
@@ -345,13 +382,13 @@ def _choices(s: Section, key: str, allowed: Sequence[str]) -> tuple[str, ...]:
 def _when(s: Section) -> Conditions:
     s.check_keys(WHEN_KEYS)
     keywords: list[Keyword] = []
-    for i, text in enumerate(s.strings("keywords", (), empty=False)):
+    for i, text in enumerate(s.strings("keywords", (), empty=False), start=1):
         words = tuple(fold(text).split())
         if not words:
             raise s.error(f"keywords[{i}]", f"'{text}' has no letters or digits")
         keywords.append(Keyword(text, words))
     patterns: list[re.Pattern[str]] = []
-    for i, pattern in enumerate(s.strings("regex", (), empty=False)):
+    for i, pattern in enumerate(s.strings("regex", (), empty=False), start=1):
         try:
             compiled = re.compile(pattern, re.IGNORECASE)
         except re.error as e:
@@ -369,9 +406,13 @@ def _when(s: Section) -> Conditions:
         if "failed_attempts_at_least" in s.data
         else None
     )
+    if "example_threshold" in s.data and "examples" not in s.data:
+        raise s.error("example_threshold", "set, but the rule has no examples")
     return Conditions(
         keywords=tuple(keywords),
         regex=tuple(patterns),
+        examples=s.strings("examples", (), empty=False),
+        example_threshold=_threshold(s),
         kb_outcome=_choices(s, "kb_outcome", KB_OUTCOMES),
         kb_category=s.strings("kb_category", (), empty=False),
         failed_attempts_at_least=failed,

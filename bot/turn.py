@@ -18,8 +18,10 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from bot import i18n
+from bot import access_code, i18n, smalltalk
 from bot.commands import Command, CommandMatch, detect, resolve_choice
+from bot.csat import Survey
+from bot.customer_commands import TicketCommands
 from bot.events import Recorder
 from bot.handoff import Handoff
 from bot.models import (
@@ -33,21 +35,21 @@ from bot.models import (
     OutboundMessage,
     Priority,
     Ticket,
-    TicketState,
     TriageDecision,
     media_data,
 )
 from bot.outbox import Outbox
-from bot.ports import TicketChangeKind
 from bot.settings import EngineSettings
 from bot.status import TicketStatus
 from bot.store.base import ConversationStore, DeskStore, Lease
 from bot.triage import Triage, TriageContext
+from bot.triage_text import ExampleHit
 from bot.views import Views
 from bot.workspaces import Workspaces
 from flows.loader import FlowSet
 from flows.position import FlowPosition
 from flows.runner import FlowReply, FlowRunner, Option
+from kb.lowinfo import is_low_information
 from kb.matcher import KbDecision, Matcher
 from kb.model import KnowledgeBase
 
@@ -114,6 +116,8 @@ class Turn:
         self.message = message
         self.lease = lease
         self._sent = 0
+        #: The ``[human_request]`` example this message was close to, if any.
+        self._human_hit: ExampleHit | None = None
 
     # -- FlowHost --------------------------------------------------------------------
 
@@ -160,8 +164,13 @@ class Turn:
             )
         else:
             decision = await self._triage_for_handoff()
-            if reason:
-                decision = replace(decision, reasons=(reason, *decision.reasons))
+            heard = (
+                (f"asked in their words: {self._human_hit.explain()}",) if self._human_hit else ()
+            )
+            if reason or heard:
+                # one line per reason: the flow's and the rule's are often the same words
+                reasons = tuple(r for r in dict.fromkeys((reason, *heard, *decision.reasons)) if r)
+                decision = replace(decision, reasons=reasons)
             if priority:
                 decision = replace(decision, priority=Priority.parse(priority))
         await self._handoff(decision)
@@ -172,6 +181,14 @@ class Turn:
             ticket = await self.parts.desk.get_ticket(ticket_id) if ticket_id else None
         else:
             ticket = await self.parts.desk.find_ticket(number)
+            if ticket is None or not await access_code.may_see(
+                self.parts.conversations, ticket, self.contact, self.conversation, self.inbound.text
+            ):
+                # the same answer whether #number exists or not: it reveals no ticket
+                await self._event(EventKind.STATUS_REFUSED, number=number)
+                locked = access_code.text("locked", self.locale, ticket=f"#{number}", number=number)
+                await self.send(locked)
+                return
         status = await self.parts.status.text(ticket, self.locale, number)
         await self.send(status)
 
@@ -206,16 +223,33 @@ class Turn:
         self.conversation = replace(self.conversation, pending_choices=())
         choice = resolve_choice(self.inbound.text, self.inbound.choice_id, offered)
 
-        if self.conversation.csat_ticket_id is not None and await self._csat(choice):
+        if (
+            choice is None
+            and any(c.id == KB_NONE for c in offered)
+            and smalltalk.is_negative(self.inbound.text)
+        ):
+            # "não" / "no" to suggestions means "none of these" (issue 12)
+            choice = next(c for c in offered if c.id == KB_NONE)
+        survey = Survey(
+            self.parts.desk,
+            self.parts.conversations,
+            self.parts.recorder,
+            self.parts.views,
+            self.parts.workspaces,
+        )
+        if self.conversation.csat_comment_ticket_id is not None and await survey.comment(self):
+            return Outcome.HANDLED
+        if self.conversation.csat_ticket_id is not None and await survey.answer(self, choice):
             return Outcome.HANDLED
 
-        command = None if choice else detect(self.inbound.text)
+        command = None if choice else detect(self.inbound.text) or self._asks_for_human()
         if command is not None:
             await self._command(command)
         elif self.conversation.flow is not None:
             sent_before = self._sent
             await self._resume_flow(self.conversation.flow, choice)
-            if self.conversation.flow is None and self._sent == sent_before:
+            handed_off = self.conversation.ticket_id is not None
+            if self.conversation.flow is None and self._sent == sent_before and not handed_off:
                 # The flow gave up on this reply without a word (it was not an answer
                 # to its question): treat it as a new message rather than lose it.
                 await self._fresh(None)
@@ -229,52 +263,42 @@ class Turn:
             await self._picked_suggestion(choice)
         elif (flow_id := self.parts.flows.find_trigger(self.inbound.text)) is not None:
             await self.start_flow(flow_id)
-        else:
+        elif not await self._small_talk():
             await self._tier0()
+
+    async def _small_talk(self) -> bool:
+        """Small talk gets a friendly word, a low-information message a request for
+        more; neither is a failed attempt nor reaches the KB (issue 12)."""
+        kind = smalltalk.classify(self.inbound.text)
+        if kind is not None:
+            await self._event(EventKind.SMALLTALK, talk=kind.value)
+        elif is_low_information(self.inbound.text):
+            kind = smalltalk.Kind.CLARIFY
+            await self._event(EventKind.CLARIFY_ASKED)
+        else:
+            return False
+        await self.send(smalltalk.reply(kind, self.locale))
+        return True
+
+    def _asks_for_human(self) -> CommandMatch | None:
+        """A request for a person in the customer's own words ("quero conversar com uma
+        pessoa"), read with the routing file's ``[human_request]`` examples."""
+        self._human_hit = self.parts.triage.human_request(self.inbound.text)
+        return CommandMatch(Command.HUMAN) if self._human_hit else None
 
     async def _relay(self, ticket: Ticket) -> Outcome:
         """A human queue owns the conversation: agents get the message; the bot answers
-        only a status question, and only while no agent has the ticket yet."""
-        command = detect(self.inbound.text)
-        if (
-            ticket.state is TicketState.QUEUED
-            and command is not None
-            and command.command is Command.STATUS
-        ):
-            await self.ticket_status(command.number)
-        view = await self.parts.views.view(ticket)
-        await self.parts.workspaces.customer_message(view, self.message)
+        only the customer's commands (:mod:`bot.customer_commands`)."""
+        commands = TicketCommands(
+            self.parts.desk,
+            self.parts.conversations,
+            self.parts.recorder,
+            self.parts.views,
+            self.parts.workspaces,
+            self.parts.settings.greeting_flow,
+        )
+        await commands.relay(self, ticket)
         return Outcome.RELAYED
-
-    async def _csat(self, choice: Choice | None) -> bool:
-        """Record the CSAT answer. True when this message was the answer (or re-asked)."""
-        ticket_id = self.conversation.csat_ticket_id
-        assert ticket_id is not None
-        score = None
-        if choice is not None and choice.id.startswith(i18n.CSAT_CHOICE):
-            score = int(choice.id.removeprefix(i18n.CSAT_CHOICE))
-        elif self.inbound.text.strip() in {"1", "2", "3", "4", "5"}:
-            score = int(self.inbound.text.strip())
-        if score is not None:
-            change = await self.parts.desk.record_csat(ticket_id, score)
-            self.conversation = replace(self.conversation, csat_ticket_id=None, csat_retries=0)
-            tier = change.ticket.tier if change.ticket else None
-            await self._event(EventKind.CSAT_RECORDED, ticket_id=ticket_id, score=score, tier=tier)
-            await self.send(i18n.text("csat_thanks", self.locale))
-            if change.ticket is not None:
-                view = await self.parts.views.view(change.ticket)
-                await self.parts.workspaces.ticket_changed(view, TicketChangeKind.CSAT)
-            return True
-        if self.conversation.csat_retries == 0:
-            self.conversation = replace(self.conversation, csat_retries=1)
-            await self._send_choices(
-                i18n.text("csat_retry", self.locale), i18n.csat_choices(self.locale)
-            )
-            return True
-        # Asked again once already: the customer has moved on; so do we.
-        self.conversation = replace(self.conversation, csat_ticket_id=None, csat_retries=0)
-        await self._event(EventKind.CSAT_DROPPED, ticket_id=ticket_id)
-        return False
 
     async def _command(self, match: CommandMatch) -> None:
         settings = self.parts.settings

@@ -5,6 +5,7 @@ journey can be scripted through a pipe."""
 from __future__ import annotations
 
 import itertools
+import re
 import shlex
 import uuid
 from collections.abc import AsyncIterator
@@ -17,6 +18,8 @@ from bot.models import Availability, InboundMessage, Message, OutboundMessage, T
 from bot.ports import TicketChangeKind, TicketView
 
 CHANNEL = "console"
+#: A word shaped like a tier name ("N9", "L2"), read as the escalation target.
+TIER_LIKE = re.compile(r"[A-Z]{1,3}\d{1,2}")
 ADDRESS = "local"
 
 HELP = """\
@@ -96,6 +99,7 @@ class Console:
             TicketChangeKind.RESOLVED: f"resolved by {view.actor}",
             TicketChangeKind.CSAT: f"CSAT {t.csat}/5",
             TicketChangeKind.ROUTED: f"routed by {view.actor}: {view.note}",
+            TicketChangeKind.CLOSED_BY_CUSTOMER: "closed by the customer",
         }[change]
         self.say(f"[agents] {t.label} {detail}")
 
@@ -200,7 +204,9 @@ class Console:
             self._result((await desk.note(self.agent_id, number, " ".join(rest))).message)
         elif verb == "escalate":
             tier = None
-            if rest and rest[0] in desk.tiers:
+            if rest and (rest[0] in desk.tiers or TIER_LIKE.fullmatch(rest[0])):
+                # "N9" is a tier name, unknown or not: the desk refuses an unknown one
+                # instead of escalating to the next tier with "N9" in the reason
                 tier, rest = rest[0], rest[1:]
             self._result((await desk.escalate(self.agent_id, number, tier, " ".join(rest))).message)
         elif verb == "route":

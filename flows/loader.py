@@ -55,24 +55,30 @@ def load_flows(paths: Sequence[Path | str]) -> FlowSet:
     flows: dict[str, Flow] = {}
     triggers: dict[str, tuple[str, str]] = {}  # normalized -> (flow id, file)
     jumps: list[tuple[Flow, JumpTo]] = []
+    errors: list[FlowError] = []
+    read: list[Flow] = []
     for file in _files(paths):
-        for flow in FileReader(file).flows():
-            place = f"flow '{flow.id}'"
-            if flow.id in flows:
+        try:
+            read.extend(FileReader(file).flows())
+        except FlowError as e:
+            errors.append(e)  # the other files are still read: all problems at once
+    if errors:
+        raise FlowError.combine(errors)
+    for flow in read:
+        place = f"flow '{flow.id}'"
+        if flow.id in flows:
+            raise FlowError(flow.file, place, f"duplicate flow id (also in {flows[flow.id].file})")
+        flows[flow.id] = flow
+        for trigger in flow.triggers:
+            key = normalize(trigger)
+            owner = triggers.setdefault(key, (flow.id, flow.file))
+            if owner[0] != flow.id:
                 raise FlowError(
-                    flow.file, place, f"duplicate flow id (also in {flows[flow.id].file})"
+                    flow.file,
+                    f"{place}.triggers",
+                    f"trigger '{trigger}' already starts flow '{owner[0]}' ({owner[1]})",
                 )
-            flows[flow.id] = flow
-            for trigger in flow.triggers:
-                key = normalize(trigger)
-                owner = triggers.setdefault(key, (flow.id, flow.file))
-                if owner[0] != flow.id:
-                    raise FlowError(
-                        flow.file,
-                        f"{place}.triggers",
-                        f"trigger '{trigger}' already starts flow '{owner[0]}' ({owner[1]})",
-                    )
-            jumps.extend((flow, s) for s in flow.steps.values() if isinstance(s, JumpTo))
+        jumps.extend((flow, s) for s in flow.steps.values() if isinstance(s, JumpTo))
     for flow, jump in jumps:
         if jump.flow not in flows:
             raise FlowError(

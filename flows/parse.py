@@ -93,11 +93,18 @@ class FileReader:
         if not isinstance(raw_flows, list) or not raw_flows:
             self.fail("file", "no flows: add one or more [[flow]] tables")
         flows: list[Flow] = []
+        errors: list[FlowError] = []  # every flow is read: all problems at once
         for index, raw in enumerate(raw_flows, start=1):
-            flow = self.flow(raw, f"flow #{index}")
-            if any(f.id == flow.id for f in flows):
-                self.fail(f"flow '{flow.id}'", "duplicate flow id")
+            try:
+                flow = self.flow(raw, f"flow #{index}")
+                if any(f.id == flow.id for f in flows):
+                    self.fail(f"flow '{flow.id}'", "duplicate flow id")
+            except FlowError as e:
+                errors.append(e)
+                continue
             flows.append(flow)
+        if errors:
+            raise FlowError.combine(errors)
         return flows
 
     # -- flows and steps ---------------------------------------------------------------

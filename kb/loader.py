@@ -118,7 +118,7 @@ class _EntryReader:
         if not isinstance(value, list):
             self.fail(place, f"must be a list of strings, got {_kind(value)}")
         out: list[str] = []
-        for i, item in enumerate(value):
+        for i, item in enumerate(value, start=1):
             if not isinstance(item, str):
                 self.fail(f"{place}[{i}]", f"must be a string, got {_kind(item)}")
             if not item.strip():
@@ -203,7 +203,7 @@ def _synonyms(
             raise KbError(file, place, f"must be a list of strings, got {_kind(variants)}")
         if not variants:
             raise KbError(file, place, "must have at least one variant")
-        for i, variant in enumerate(variants):
+        for i, variant in enumerate(variants, start=1):
             if not isinstance(variant, str):
                 raise KbError(file, f"{place}[{i}]", f"must be a string, got {_kind(variant)}")
             key = fold(variant)
@@ -231,7 +231,8 @@ def _synonyms(
 
 
 def load_kb(paths: Sequence[Path | str]) -> KnowledgeBase:
-    """Read every entry and synonym from ``paths``; raise KbError on the first problem."""
+    """Read every entry and synonym from ``paths``; raise one KbError listing every
+    problem found (one per entry or synonyms table, positions counting from 1)."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     entries: list[KbEntry] = []
@@ -239,30 +240,52 @@ def load_kb(paths: Sequence[Path | str]) -> KnowledgeBase:
     synonyms: dict[str, str] = {}
     origin: dict[str, str] = {}
     keys: dict[tuple[str, ...], str] = {}
+    # Every entry of every file is checked: an admin sees all the problems at once.
+    errors: list[KbError] = []
     for path in _files(paths):
         file = str(path)
-        doc = _read(path)
+        try:
+            doc = _read(path)
+        except KbError as e:
+            errors.append(e)
+            continue
         unknown = sorted(set(doc) - TOP_KEYS)
         if unknown:
-            raise KbError(file, unknown[0], "unknown top-level key (known: entry, synonyms)")
+            errors.append(
+                KbError(file, unknown[0], "unknown top-level key (known: entry, synonyms)")
+            )
         raw_entries = doc.get("entry", [])
         if not isinstance(raw_entries, list):
-            raise KbError(
-                file, "entry", f"must be an array of tables ([[entry]]), got {_kind(raw_entries)}"
-            )
-        for index, raw in enumerate(raw_entries):
-            reader = _EntryReader(file, index, raw)
-            entry = reader.entry()
-            if entry.id in seen:
-                raise KbError(
+            errors.append(
+                KbError(
                     file,
-                    f"{reader.place}.id",
-                    f"duplicate id '{entry.id}' (first in {seen[entry.id]})",
+                    "entry",
+                    f"must be an array of tables ([[entry]]), got {_kind(raw_entries)}",
                 )
+            )
+            raw_entries = []
+        for index, raw in enumerate(raw_entries, start=1):
+            try:
+                reader = _EntryReader(file, index, raw)
+                entry = reader.entry()
+                if entry.id in seen:
+                    raise KbError(
+                        file,
+                        f"{reader.place}.id",
+                        f"duplicate id '{entry.id}' (first in {seen[entry.id]})",
+                    )
+            except KbError as e:
+                errors.append(e)
+                continue
             seen[entry.id] = file
             entries.append(entry)
         if "synonyms" in doc:
-            _synonyms(file, doc["synonyms"], synonyms, origin, keys)
+            try:
+                _synonyms(file, doc["synonyms"], synonyms, origin, keys)
+            except KbError as e:
+                errors.append(e)
+    if errors:
+        raise KbError.combine(errors)
     if not entries:
         raise KbError(
             ", ".join(str(p) for p in paths), "entry", "the knowledge base has no entries"

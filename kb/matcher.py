@@ -71,6 +71,7 @@ import numpy as np
 import numpy.typing as npt
 from rapidfuzz import fuzz, process
 
+from kb.lowinfo import is_low_information
 from kb.model import KnowledgeBase
 from kb.normalize import STOP_WORDS, Normalizer
 from kb.vectors import SparseIndex, char_ngrams, tfidf
@@ -84,6 +85,8 @@ CENTROID_WEIGHT = 0.4  # share of the entry's word centroid cosine in a voting e
 BASE_EXPONENT = 0.6  # voting confidence = 100 * (base / 100) ** BASE_EXPONENT * vote share
 SHORTLIST = 100  # phrasings re-scored with rapidfuzz after the sparse candidate step
 EXPLAIN_TOP = 5  # candidates kept in a decision for explainability
+#: Negation stems (``kb.normalize`` keeps them out of the stop words).
+NEGATIONS = frozenset({"nao", "not", "no", "nem", "nunca", "never", "sem", "without"})
 
 Outcome = Literal["answer", "suggest", "none"]
 
@@ -125,6 +128,15 @@ class KbDecision:
 NONE = KbDecision("none", None, 0.0, ())
 
 
+@dataclass(frozen=True)
+class Nearest:
+    """An entry, the phrasing of it a text comes closest to, and how close (0..100)."""
+
+    entry_id: str
+    phrasing: str
+    score: float
+
+
 def decide(ranked: Sequence[Scored], thresholds: Thresholds) -> KbDecision:
     """The decision for entries ranked best first (one Scored per distinct entry)."""
     if not ranked or ranked[0].score <= 0.0:
@@ -142,7 +154,18 @@ def decide(ranked: Sequence[Scored], thresholds: Thresholds) -> KbDecision:
 class Matcher:
     """Scores a text against every entry of a knowledge base; pure and synchronous."""
 
-    def __init__(self, kb: KnowledgeBase, thresholds: Thresholds = Thresholds()) -> None:
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        thresholds: Thresholds = Thresholds(),
+        *,
+        votes: bool | None = None,
+        stop_words: frozenset[str] | None = None,
+    ) -> None:
+        """``votes``: whether entries vote (see module doc); ``None`` decides from the
+        KB's size. Triage examples pass ``False``: many short phrasings per rule, each a
+        situation of its own, where stop words only blur containment. ``stop_words``:
+        the words dropped when entries do not vote (default ``STOP_WORDS``)."""
         self.kb = kb
         self.thresholds = thresholds
         phrasings = [
@@ -151,10 +174,14 @@ class Matcher:
             for text in (*entry.questions, *entry.titles.values())
         ]
         #: Whether entries have enough phrasings for a neighbourhood vote (see module doc).
-        self.votes = bool(
-            kb.entries
-            and np.median([len(e.questions) + len(e.titles) for e in kb.entries])
-            >= VOTE_MIN_PHRASINGS
+        self.votes = (
+            bool(
+                kb.entries
+                and np.median([len(e.questions) + len(e.titles) for e in kb.entries])
+                >= VOTE_MIN_PHRASINGS
+            )
+            if votes is None
+            else votes
         )
         # A voting KB keeps every word: its IDF, learnt from many phrasings, tells "the"
         # from "boleto", and hand-listed stop words ("why", "can", "still") often carry
@@ -162,13 +189,14 @@ class Matcher:
         self.normalizer = Normalizer(
             (text for _, text in phrasings),
             kb.synonyms,
-            frozenset() if self.votes else STOP_WORDS,
+            frozenset() if self.votes else (STOP_WORDS if stop_words is None else stop_words),
         )
         self._ids = [entry.id for entry in kb.entries]
         owners: list[int] = []
         tokens_of: list[tuple[str, ...]] = []
         self._sets: list[frozenset[str]] = []
         self._choices: list[str] = []
+        self._texts: list[str] = []  # each row's phrasing as written, for explanations
         seen: set[tuple[int, frozenset[str]]] = set()
         for index, text in phrasings:
             tokens = self.normalizer.tokens(text, repair=False)
@@ -179,6 +207,7 @@ class Matcher:
             tokens_of.append(tokens)
             self._sets.append(frozenset(tokens))
             self._choices.append(" ".join(tokens))
+            self._texts.append(text)
         self._owners: npt.NDArray[np.intp] = np.array(owners, dtype=np.intp)
         entries_with: dict[str, set[int]] = {}
         for index, token_set in zip(owners, self._sets, strict=True):
@@ -201,6 +230,8 @@ class Matcher:
             [tfidf(counts, self._gram_idf, self._unknown_gram_idf) for counts in trigrams]
         )
         self._centroids = SparseIndex(self._word_centroids(n) if self.votes else [])
+        self._word_counts: SparseIndex | None = None
+        self._sizes: npt.NDArray[np.float64] = np.zeros(0)
 
     def _word_centroids(self, entries: int) -> list[dict[str, float]]:
         """Per entry: the sum of its phrasings' unit IDF word vectors, made a unit vector."""
@@ -303,4 +334,66 @@ class Matcher:
         return [Scored(self._ids[i], round(float(per_entry[i]), 2)) for i in order]
 
     def match(self, text: str) -> KbDecision:
+        """The decision for ``text``; a low-information text ("no", "?", "ok") is never
+        answered nor offered choices, whatever it scores (``kb.lowinfo``, issue 12)."""
+        if is_low_information(text):
+            return KbDecision("none", None, 0.0, ())
         return decide(self.rank(text), self.thresholds)
+
+    def nearest(self, text: str) -> list[Nearest]:
+        """Per entry, the phrasing ``text`` *contains* best, best first (ties: KB order).
+
+        The containment score answers "does this message say one of these things?",
+        where :meth:`rank` answers "is this message one of these questions?": the IDF
+        overlap counts how much of the *phrasing* the text covers, so a long, rambling
+        message that contains "invadiram minha conta" still scores high against it::
+
+            score = FUZZY_WEIGHT * token_set_ratio + (1 - FUZZY_WEIGHT) * 100 * covered
+
+        ``covered`` is the mean of the IDF-weighted and the plain share of the phrasing's
+        words found in the text: in a short phrasing every word matters ("a integração
+        *parou*"), so one rare word covered is not most of it. A phrasing with a negation
+        ("não conecta", "will not install") is not contained in a text without one.
+
+        Same normalization, typo repair, IDF weights and rapidfuzz scorer as the
+        answer score. Used by triage rules' ``examples`` (``bot.triage_examples``).
+        """
+        tokens = self.normalizer.tokens(text)
+        if not tokens or not self._choices:
+            return []
+        query = dict.fromkeys(set(tokens), 1.0)
+        shared = self._words.dot(query)
+        by_weight = np.divide(
+            shared, self._weights, out=np.zeros_like(shared), where=self._weights > 0
+        )
+        if self._word_counts is None:  # built on first use: answering never needs it
+            self._word_counts = SparseIndex([dict.fromkeys(s, 1.0) for s in self._sets])
+            self._sizes = np.array([len(s) for s in self._sets], dtype=np.float64)
+        by_count = self._word_counts.dot(query) / np.maximum(self._sizes, 1.0)
+        covered = (by_weight + by_count) / 2
+        rows = np.flatnonzero(covered > 0)
+        if not len(rows):
+            return []
+        if len(rows) > SHORTLIST:
+            rows = rows[np.argpartition(-covered[rows], SHORTLIST - 1)[:SHORTLIST]]
+        fuzzy = process.cdist(
+            [" ".join(tokens)],
+            [self._choices[row] for row in rows],
+            scorer=fuzz.token_set_ratio,
+            dtype=np.float32,
+        )[0]
+        scores = FUZZY_WEIGHT * fuzzy + (1 - FUZZY_WEIGHT) * 100.0 * covered[rows]
+        if not NEGATIONS & set(tokens):
+            # "the app will not install" is a problem; "how do I install the app" is not
+            negated = np.array([bool(NEGATIONS & self._sets[row]) for row in rows], dtype=bool)
+            scores = np.where(negated, 0.0, scores)
+        best: dict[int, tuple[float, int]] = {}
+        for row, score in zip(rows, scores, strict=True):
+            owner = int(self._owners[row])
+            if owner not in best or score > best[owner][0]:
+                best[owner] = (float(score), int(row))
+        ordered = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
+        return [
+            Nearest(self._ids[owner], self._texts[row], round(score, 2))
+            for owner, (score, row) in ordered
+        ]

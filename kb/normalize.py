@@ -38,6 +38,21 @@ def fold(text: str) -> str:
     return _NON_WORD.sub(" ", bare).strip()
 
 
+_NEGATED = re.compile(r"\b(\w+?)n['’]t\b", re.IGNORECASE)
+_IRREGULAR = {"wo": "will", "ca": "can", "ai": "is", "sha": "shall"}
+
+
+def expand_negations(text: str) -> str:
+    """English contractions keep their negation: "won't" is "will not", "doesn't" is
+    "does not" (folding alone would leave "won" and a lone "t", and lose the "not")."""
+
+    def expand(found: re.Match[str]) -> str:
+        head = found.group(1)
+        return f"{_IRREGULAR.get(head.lower(), head)} not"
+
+    return _NEGATED.sub(expand, text)
+
+
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
@@ -104,6 +119,9 @@ _SUFFIXES = (
     "acao",
     "ation",
     "ations",
+    "aram",
+    "eram",
+    "iram",
     "ando",
     "endo",
     "indo",
@@ -119,6 +137,11 @@ _SUFFIXES = (
     "ed",
     "ar",
     "ly",
+    # pt-BR past tense, as customers tell what happened: "invadiram", "entrou", "paguei"
+    "ou",
+    "ei",
+    "eu",
+    "iu",
 )
 _FINAL_VOWELS = ("a", "e", "o", "y")
 _MIN_STEM = 3
@@ -143,6 +166,10 @@ def stem(word: str) -> str:
     for suffix in sorted(_SUFFIXES, key=len, reverse=True):
         if w.endswith(suffix) and len(w) - len(suffix) >= _MIN_STEM:
             w = w[: -len(suffix)]
+            if suffix == "ei" and w.endswith(("gu", "qu")):
+                w = w[:-2] + (
+                    "g" if w.endswith("gu") else "c"
+                )  # "paguei" -> "pag", "fiquei" -> "fic"
             if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiou":
                 w = w[:-1]  # "cancell" -> "cancel", "shipp" -> "ship"
             break
@@ -221,7 +248,7 @@ class Normalizer:
 
     def tokens(self, text: str, *, repair: bool = True) -> tuple[str, ...]:
         """The stems of ``text``'s meaningful words, in order (may repeat)."""
-        words = fold(text).split()
+        words = fold(expand_negations(text)).split()
         if repair:
             words = [self.repair(w) for w in words]
         words = self._apply_synonyms(words)

@@ -326,6 +326,12 @@ class DeskStore(abc.ABC):
         """Mark an assigned ticket resolved. Only the assignee may resolve."""
 
     @abc.abstractmethod
+    async def close_by_customer(self, ticket_id: str, now: datetime) -> TicketChange:
+        """The customer closes their open ticket (queued or assigned): it leaves its queue
+        or its agent, ends ``closed`` with ``resolved_at`` = ``now``, and no longer owns
+        the conversation. ``NOT_OPEN`` for a ticket already resolved or closed."""
+
+    @abc.abstractmethod
     async def mark_first_response(self, ticket_id: str, now: datetime) -> TicketChange:
         """Record an agent reply: ``first_response_at`` once (later calls keep the
         first), ``replied_at`` every time."""

@@ -155,6 +155,7 @@ def _conversation_to_dict(c: Conversation) -> dict[str, Any]:
         "tags": list(c.tags),
         "csat_ticket_id": c.csat_ticket_id,
         "csat_retries": c.csat_retries,
+        "csat_comment_ticket_id": c.csat_comment_ticket_id,
     }
 
 
@@ -175,6 +176,7 @@ def _conversation_from_dict(d: dict[str, Any]) -> Conversation:
         tags=_strings(d.get("tags")),
         csat_ticket_id=d.get("csat_ticket_id"),
         csat_retries=int(d.get("csat_retries", 0)),
+        csat_comment_ticket_id=d.get("csat_comment_ticket_id"),
     )
 
 

@@ -226,6 +226,24 @@ redis.call('ZADD', RESOLVED, ARGV[5], t.id)  -- for prune_tickets, oldest first
 return {'', save(t)}
 """
 
+# KEYS: tickets, numbers, scores, resolved. ARGV: desk, ticket id, now (ISO), now (µs).
+CLOSE_BY_CUSTOMER = """
+local t, raw = load(ARGV[2])
+if not t then return {'not_found'} end
+if t.state ~= 'queued' and t.state ~= 'assigned' then return {'not_open', raw} end
+if t.state == 'queued' then
+  redis.call('ZREM', queue_key(t.tier), member(t))
+else
+  redis.call('SREM', agent_key(t.assignee), t.id)
+end
+redis.call('HDEL', SCORES, t.id)
+t.state = 'closed'
+t.resolved_at = ARGV[3]
+mark_closed(t)
+redis.call('ZADD', RESOLVED, ARGV[4], t.id)  -- for prune_tickets, oldest first
+return {'', save(t)}
+"""
+
 # KEYS: tickets, numbers, scores. ARGV: desk, ticket id, now (ISO).
 MARK_FIRST_RESPONSE = """
 local t, raw = load(ARGV[2])
@@ -444,6 +462,7 @@ SCRIPTS: dict[str, str] = {
     "escalate": _DESK + ESCALATE,
     "release": _DESK + RELEASE,
     "resolve": _DESK + RESOLVE,
+    "close_by_customer": _DESK + CLOSE_BY_CUSTOMER,
     "mark_first_response": _DESK + MARK_FIRST_RESPONSE,
     "breach_step": _DESK + BREACH_STEP,
     "route": _DESK + ROUTE,

@@ -305,6 +305,18 @@ class MemoryStore(Store):
             del self._open_by_conversation[resolved.conversation_id]
         return TicketChange(resolved)
 
+    async def close_by_customer(self, ticket_id: str, now: datetime) -> TicketChange:
+        ticket = self._tickets.get(ticket_id)
+        if ticket is None:
+            return TicketChange(None, ChangeError.NOT_FOUND)
+        if ticket.state not in (TicketState.QUEUED, TicketState.ASSIGNED):
+            return TicketChange(ticket, ChangeError.NOT_OPEN)
+        closed = replace(ticket, state=TicketState.CLOSED, resolved_at=now)
+        self._tickets[ticket_id] = closed
+        if self._open_by_conversation.get(closed.conversation_id) == ticket_id:
+            del self._open_by_conversation[closed.conversation_id]
+        return TicketChange(closed)
+
     async def prune_tickets(self, resolved_before: datetime, limit: int = 500) -> list[str]:
         done = (TicketState.RESOLVED, TicketState.CLOSED)
         old = sorted(

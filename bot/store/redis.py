@@ -584,6 +584,15 @@ class RedisStore(Store):
         return self._change(reply)
 
     @_reachable
+    async def close_by_customer(self, ticket_id: str, now: datetime) -> TicketChange:
+        reply = await self._run(
+            "close_by_customer",
+            [*self._desk_keys(), self.keys.resolved],
+            [self.keys.desk, ticket_id, format_datetime(now), unix_micros(now)],
+        )
+        return self._change(reply)
+
+    @_reachable
     async def prune_tickets(self, resolved_before: datetime, limit: int = 500) -> list[str]:
         if limit <= 0:
             return []

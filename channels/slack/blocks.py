@@ -105,6 +105,8 @@ def _status(view: TicketView, change: TicketChangeKind | None, assignee: str | N
     if t.state is TicketState.ASSIGNED:
         who = f"<@{assignee}>" if assignee else escape(t.assignee or actor)
         return f":raising_hand: Claimed by {who}"
+    if change is TicketChangeKind.CLOSED_BY_CUSTOMER:
+        return ":no_entry_sign: Closed by the customer"
     score = f" · CSAT {t.csat}/5 " + ":star:" * t.csat if t.csat is not None else ""
     return f":white_check_mark: Resolved by {actor}{score}"
 

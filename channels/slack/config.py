@@ -212,7 +212,7 @@ def _card_retry_minutes(s: Section) -> tuple[float, ...]:
     if len(value) > MAX_CARD_RETRIES:
         raise s.error(key, f"at most {MAX_CARD_RETRIES} retries, got {len(value)}")
     waits: list[float] = []
-    for i, wait in enumerate(value):
+    for i, wait in enumerate(value, start=1):
         if isinstance(wait, bool) or not isinstance(wait, int | float):
             raise s.error(f"{key}[{i}]", f"expected a number of minutes, got {type_name(wait)}")
         if not 0 < wait <= 1440:

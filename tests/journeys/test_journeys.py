@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from bot.access_code import access_code
 from bot.engine import MAX_MESSAGE_CHARS
 from bot.models import Agent, Direction, EventKind, TicketState
 from bot.settings import default_settings
@@ -247,10 +248,18 @@ async def test_ticket_status_by_number_from_another_channel(journey: Journey) ->
     await journey.say("quero falar com um atendente")
     ticket = journey.workspace.opened[0].ticket
     await journey.desk.claim("ana", ticket.number)
-    replies = await journey.say(f"status {ticket.number}", channel="sms", address="+5511999990000")
+    # another channel is another contact: the ticket's access code opens it (issue 12)
+    code = access_code(ticket)
+    assert f"{ticket.label}, código {code}," in journey.channels["telegram"].texts()[-1]
+    replies = await journey.say(
+        f"status {ticket.number} {code.lower()}", channel="sms", address="+5511999990000"
+    )
+    assert replies[-1].text == f"Chamado {ticket.label}: em atendimento com a equipe N1."
+    # the owner's own conversation needs no code, and an unknown number says nothing
+    replies = await journey.say(f"status {ticket.number}")
     assert replies[-1].text == f"Chamado {ticket.label}: em atendimento com a equipe N1."
     replies = await journey.say("status 999999", channel="sms", address="+5511999990000")
-    assert "Não encontrei o chamado #999999" in replies[-1].text
+    assert "código de acesso" in replies[-1].text
 
 
 async def test_duplicate_delivery_is_processed_once(journey: Journey) -> None:

@@ -85,20 +85,20 @@ def test_syntax_error_names_file_line_and_column(tmp_path: Path) -> None:
 def test_missing_english_answer(tmp_path: Path) -> None:
     text = GOOD_ENTRY.format(id="hours").replace('en = "From 8am to 8pm."\n', "")
     error = load_error(write(tmp_path, "a.toml", text))
-    assert error.place == "entry[0] 'hours'.answers.en"
+    assert error.place == "entry[1] 'hours'.answers.en"
     assert "missing locale 'en'" in error.reason
 
 
 def test_missing_answers_table(tmp_path: Path) -> None:
     text = GOOD_ENTRY.format(id="hours").split("[entry.answers]")[0]
     error = load_error(write(tmp_path, "a.toml", text))
-    assert (error.place, error.reason) == ("entry[0] 'hours'.answers", "missing required key")
+    assert (error.place, error.reason) == ("entry[1] 'hours'.answers", "missing required key")
 
 
 def test_unknown_key_is_a_typo_guard(tmp_path: Path) -> None:
     text = GOOD_ENTRY.format(id="hours").replace("[entry.answers]", "[entry.anwsers]")
     error = load_error(write(tmp_path, "a.toml", text))
-    assert error.place == "entry[0] 'hours'.anwsers"
+    assert error.place == "entry[1] 'hours'.anwsers"
     assert "unknown key" in error.reason
 
 
@@ -114,7 +114,7 @@ def test_duplicate_id_across_files(tmp_path: Path) -> None:
     )
     error = load_error(first, second)
     assert error.file == str(second)
-    assert error.place == "entry[1] 'hours'.id"
+    assert error.place == "entry[2] 'hours'.id"
     assert error.reason == f"duplicate id 'hours' (first in {first})"
 
 
@@ -124,7 +124,7 @@ def test_empty_questions(tmp_path: Path) -> None:
     )
     error = load_error(write(tmp_path, "a.toml", text))
     assert (error.place, error.reason) == (
-        "entry[0] 'hours'.questions",
+        "entry[1] 'hours'.questions",
         "must have at least one item",
     )
 
@@ -135,37 +135,37 @@ def test_empty_questions(tmp_path: Path) -> None:
         (
             'questions = ["qual o horário?", "when are you open?"]',
             'questions = "qual o horário?"',
-            "entry[0] 'hours'.questions",
+            "entry[1] 'hours'.questions",
             "must be a list of strings, got string",
         ),
         (
             'questions = ["qual o horário?", "when are you open?"]',
             'questions = ["qual o horário?", 3]',
-            "entry[0] 'hours'.questions[1]",
+            "entry[1] 'hours'.questions[2]",
             "must be a string, got integer",
         ),
         (
             'category = "contact"',
             "category = 7",
-            "entry[0] 'hours'.category",
+            "entry[1] 'hours'.category",
             "must be a string, got integer",
         ),
         (
             'category = "contact"',
             'category = "  "',
-            "entry[0] 'hours'.category",
+            "entry[1] 'hours'.category",
             "must not be empty",
         ),
         (
             'en = "From 8am to 8pm."',
             "en = true",
-            "entry[0] 'hours'.answers.en",
+            "entry[1] 'hours'.answers.en",
             "must be a string, got boolean",
         ),
         (
             'category = "contact"',
             'category = "contact"\ntags = "x"',
-            "entry[0] 'hours'.tags",
+            "entry[1] 'hours'.tags",
             "must be a list of strings, got string",
         ),
     ],
@@ -178,9 +178,9 @@ def test_wrong_types(tmp_path: Path, old: str, new: str, place: str, reason: str
 
 def test_missing_id_and_bad_id(tmp_path: Path) -> None:
     text = GOOD_ENTRY.format(id="x").replace('id = "x"\n', "")
-    assert load_error(write(tmp_path, "a.toml", text)).place == "entry[0].id"
+    assert load_error(write(tmp_path, "a.toml", text)).place == "entry[1].id"
     error = load_error(write(tmp_path, "b.toml", GOOD_ENTRY.format(id="Reset Password")))
-    assert error.place == "entry[0] 'Reset Password'.id" and "snake_case" in error.reason
+    assert error.place == "entry[1] 'Reset Password'.id" and "snake_case" in error.reason
 
 
 def test_synonyms_must_be_lists_and_not_conflict(tmp_path: Path) -> None:
@@ -192,7 +192,7 @@ def test_synonyms_must_be_lists_and_not_conflict(tmp_path: Path) -> None:
     first = write(tmp_path, "s1.toml", '[synonyms]\npassword = ["senha"]\n')
     second = write(tmp_path, "s2.toml", '[synonyms]\npin = ["Senha"]\n')
     error = load_error(entry, first, second)
-    assert error.place == "synonyms.pin[0]"
+    assert error.place == "synonyms.pin[1]"
     assert "already maps to 'password'" in error.reason
 
 
@@ -200,7 +200,7 @@ def test_synonym_variants_that_stem_alike_must_agree(tmp_path: Path) -> None:
     entry = write(tmp_path, "a.toml", GOOD_ENTRY.format(id="hours"))
     synonyms = write(tmp_path, "s.toml", '[synonyms]\nchange = ["trocar"]\nexchange = ["troca"]\n')
     error = load_error(entry, synonyms)
-    assert error.place == "synonyms.exchange[0]"
+    assert error.place == "synonyms.exchange[1]"
     assert "matches the same words as 'trocar', which maps to 'change'" in error.reason
 
 
