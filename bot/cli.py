@@ -72,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--config", type=Path)
     evaluate.set_defaults(run=run_kb_eval)
 
+    turns = sub.add_parser(
+        "eval", help="run labelled customer messages through the engine and measure the outcomes"
+    )
+    turns.add_argument("--cases", type=Path, required=True, help="JSON lines (see README)")
+    turns.add_argument("--config", type=Path, help="settings file (default: built-in defaults)")
+    turns.add_argument("--json", action="store_true", help="print the report as JSON")
+    turns.add_argument("--failures", action="store_true", help="list the cases not as expected")
+    turns.add_argument(
+        "--check", action="store_true", help="exit with status 1 when a target is not met"
+    )
+    turns.set_defaults(run=run_turn_eval)
+
     flows = sub.add_parser("flows", help="flow tools").add_subparsers(dest="flows", required=True)
     flows_check = flows.add_parser("check", help="validate flow files")
     flows_check.add_argument("paths", type=Path, nargs="+")
@@ -256,6 +268,22 @@ def run_kb_eval(args: argparse.Namespace) -> int:
         raise ConfigError(e.file, e.place, e.reason, e.problems) from e
     print(json.dumps(evaluate(matcher, cases), indent=2))
     return 0
+
+
+def run_turn_eval(args: argparse.Namespace) -> int:
+    """``escala eval``: whole turns through the engine (:mod:`bot.turn_eval`)."""
+    from bot import turn_eval
+
+    settings = load_settings(args.config)
+    cases = turn_eval.load_cases(args.cases)
+    results = asyncio.run(turn_eval.run_cases(settings, cases))
+    report = turn_eval.report(cases, results)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(turn_eval.render(report, failures=args.failures)))
+    met = all(target["met"] for target in report["targets"].values())
+    return 1 if args.check and not met else 0
 
 
 def run_flows_check(args: argparse.Namespace) -> int:

@@ -78,6 +78,11 @@ _LONGEST = max(len(p) for p in PHRASES)
 #: Words that may surround small talk without making it a request.
 FILLERS = frozenset(
     [
+        "ah",
+        "ahh",
+        "oh",
+        "hm",
+        "hmm",
         "muito",
         "mesmo",
         "demais",

@@ -41,28 +41,11 @@ WINDOW_SLACK = 2
 EXAMPLE_THRESHOLD = 75.0
 #: Stop words of examples: who and how much carry the situation there ("alguém entrou
 #: na minha conta", "nada funciona", "falar com alguém"), so they are kept.
-EXAMPLE_STOP_WORDS = STOP_WORDS - frozenset(
-    [
-        "alguem",
-        "ninguem",
-        "someone",
-        "anyone",
-        "nobody",
-        "everyone",
-        "everybody",
-        "todos",
-        "todo",
-        "tudo",
-        "nada",
-        "nothing",
-        "everything",
-        "voce",
-        "voces",
-        "you",
-        "outro",
-        "other",
-    ]
+KEPT_IN_EXAMPLES = (
+    "alguem ninguem someone anyone nobody everyone everybody todos todo tudo nada nothing "
+    "everything voce voces you outro other"
 )
+EXAMPLE_STOP_WORDS = STOP_WORDS - frozenset(KEPT_IN_EXAMPLES.split())
 #: Longest customer text triage reads; the engine already bounds messages.
 MAX_TEXT = 4000
 

@@ -40,6 +40,10 @@ def fold(text: str) -> str:
 
 _NEGATED = re.compile(r"\b(\w+?)n['’]t\b", re.IGNORECASE)
 _IRREGULAR = {"wo": "will", "ca": "can", "ai": "is", "sha": "shall"}
+#: The same, typed without the apostrophe ("doesnt", "cant", "wont").
+_GLUED = re.compile(
+    r"\b(do|does|did|is|are|was|were|ca|wo|have|has|had|should|could|would)nt\b", re.IGNORECASE
+)
 
 
 def expand_negations(text: str) -> str:
@@ -50,7 +54,7 @@ def expand_negations(text: str) -> str:
         head = found.group(1)
         return f"{_IRREGULAR.get(head.lower(), head)} not"
 
-    return _NEGATED.sub(expand, text)
+    return _GLUED.sub(expand, _NEGATED.sub(expand, text))
 
 
 def _words(text: str) -> frozenset[str]:
