@@ -43,7 +43,7 @@ EXAMPLE_THRESHOLD = 75.0
 #: na minha conta", "nada funciona", "falar com alguém"), so they are kept.
 KEPT_IN_EXAMPLES = (
     "alguem ninguem someone anyone nobody everyone everybody todos todo tudo nada nothing "
-    "everything voce voces you outro other"
+    "everything outro other"
 )
 EXAMPLE_STOP_WORDS = STOP_WORDS - frozenset(KEPT_IN_EXAMPLES.split())
 #: Longest customer text triage reads; the engine already bounds messages.

@@ -85,6 +85,9 @@ CENTROID_WEIGHT = 0.4  # share of the entry's word centroid cosine in a voting e
 BASE_EXPONENT = 0.6  # voting confidence = 100 * (base / 100) ** BASE_EXPONENT * vote share
 SHORTLIST = 100  # phrasings re-scored with rapidfuzz after the sparse candidate step
 EXPLAIN_TOP = 5  # candidates kept in a decision for explainability
+#: Points the character-level score of :meth:`Matcher.nearest` may exceed the share of
+#: the phrasing's words the text covers.
+CONTAINMENT_SLACK = 10.0
 #: Negation stems (``kb.normalize`` keeps them out of the stop words).
 NEGATIONS = frozenset({"nao", "not", "no", "nem", "nunca", "never", "sem", "without"})
 
@@ -382,6 +385,12 @@ class Matcher:
             scorer=fuzz.token_set_ratio,
             dtype=np.float32,
         )[0]
+        # token_set_ratio is symmetric: a text that is a *part* of the phrasing ("troco
+        # minha senha" of "alguém trocou minha senha") would score 100. Containment is
+        # one-way, so the character-level score may not go much past the share of words
+        # covered (it may forgive a typo the repair missed, never a missing word).
+        ceiling = 100.0 * by_count[rows] + CONTAINMENT_SLACK
+        fuzzy = np.minimum(fuzzy, ceiling)
         scores = FUZZY_WEIGHT * fuzzy + (1 - FUZZY_WEIGHT) * 100.0 * covered[rows]
         if not NEGATIONS & set(tokens):
             # "the app will not install" is a problem; "how do I install the app" is not

@@ -684,6 +684,30 @@ async def test_only_the_assignee_resolves(store: Store) -> None:
     assert (await store.resolve("tkt_1", "ana", at(4))).error is ChangeError.NOT_OPEN
 
 
+async def test_the_customer_closes_a_queued_or_assigned_ticket(store: Store) -> None:
+    # issue 12: "cancelar" during a ticket, confirmed
+    await open_tickets(store, ticket("waiting"), ticket("claimed"), ticket("other"))
+    await store.claim("claimed", "ana", at(1))
+
+    from_queue = await store.close_by_customer("waiting", at(2))
+    from_agent = await store.close_by_customer("claimed", at(3))
+
+    assert from_queue.ok and from_queue.ticket is not None
+    assert from_queue.ticket.state is TicketState.CLOSED and from_queue.ticket.resolved_at == at(2)
+    assert from_agent.ok and from_agent.ticket is not None
+    assert from_agent.ticket.state is TicketState.CLOSED
+    assert ids(await store.queue("n1")) == ["other"]
+    assert await store.assigned("ana") == []
+    assert await store.open_ticket_of("cnv_waiting") is None
+    assert await store.open_ticket_of("cnv_claimed") is None
+    stored = await store.get_ticket("claimed")
+    assert stored is not None and stored.state is TicketState.CLOSED
+    assert (await store.close_by_customer("waiting", at(4))).error is ChangeError.NOT_OPEN
+    assert (await store.close_by_customer("nope", at(4))).error is ChangeError.NOT_FOUND
+    # closed tickets are finished tickets: retention prunes them like resolved ones
+    assert sorted(await store.prune_tickets(at(10))) == ["claimed", "waiting"]
+
+
 async def test_first_response_is_kept_once(store: Store) -> None:
     await store.open_ticket(ticket("tkt_1"))
     first = await store.mark_first_response("tkt_1", at(3))

@@ -1,0 +1,117 @@
+"""``escala eval``: cases file, outcomes read from the engine, metrics, targets (issue 12)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.settings import default_settings
+from bot.turn_eval import Case, Result, load_cases, measure, report, run_cases
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "tests" / "data" / "turn_cases.jsonl"
+
+
+def write(tmp_path: Path, *lines: str) -> Path:
+    path = tmp_path / "cases.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_every_bad_line_is_reported_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '{"text": "oi", "expect": "smalltalk"}',
+        "not json",
+        '{"text": "oi", "expect": "maybe"}',
+        "",
+        '{"text": "oi", "expect": "none", "split": "test"}',
+        '{"text": "oi", "expect": "none", "colour": "red"}',
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_cases(path)
+    assert [place for _, place, _ in caught.value.problems] == [
+        "line 2",
+        "line 3",
+        "line 5",
+        "line 6",
+    ]
+    assert "'expect' must be one of" in caught.value.problems[1][2]
+
+
+async def test_outcomes_are_read_from_what_the_engine_did() -> None:
+    cases = [
+        Case("minha conta foi invadida", "handoff", 1, tier="N3", priority="urgent"),
+        Case("obrigado", "smalltalk", 2),
+        Case("?", "none", 3, tags=("lowinfo",)),
+        Case("qual o prazo de entrega?", "answer", 4, entry="delivery_time"),
+        Case("oi", "flow", 5, flow="greeting"),
+        Case("quero cancelar", "suggest", 6),
+        Case("obrigado", "none", 7, before=("atendente",)),  # relayed to the ticket
+    ]
+    results = await run_cases(default_settings(), cases)
+    assert [(r.outcome, r.entry or r.tier or r.flow) for r in results] == [
+        ("handoff", "N3"),
+        ("smalltalk", None),
+        ("none", None),
+        ("answer", "delivery_time"),
+        ("flow", "greeting"),
+        ("suggest", None),
+        ("none", None),
+    ]
+    assert results[0].priority == "urgent" and results[0].private is False
+    assert any("Abri o chamado #1001" in r for r in results[0].replies)
+
+
+def test_metrics_on_a_hand_built_set_are_exact() -> None:
+    cases = [
+        Case("a", "handoff", 1, tier="N3", private=True),
+        Case("b", "handoff", 2, tier="N2"),
+        Case("c", "smalltalk", 3),
+        Case("d", "none", 4, tags=("lowinfo",)),
+        Case("e", "answer", 5, entry="x"),
+    ]
+    results = [
+        Result("handoff", tier="N3", private=True),
+        Result("handoff", tier="N1"),
+        Result("smalltalk"),
+        Result("answer", entry="x"),  # a low-information message answered: wrong
+        Result("answer", entry="x"),
+    ]
+    m = measure(cases, results)
+    assert m["handoff_tier_accuracy"] == 0.5 and m["private_recall"] == 1.0
+    assert m["smalltalk_no_ticket"] == 1.0 and m["lowinfo_not_answered"] == 0.0
+    assert m["answer_precision"] == 0.5
+    assert m["outcomes"]["answer"] == {"precision": 0.5, "recall": 1.0, "expected": 1, "got": 2}
+    assert m["tiers"]["N3"] == {"precision": 1.0, "recall": 1.0, "expected": 1, "got": 1}
+    assert m["tiers"]["N2"]["recall"] == 0.0 and m["tiers"]["N1"]["precision"] == 0.0
+    full = report(cases, results)
+    assert full["targets"]["lowinfo_not_answered"]["met"] is False
+    assert [f["line"] for f in full["failures"]] == [2, 4]
+
+
+def test_shipped_cases_are_many_bilingual_and_have_a_holdout() -> None:
+    cases = load_cases(SHIPPED)
+    assert len(cases) >= 300
+    assert {c.locale for c in cases} == {"pt-BR", "en"}
+    assert sum(c.split == "holdout" for c in cases) >= 90
+
+
+def test_escala_eval_meets_the_targets_on_the_shipped_cases() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "eval", "--cases", str(SHIPPED), "--json", "--check"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    result = json.loads(done.stdout)
+    assert all(target["met"] for target in result["targets"].values())
+    assert result["all"]["handoff_tier_accuracy"] >= 0.95
+    assert result["all"]["private_recall"] == 1.0
