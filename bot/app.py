@@ -131,7 +131,7 @@ def desk_problems(settings: Settings, triage: Triage) -> list[ConfigError]:
     tiers = TierMap(settings.tiers)
     worked = {name for agent in settings.agents for name in agent.tiers}
     problems: list[ConfigError] = []
-    for i, tier in enumerate(settings.tiers):
+    for i, tier in enumerate(settings.tiers, start=1):
         if tier.name not in worked:
             problems.append(
                 ConfigError(
@@ -151,12 +151,12 @@ def desk_problems(settings: Settings, triage: Triage) -> list[ConfigError]:
             return None
         return f"escalates into tier '{target.name}', which no agent works"
 
-    for i, tier in enumerate(settings.tiers):
+    for i, tier in enumerate(settings.tiers, start=1):
         for key in keys:
             reason = into_empty(getattr(tier, key), tier.name)
             if reason:
                 problems.append(ConfigError(source, f"tiers[{i}].{key}", reason))
-    for i, rule in enumerate(triage.rules):
+    for i, rule in enumerate(triage.rules, start=1):
         for key in keys:
             reason = into_empty(getattr(rule.terms, key), rule.tier)
             if reason:

@@ -22,7 +22,7 @@ class ConfigError(EscalaError):
     from 1 (``tiers[1]`` is the first tier). ``problems`` holds every problem found when
     a loader checked a whole file (:class:`Problems`), ``(file, place, reason)`` each,
     the first one also as ``file``, ``place`` and ``reason``; the message has one line
-    per problem.
+    per problem. :class:`ConfigErrors` is the usual way to raise several.
     """
 
     def __init__(
@@ -37,13 +37,6 @@ class ConfigError(EscalaError):
         self.reason = reason
         self.problems = tuple(problems) or ((file, place, reason),)
         super().__init__("\n".join(_line(*problem) for problem in self.problems))
-
-    @classmethod
-    def combine(cls, errors: Sequence[ConfigError]) -> ConfigError:
-        """One error carrying every problem of ``errors``, in order."""
-        problems = [problem for error in errors for problem in error.problems]
-        first = problems[0]
-        return cls(first[0], first[1], first[2], problems)
 
 
 class Problems:
@@ -69,17 +62,20 @@ class Problems:
 
     def raise_if_any(self) -> None:
         if self.errors:
-            raise ConfigError.combine(self.errors)
+            raise ConfigErrors.of(self.errors)
 
 
 class ConfigErrors(ConfigError):
-    """Several configuration errors, reported at once (one line each)."""
+    """Several configuration errors, reported at once (one line each). Nested ones are
+    flattened: ``errors`` holds one error per problem, ``problems`` their places."""
 
     def __init__(self, errors: list[ConfigError]) -> None:
-        self.errors = errors
-        first = errors[0]
-        super().__init__(first.file, first.place, first.reason)
-        self.args = ("\n".join(str(e) for e in errors),)
+        flat = [leaf for error in errors for leaf in _leaves(error)]
+        self.errors = flat
+        first = flat[0]
+        problems = [problem for error in flat for problem in error.problems]
+        super().__init__(first.file, first.place, first.reason, problems)
+        self.args = ("\n".join(str(e) for e in flat),)
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
@@ -88,6 +84,14 @@ class ConfigErrors(ConfigError):
     def of(errors: list[ConfigError]) -> ConfigError:
         """One error as itself, several as one :class:`ConfigErrors`."""
         return errors[0] if len(errors) == 1 else ConfigErrors(errors)
+
+
+def _leaves(error: ConfigError) -> list[ConfigError]:
+    if isinstance(error, ConfigErrors):
+        return list(error.errors)
+    if len(error.problems) > 1:  # a loader's error carrying several problems
+        return [ConfigError(*problem) for problem in error.problems]
+    return [error]
 
 
 class StoreError(EscalaError):

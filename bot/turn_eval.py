@@ -40,7 +40,7 @@ from typing import Any
 
 from bot.app import build
 from bot.clock import FakeClock, SequentialIds
-from bot.errors import ConfigError
+from bot.errors import ConfigError, ConfigErrors
 from bot.models import LOCALES, EventKind, InboundMessage, OutboundMessage
 from bot.settings import Settings
 from bot.store import MemoryStore
@@ -112,7 +112,7 @@ def load_cases(path: Path) -> list[Case]:
         except ConfigError as e:
             errors.append(e)
     if errors:
-        raise ConfigError.combine(errors)
+        raise ConfigErrors.of(errors)
     if not cases:
         raise ConfigError(file, "", "no cases")
     return cases

@@ -160,7 +160,7 @@ def _private_rules_have_channels(
             f" ({s.file}: {s.at('private_channels')}.{rule.tier}): their cards would show"
             " in the open channel",
         )
-        for i, rule in enumerate(triage.rules)
+        for i, rule in enumerate(triage.rules, start=1)
         if rule.private and rule.tier not in private
     ]
     if problems:

@@ -72,11 +72,11 @@ def test_a_tier_nobody_works_and_escalations_into_it_are_refused_at_once(
     lines = capsys.readouterr().err.splitlines()
     rules = tmp_path / "routing.toml"
     assert lines == [
-        f"escala: configuration error: {config}: tiers[2].name: no agent works tier 'N3'"
+        f"escala: configuration error: {config}: tiers[3].name: no agent works tier 'N3'"
         " (add it to an [[agents]] tiers list): its tickets could never be claimed",
-        f"{config}: tiers[1].on_first_response_breach: escalates into tier 'N3', which no"
+        f"{config}: tiers[2].on_first_response_breach: escalates into tier 'N3', which no"
         " agent works",
-        f"{rules}: rule[0] 'urgent-to-n2'.on_resolution_breach: escalates into tier 'N3',"
+        f"{rules}: rule[1] 'urgent-to-n2'.on_resolution_breach: escalates into tier 'N3',"
         " which no agent works",
     ]
 
@@ -91,9 +91,9 @@ def test_a_private_rule_without_a_private_slack_channel_is_refused(
     err = capsys.readouterr().err
     rules = tmp_path / "routing.toml"
     # the desk's problems and Slack's, in one report
-    assert "tiers[2].name: no agent works tier 'N3'" in err
+    assert "tiers[3].name: no agent works tier 'N3'" in err
     assert (
-        f"{rules}: rule[1] 'private-billing'.private: sensitive tickets go to tier N1, which"
+        f"{rules}: rule[2] 'private-billing'.private: sensitive tickets go to tier N1, which"
         f" has no private Slack channel ({config}: slack.private_channels.N1): their cards"
         " would show in the open channel"
     ) in err.splitlines()

@@ -122,7 +122,7 @@ async def test_comment_after_a_low_score_is_recorded_on_the_ticket(journey: Jour
     events = await journey.escala.store.events(ticket_id=ticket.id)
     comments = [e.data["text"] for e in events if e.kind == EventKind.CSAT_COMMENT]
     assert comments == ["demorou demais para responder"]
-    view = await journey.escala.engine.tickets.view(ticket, full_transcript=True)
+    view = await journey.escala.views.view(ticket, full_transcript=True)
     assert "CSAT comment: demorou demais para responder" in [m.text for m in view.transcript]
 
 
@@ -277,7 +277,7 @@ async def test_card_numbers_are_masked_before_anything_stores_them(
     await journey.say("quero pagar a fatura com outro cartão")
     ticket = journey.workspace.opened[0].ticket
     await journey.say("o número é 4111 1111 1111 1111 e meu cpf 529.982.247-25")
-    view = await journey.escala.engine.tickets.view(ticket, full_transcript=True)
+    view = await journey.escala.views.view(ticket, full_transcript=True)
     inbound = [m.text for m in view.transcript if m.direction is Direction.INBOUND]
     assert inbound[-1] == "o número é [cartão •••• 1111] e meu cpf [CPF •••.•••.•••-25]"
     relayed = journey.workspace.relayed[-1][1].text
