@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TextIO
 
@@ -106,6 +107,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="prune tickets resolved more than this many days ago",
     )
     prune.set_defaults(run=run_prune)
+
+    report = sub.add_parser("report", help="KPIs per tier over a period, from the event stream")
+    report.add_argument("--config", type=Path, required=True, help="settings file")
+    report.add_argument("--from", dest="start", help="start: 2026-11-01, 2026-11-01T08:00 or 7d")
+    report.add_argument("--to", dest="end", help="end (excluded; default: now), same forms")
+    report.add_argument("--tier", help="show this tier only")
+    report.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    report.set_defaults(run=run_report)
+
+    events = sub.add_parser("events", help="the event stream").add_subparsers(
+        dest="events", required=True
+    )
+    export = events.add_parser(
+        "export", help="write the stream's events as JSON lines or CSV (for a warehouse)"
+    )
+    export.add_argument("--config", type=Path, required=True, help="settings file")
+    export.add_argument("--since", help="from this time: 2026-11-01, 2026-11-01T08:00 or 7d")
+    export.add_argument("--until", help="up to this time (excluded), same forms")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument(
+        "--follow", action="store_true", help="keep exporting new events through a consumer group"
+    )
+    export.add_argument("--group", default="export", help="consumer group of --follow")
+    export.add_argument("--consumer", help="consumer name of --follow (default: host-pid)")
+    export.set_defaults(run=run_events_export)
     return parser
 
 
@@ -154,6 +180,102 @@ def run_prune(args: argparse.Namespace) -> int:
 
     total = asyncio.run(prune())
     print(json.dumps({"pruned": total, "resolved_before": cutoff.isoformat()}))
+    return 0
+
+
+def parse_when(text: str, tz: tzinfo, now: datetime, option: str) -> datetime:
+    """``7d`` (days before now), ``2026-11-01`` (midnight) or ``2026-11-01T08:00``; a time
+    without an offset is in the desk's time zone (``[business_hours] timezone``)."""
+    if text.endswith("d") and text[:-1].isdigit():
+        return now - timedelta(days=int(text[:-1]))
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(option, text, "expected a date (2026-11-01), a time or Nd") from None
+    return when.replace(tzinfo=tz) if when.tzinfo is None else when
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """``escala report``: KPIs per tier over a period (issue 14)."""
+    from zoneinfo import ZoneInfo
+
+    from bot import event_stream, kpi_format
+    from bot.store import open_store
+
+    settings = load_settings(args.config)
+    tz = ZoneInfo(settings.business_hours.timezone)
+    now = datetime.now(tz)
+    start = parse_when(args.start, tz, now, "--from") if args.start else None
+    end = parse_when(args.end, tz, now, "--to") if args.end else now
+    if start is not None and start >= end:
+        raise ConfigError("--from", args.start, f"must be before --to ({end.isoformat()})")
+    if args.tier is not None and settings.tier(args.tier) is None:
+        known = ", ".join(t.name for t in settings.tiers)
+        raise ConfigError("--tier", args.tier, f"no such tier (tiers: {known})")
+
+    async def build_report() -> str:
+        store = await open_store(settings)
+        try:
+            found = await event_stream.report(
+                store, settings, start=start, end=end, only_tier=args.tier
+            )
+        finally:
+            await store.close()
+        if found.coverage and args.format != "table":
+            print(f"escala: {found.coverage}", file=sys.stderr)
+        return kpi_format.render(found, args.format)
+
+    sys.stdout.write(asyncio.run(build_report()))
+    return 0
+
+
+def run_events_export(args: argparse.Namespace) -> int:
+    """``escala events export``: the stream as JSON lines or CSV, once or continuously."""
+    import os
+    import signal
+    import socket
+    from zoneinfo import ZoneInfo
+
+    from bot import event_stream
+    from bot.store import open_store
+
+    settings = load_settings(args.config)
+    tz = ZoneInfo(settings.business_hours.timezone)
+    now = datetime.now(tz)
+    since = parse_when(args.since, tz, now, "--since") if args.since else None
+    until = parse_when(args.until, tz, now, "--until") if args.until else None
+    if args.follow and (since or until):
+        raise ConfigError("--follow", "", "reads from the group's position: no --since/--until")
+
+    async def export() -> tuple[int, str | None]:
+        store = await open_store(settings)
+        try:
+            if not args.follow:
+                return await event_stream.export(
+                    store, sys.stdout, args.format, since=since, until=until
+                )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            consumer = args.consumer or f"{socket.gethostname()}-{os.getpid()}"
+            written = await event_stream.follow(
+                store,
+                sys.stdout,
+                args.format,
+                group=args.group,
+                consumer=consumer,
+                stop=stop,
+                warn=lambda text: print(f"escala: {text}", file=sys.stderr, flush=True),
+            )
+            return written, None
+        finally:
+            await store.close()
+
+    written, missing = asyncio.run(export())
+    if missing:
+        print(f"escala: {missing}", file=sys.stderr)
+    print(f"escala: {written} events exported", file=sys.stderr)
     return 0
 
 

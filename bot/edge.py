@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from bot import event_stream, kpis
 from bot.clock import Clock, Ids, stable_id
 from bot.desk import Desk
 from bot.engine import Engine
@@ -152,6 +153,11 @@ class WorkspacePort(Protocol):
 
     async def first_time(self, key: str, ttl_seconds: int) -> bool:
         """True the first time ``key`` is seen within ``ttl_seconds`` (any process)."""
+        ...
+
+    async def report(self, *, days: int | None = None) -> kpis.Report:
+        """The desk's KPIs over the last ``days`` (None: all the event stream keeps);
+        render it with :func:`bot.kpis.render` (``/agent stats``, ``/escala stats``)."""
         ...
 
     async def remember(self, key: str, value: str) -> None: ...
@@ -363,3 +369,8 @@ class Edge:
 
     async def first_time(self, key: str, ttl_seconds: int) -> bool:
         return await self._store.mark_seen(key, ttl_seconds)
+
+    async def report(self, *, days: int | None = None) -> kpis.Report:
+        end = self._clock.now()
+        start = None if days is None else end - timedelta(days=days)
+        return await event_stream.report(self._store, self._settings, start=start, end=end)

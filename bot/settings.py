@@ -114,6 +114,8 @@ class StoreSettings:
     transcript_hot_messages: int = 500
     transcript_archive_messages: int = 5000
     conversation_events_cap: int = 2000
+    #: Events the event stream keeps (at least; issue 14): reports and exports read it.
+    events_stream_cap: int = 1_000_000
 
     def redis_url(self, file: str = "settings") -> str | None:
         """The URL to connect to: ``url``, or the value of ``url_env`` (read now)."""
@@ -470,6 +472,7 @@ def _store(s: Section) -> StoreSettings:
             "transcript_hot_messages",
             "transcript_archive_messages",
             "conversation_events_cap",
+            "events_stream_cap",
         )
     )
     backend = s.string("backend", "memory")
@@ -481,10 +484,12 @@ def _store(s: Section) -> StoreSettings:
         "transcript_archive_messages", defaults.transcript_archive_messages, minimum=0
     )
     events = s.integer("conversation_events_cap", defaults.conversation_events_cap, minimum=1)
+    stream_cap = s.integer("events_stream_cap", defaults.events_stream_cap, minimum=1000)
     bounds = StoreSettings(
         transcript_hot_messages=hot,
         transcript_archive_messages=archive,
         conversation_events_cap=events,
+        events_stream_cap=stream_cap,
     )
     if backend == "memory":
         for key in ("url", "url_env"):
@@ -501,7 +506,7 @@ def _store(s: Section) -> StoreSettings:
         raise s.error("url", "expected a redis://, rediss:// or unix:// URL")
     if url_env is not None:
         secret_from_env(s.file, s.at("url_env"), url_env)  # fail at start-up, not later
-    return StoreSettings("redis", url, url_env, hot, archive, events)
+    return StoreSettings("redis", url, url_env, hot, archive, events, stream_cap)
 
 
 def _raw_tables(s: Section) -> Mapping[str, Any]:

@@ -33,7 +33,7 @@ Type as the customer. Agent commands (the ticket defaults to this chat's ticket)
                                routers: classify a waiting ticket and pass it on
   /agent online | away | offline   your availability (only online agents are offered tickets)
   /agent ticket [N]            ticket details and transcript
-  /agent stats                 KPIs per tier (deflection, response, SLA, CSAT ...)
+  /agent stats [7d|30d]        KPIs per tier (deflection, response, SLA, CSAT ...)
   /agent as ID                 act as another agent    /agent who   list agents
   /help   /quit"""
 
@@ -158,9 +158,11 @@ class Console:
                 self.say(f"[desk] {stat.tier}: {stat.depth} waiting{wait}{breach}")
             return
         if verb == "stats":
-            events = await self.edge.events()
-            report = kpis.compute(events, self.edge.settings.tiers, self.edge.now())
-            for line in kpis.render(report):
+            days = kpis.period_days(args[0]) if args else None
+            if args and days is None:
+                self.say("[desk] usage: /agent stats [7d|30d] (no period: everything kept)")
+                return
+            for line in kpis.render(await self.edge.report(days=days)):
                 self.say(f"[desk] {line}")
             return
         if verb == "who":

@@ -26,7 +26,8 @@ async def open_store(settings: Settings) -> Store:
     if config.backend == "memory":
         return MemoryStore(
             max_transcript_messages=config.transcript_hot_messages
-            + config.transcript_archive_messages
+            + config.transcript_archive_messages,
+            events_stream_cap=config.events_stream_cap,
         )
     file = str(settings.source or "settings")
     place = "store.url" if config.url is not None else "store.url_env"
@@ -40,6 +41,7 @@ async def open_store(settings: Settings) -> Store:
         transcript_hot_messages=config.transcript_hot_messages,
         transcript_archive_messages=config.transcript_archive_messages,
         conversation_events_cap=config.conversation_events_cap,
+        events_cap=config.events_stream_cap,
     )
     try:
         await store.ping()

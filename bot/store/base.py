@@ -172,8 +172,46 @@ class ContactStore(abc.ABC):
         """Create or replace a contact and index it by each of its identities."""
 
 
+@dataclass(frozen=True)
+class StreamEntry:
+    """An event as the event stream keeps it. ``position`` is opaque and orders the
+    stream (Redis stream ids ``<ms>-<seq>``); compare positions with :func:`position_key`."""
+
+    position: str
+    event: Event
+
+
+def position_key(position: str) -> tuple[int, int]:
+    """A stream position as a sortable pair (``"1700000000000-3"`` -> ``(1700000000000, 3)``)."""
+    ms, _, seq = position.partition("-")
+    return int(ms), int(seq or 0)
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the event stream keeps: ``length`` events of the ``added`` ever appended,
+    at least the last ``cap``; ``first`` is the oldest one kept."""
+
+    length: int
+    added: int
+    cap: int
+    first: StreamEntry | None
+
+    @property
+    def trimmed(self) -> int:
+        """Events appended but no longer kept (dropped by the cap)."""
+        return max(self.added - self.length, 0)
+
+
 class EventLog(abc.ABC):
-    """The append-only log every state change is written to (:mod:`bot.events`)."""
+    """The append-only log every state change is written to (:mod:`bot.events`).
+
+    Every event goes to the **event stream** (all events, in append order, capped at
+    ``events_stream_cap``: the oldest are dropped once more are kept, never others),
+    and to the capped lists of its conversation and of its ticket. The stream is what
+    reports and exports read (``escala report``, ``escala events export``); a consumer
+    group reads it continuously, at least once per event.
+    """
 
     @abc.abstractmethod
     async def append_event(self, event: Event) -> None: ...
@@ -182,7 +220,39 @@ class EventLog(abc.ABC):
     async def events(
         self, *, conversation_id: str | None = None, ticket_id: str | None = None
     ) -> list[Event]:
-        """Events oldest first, for a conversation, a ticket, or (neither given) all."""
+        """Events oldest first, for a conversation, a ticket, or (neither given) every
+        event the stream keeps."""
+
+    @abc.abstractmethod
+    async def read_stream(self, after: str | None = None, count: int = 1000) -> list[StreamEntry]:
+        """Up to ``count`` stream entries after position ``after`` (None: from the oldest
+        kept), oldest first. Page by passing the last position read."""
+
+    @abc.abstractmethod
+    async def stream_info(self) -> StreamInfo: ...
+
+    @abc.abstractmethod
+    async def create_group(self, group: str) -> None:
+        """Create consumer group ``group`` reading from the oldest event kept; a no-op
+        when it exists (its position is kept)."""
+
+    @abc.abstractmethod
+    async def read_group(
+        self, group: str, consumer: str, count: int = 100, block_seconds: float | None = None
+    ) -> list[StreamEntry]:
+        """Entries for ``consumer`` of ``group``: first those it was given and has not
+        acknowledged (oldest first; a consumer that crashed gets them again), else up
+        to ``count`` new ones, waiting up to ``block_seconds`` for one (None: no wait).
+        Each new entry goes to one consumer of the group. Entries the cap dropped
+        before they were acknowledged are skipped."""
+
+    @abc.abstractmethod
+    async def ack(self, group: str, positions: Sequence[str]) -> int:
+        """Acknowledge entries handled by ``group``; how many were pending."""
+
+    @abc.abstractmethod
+    async def group_position(self, group: str) -> str | None:
+        """The last position ``group`` was given (``"0-0"``: none yet); None: no such group."""
 
 
 class LinkStore(abc.ABC):

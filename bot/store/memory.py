@@ -10,6 +10,7 @@ backends keep the same messages.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import time
@@ -18,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from bot.errors import LockLost
+from bot.errors import LockLost, StoreError
 from bot.models import (
     Availability,
     BreachAction,
@@ -42,8 +43,14 @@ from bot.store.base import (
     Routing,
     SkillFilter,
     Store,
+    StreamEntry,
+    StreamInfo,
     TicketChange,
+    position_key,
 )
+
+#: Default of ``[store] events_stream_cap``: events the stream keeps (both backends).
+DEFAULT_EVENTS_STREAM_CAP = 1_000_000
 
 
 def queue_order(ticket: Ticket) -> tuple[int, datetime, int]:
@@ -80,11 +87,14 @@ class MemoryStore(Store):
         monotonic: Callable[[], float] = time.monotonic,
         *,
         max_transcript_messages: int | None = None,
+        events_stream_cap: int = DEFAULT_EVENTS_STREAM_CAP,
     ) -> None:
         if max_transcript_messages is not None and max_transcript_messages < 1:
             raise ValueError(
                 f"max_transcript_messages must be at least 1: {max_transcript_messages}"
             )
+        if events_stream_cap < 1:
+            raise ValueError(f"events_stream_cap must be at least 1: {events_stream_cap}")
         self._monotonic = monotonic
         self._max_transcript = max_transcript_messages
         self._seen: dict[str, float] = {}
@@ -95,6 +105,7 @@ class MemoryStore(Store):
         self._conversation_by_address: dict[tuple[str, str], str] = {}
         self._messages: dict[str, list[Message]] = defaultdict(list)
         self._events: list[Event] = []
+        self._stream = _Stream(events_stream_cap)
         self._tickets: dict[str, Ticket] = {}
         self._ticket_by_number: dict[int, str] = {}
         self._open_by_conversation: dict[str, str] = {}  # conversation -> open ticket
@@ -174,16 +185,68 @@ class MemoryStore(Store):
 
     async def append_event(self, event: Event) -> None:
         self._events.append(event)
+        self._stream.append(event)
 
     async def events(
         self, *, conversation_id: str | None = None, ticket_id: str | None = None
     ) -> list[Event]:
+        if conversation_id is None and ticket_id is None:
+            return [entry.event for entry in self._stream.entries]
         return [
             e
             for e in self._events
             if (conversation_id is None or e.conversation_id == conversation_id)
             and (ticket_id is None or e.ticket_id == ticket_id)
         ]
+
+    async def read_stream(self, after: str | None = None, count: int = 1000) -> list[StreamEntry]:
+        return self._stream.after(0 if after is None else position_key(after)[1], count)
+
+    async def stream_info(self) -> StreamInfo:
+        stream = self._stream
+        first = stream.entries[0] if stream.entries else None
+        return StreamInfo(len(stream.entries), stream.added, stream.cap, first)
+
+    async def create_group(self, group: str) -> None:
+        self._stream.groups.setdefault(group, _Group())
+
+    async def read_group(
+        self, group: str, consumer: str, count: int = 100, block_seconds: float | None = None
+    ) -> list[StreamEntry]:
+        stream = self._stream
+        state = stream.group(group)
+        mine = [seq for seq, owner in state.pending.items() if owner == consumer]
+        if mine:
+            kept = [entry for seq in mine if (entry := stream.at(seq)) is not None]
+            for seq in mine:
+                if stream.at(seq) is None:  # dropped by the cap before it was acknowledged
+                    del state.pending[seq]
+            if kept:
+                return kept[:count]
+        new = stream.after(state.last, count)
+        if not new and block_seconds:
+            try:
+                await asyncio.wait_for(stream.grew.wait(), block_seconds)
+            except TimeoutError:
+                return []
+            new = stream.after(state.last, count)
+        for entry in new:
+            seq = position_key(entry.position)[1]
+            state.pending[seq] = consumer
+            state.last = seq
+        return new
+
+    async def ack(self, group: str, positions: Sequence[str]) -> int:
+        state = self._stream.group(group)
+        done = 0
+        for position in positions:
+            if state.pending.pop(position_key(position)[1], None) is not None:
+                done += 1
+        return done
+
+    async def group_position(self, group: str) -> str | None:
+        state = self._stream.groups.get(group)
+        return None if state is None else f"0-{state.last}"
 
     async def open_ticket(self, ticket: Ticket) -> None:
         if ticket.state is not TicketState.QUEUED:
@@ -483,3 +546,52 @@ class MemoryStore(Store):
             return False
         del self._timers[timer_id]
         return True
+
+
+class _Group:
+    """A consumer group: the last sequence given out, and who holds which unacknowledged."""
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.pending: dict[int, str] = {}  # sequence -> consumer, in delivery order
+
+
+class _Stream:
+    """The memory event stream: positions ``0-<sequence>``. Like Redis' approximate
+    ``MAXLEN``, the oldest entries are dropped in batches once the stream holds a tenth
+    more than ``cap``, so appends stay cheap; at least the last ``cap`` are kept."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._slack = max(cap // 10, 1)
+        self.entries: list[StreamEntry] = []
+        self.added = 0
+        self.groups: dict[str, _Group] = {}
+        # Replaced on every append, so a blocked group reader wakes without this
+        # method awaiting anything (appends stay one step of the event loop).
+        self.grew = asyncio.Event()
+
+    def append(self, event: Event) -> None:
+        self.added += 1
+        self.entries.append(StreamEntry(f"0-{self.added}", event))
+        if len(self.entries) > self.cap + self._slack:
+            del self.entries[: len(self.entries) - self.cap]
+        self.grew.set()
+        self.grew = asyncio.Event()
+
+    def _first_seq(self) -> int:
+        return self.added - len(self.entries) + 1
+
+    def at(self, seq: int) -> StreamEntry | None:
+        index = seq - self._first_seq()
+        return self.entries[index] if 0 <= index < len(self.entries) else None
+
+    def after(self, seq: int, count: int) -> list[StreamEntry]:
+        start = max(seq + 1 - self._first_seq(), 0)
+        return self.entries[start : start + max(count, 0)]
+
+    def group(self, name: str) -> _Group:
+        state = self.groups.get(name)
+        if state is None:
+            raise StoreError(f"no consumer group {name!r} on the event stream")
+        return state

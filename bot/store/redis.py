@@ -23,7 +23,7 @@ key                             type       holds
 ``<p>:{c:<id>}:archive``        list       older transcript, capped, oldest first
 ``<p>:{c:<id>}:events``         list       the conversation's events, capped
 ``<p>:{t:<id>}:events``         list       the ticket's events, capped
-``<p>:events``                  list       every event, capped to ``events_cap``
+``<p>:events:stream``           stream     every event (field ``e``: JSON), ``MAXLEN ~ events_cap``
 ``<p>:{q}:tickets``             hash       ticket id -> ticket JSON
 ``<p>:{q}:numbers``             hash       ticket number -> ticket id
 ``<p>:{q}:scores``              hash       ticket id -> its queue score (kept for release)
@@ -46,10 +46,15 @@ one Redis node serves. The scripts build the queue and agent key names from the
 ``{q}`` prefix (the tier or the assignee is only known inside the script), which is
 safe on Cluster because those keys are in the declared keys' slot.
 
-An event is appended to up to three lists in one pipeline (not a transaction: the
-lists live in different slots); the global list is trimmed to the last
-``events_cap`` events, so ``events()`` with no filter sees only those, and the
-per-conversation and per-ticket lists to the last ``conversation_events_cap``.
+An event is appended to the event stream and to up to two lists in one pipeline
+(not a transaction: they live in different slots). The stream (issue 14) is capped
+with ``XADD ... MAXLEN ~ events_cap``: Redis drops the oldest entries in whole
+radix-tree nodes (``stream-node-max-entries``, 100 by default), so it keeps at least
+the last ``events_cap`` events and at most about 100 more, at O(1) cost per append.
+``events()`` with no filter, reports and exports read it; consumer groups
+(``XREADGROUP``) read it continuously. The per-conversation and per-ticket lists keep
+the last ``conversation_events_cap``. (Before issue 14 the log was a list at
+``<p>:events``; it is no longer written and can be deleted.)
 
 Transcripts are bounded (issue 3): the append script keeps the last
 ``transcript_hot_messages`` in ``messages`` and moves the overflow, in the same
@@ -69,7 +74,7 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from bot.errors import LockLost, StoreUnavailable
+from bot.errors import LockLost, StoreError, StoreUnavailable
 from bot.models import (
     Availability,
     BreachAction,
@@ -93,10 +98,13 @@ from bot.store.base import (
     Routing,
     SkillFilter,
     Store,
+    StreamEntry,
+    StreamInfo,
     TicketChange,
     TurnStart,
 )
 from bot.store.codec import format_datetime, from_json, to_json
+from bot.store.memory import DEFAULT_EVENTS_STREAM_CAP
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -154,6 +162,33 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+#: Entries read per ``XRANGE`` when the whole stream is read.
+STREAM_PAGE = 1000
+
+
+def _entries(raw: Sequence[Any]) -> list[StreamEntry]:
+    """``XRANGE`` replies (``[(id, {field: value})]``) as stream entries."""
+    return [StreamEntry(_text(position), _event(fields)) for position, fields in raw]
+
+
+def _event(fields: Any) -> Event:
+    value = fields.get(b"e", fields.get("e"))
+    return from_json(Event, value)
+
+
+def _group_entries(reply: Any) -> tuple[list[StreamEntry], list[str]]:
+    """An ``XREADGROUP`` reply as (entries, positions of entries the cap dropped)."""
+    kept: list[StreamEntry] = []
+    dropped: list[str] = []
+    for _stream, messages in reply or ():
+        for position, fields in messages:
+            if fields:
+                kept.append(StreamEntry(_text(position), _event(fields)))
+            else:
+                dropped.append(_text(position))
+    return kept, dropped
+
+
 class Keys:
     """Names of every key the store uses (see the module docstring)."""
 
@@ -170,7 +205,7 @@ class Keys:
         self.last_assigned = f"{self.desk}last_assigned"
         self.availability = f"{self.desk}availability"
         self.ticket_number = f"{prefix}:ticket_number"
-        self.events = f"{prefix}:events"
+        self.events = f"{prefix}:events:stream"
         self.timers = f"{prefix}:timers"
 
     def seen(self, key: str) -> str:
@@ -232,7 +267,7 @@ class RedisStore(Store):
         *,
         prefix: str = "escala",
         first_ticket_number: int = 1001,
-        events_cap: int = 100_000,
+        events_cap: int = DEFAULT_EVENTS_STREAM_CAP,
         conversation_events_cap: int = DEFAULT_CONVERSATION_EVENTS,
         transcript_hot_messages: int = DEFAULT_HOT_MESSAGES,
         transcript_archive_messages: int = DEFAULT_ARCHIVE_MESSAGES,
@@ -267,7 +302,7 @@ class RedisStore(Store):
         *,
         prefix: str = "escala",
         first_ticket_number: int = 1001,
-        events_cap: int = 100_000,
+        events_cap: int = DEFAULT_EVENTS_STREAM_CAP,
         conversation_events_cap: int = DEFAULT_CONVERSATION_EVENTS,
         transcript_hot_messages: int = DEFAULT_HOT_MESSAGES,
         transcript_archive_messages: int = DEFAULT_ARCHIVE_MESSAGES,
@@ -403,8 +438,7 @@ class RedisStore(Store):
     async def append_event(self, event: Event) -> None:
         raw = to_json(event)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.rpush(self.keys.events, raw)
-            pipe.ltrim(self.keys.events, -self._events_cap, -1)
+            pipe.xadd(self.keys.events, {"e": raw}, maxlen=self._events_cap, approximate=True)
             for key in (
                 None
                 if event.conversation_id is None
@@ -420,16 +454,88 @@ class RedisStore(Store):
     async def events(
         self, *, conversation_id: str | None = None, ticket_id: str | None = None
     ) -> list[Event]:
-        if conversation_id is not None:
-            key = self.keys.conversation_events(conversation_id)
-        elif ticket_id is not None:
-            key = self.keys.ticket_events(ticket_id)
-        else:
-            key = self.keys.events
+        if conversation_id is None and ticket_id is None:
+            found: list[Event] = []
+            after: str | None = None
+            while page := await self.read_stream(after, STREAM_PAGE):
+                found += [entry.event for entry in page]
+                after = page[-1].position
+            return found
+        key = (
+            self.keys.conversation_events(conversation_id)
+            if conversation_id is not None
+            else self.keys.ticket_events(str(ticket_id))
+        )
         found = [from_json(Event, raw) for raw in await self.redis.lrange(key, 0, -1)]
         if ticket_id is not None:
             found = [e for e in found if e.ticket_id == ticket_id]
         return found
+
+    @_reachable
+    async def read_stream(self, after: str | None = None, count: int = 1000) -> list[StreamEntry]:
+        if count <= 0:
+            return []
+        low = "-" if after is None else f"({after}"
+        return _entries(await self.redis.xrange(self.keys.events, low, "+", count=count) or [])
+
+    @_reachable
+    async def stream_info(self) -> StreamInfo:
+        try:
+            info = await self.redis.xinfo_stream(self.keys.events)
+        except redis.exceptions.ResponseError:  # no stream yet
+            return StreamInfo(0, 0, self._events_cap, None)
+        info = {_text(k): v for k, v in info.items()}
+        length = int(info["length"])
+        first = _entries([info["first-entry"]]) if info.get("first-entry") else []
+        # entries-added: Redis 7.0+; on 6.2 nothing is known to be trimmed.
+        added = int(info.get("entries-added", length))
+        return StreamInfo(length, added, self._events_cap, first[0] if first else None)
+
+    @_reachable
+    async def create_group(self, group: str) -> None:
+        try:
+            await self.redis.xgroup_create(self.keys.events, group, id="0", mkstream=True)
+        except redis.exceptions.ResponseError as e:
+            if "BUSYGROUP" not in str(e):
+                raise
+
+    @_reachable
+    async def read_group(
+        self, group: str, consumer: str, count: int = 100, block_seconds: float | None = None
+    ) -> list[StreamEntry]:
+        key = self.keys.events
+        try:
+            pending = await self.redis.xreadgroup(group, consumer, {key: "0"}, count=count)
+            kept, dropped = _group_entries(pending)
+            if dropped:  # trimmed by the cap before they were acknowledged
+                await self.redis.xack(key, group, *dropped)
+            if kept:
+                return kept
+            block = None if not block_seconds else max(1, round(block_seconds * 1000))
+            new = await self.redis.xreadgroup(group, consumer, {key: ">"}, count=count, block=block)
+        except redis.exceptions.ResponseError as e:
+            if "NOGROUP" in str(e):
+                raise StoreError(f"no consumer group {group!r} on the event stream") from e
+            raise
+        return _group_entries(new)[0]
+
+    @_reachable
+    async def ack(self, group: str, positions: Sequence[str]) -> int:
+        if not positions:
+            return 0
+        return int(await self.redis.xack(self.keys.events, group, *positions))
+
+    @_reachable
+    async def group_position(self, group: str) -> str | None:
+        try:
+            groups = await self.redis.xinfo_groups(self.keys.events)
+        except redis.exceptions.ResponseError:  # no stream
+            return None
+        for info in groups:
+            info = {_text(k): v for k, v in info.items()}
+            if _text(info["name"]) == group:
+                return _text(info["last-delivered-id"])
+        return None
 
     # -- tickets and queues -------------------------------------------------------
 

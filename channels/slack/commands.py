@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot import kpis
 from bot.desk import Desk, QueueStat, parse_routing
 from bot.models import Availability
 from channels.slack import blocks
@@ -18,6 +19,7 @@ HELP = """\
 are offered tickets)
 */escala route N [TIER] [priority=P] [skills=a,b] [private=yes|no]* — routers: classify a \
 waiting ticket and pass it on
+*/escala stats [7d|30d]* — KPIs per tier over the last 7 (default) or 30 days
 */escala help* — this help
 On a card: Claim, Escalate, Resolve, Release. In a card's thread, your reply goes to \
 the customer once you have claimed the ticket; start it with {notes} for a private note."""
@@ -53,6 +55,12 @@ class EscalaCommand:
                 return f"Not done: {blocks.escape(routing)}."
             result = await self.desk.route(agent, int(words[1].lstrip("#")), routing)
             return f"{'Done' if result.ok else 'Not done'}: {blocks.escape(result.message)}."
+        if verb == "stats" and len(words) <= 2:
+            days = kpis.period_days(words[1].lower()) if len(words) == 2 else 7
+            if days is not None:
+                report = await self.workspace.port.report(days=days)
+                lines = [f"*KPIs, last {days} days*", *kpis.render(report)]
+                return "\n".join(blocks.escape(line) for line in lines)
         if verb == "ticket" and len(words) == 2 and words[1].lstrip("#").isdigit():
             return await self._ticket_status(int(words[1].lstrip("#")))
         return f"Unknown command `{blocks.escape(text)}`.\n{HELP.format(notes=notes)}"

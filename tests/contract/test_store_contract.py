@@ -353,7 +353,9 @@ async def test_redis_conversation_and_ticket_events_are_capped(redis_url: str) -
 
         assert await event_ids(conversation_id="cnv_1") == ["evt_6", "evt_7", "evt_8"]
         assert await event_ids(ticket_id="tkt_1") == ["evt_6", "evt_7", "evt_8"]
-        assert await event_ids() == ["evt_4", "evt_5", "evt_6", "evt_7", "evt_8"]
+        # The stream's cap is approximate (whole nodes of 100): all 8 are still kept
+        # (tests/contract/test_event_stream.py covers the cap).
+        assert await event_ids() == [f"evt_{n}" for n in range(1, 9)]
     finally:
         await store.close()
 
