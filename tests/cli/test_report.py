@@ -238,30 +238,33 @@ async def test_a_follower_exports_each_event_once_and_resumes_after_a_restart() 
         await store.append_event(numbered(n))
     warnings: list[str] = []
 
-    async def run_once(out: io.StringIO) -> int:
-        stop = asyncio.Event()
+    class Output(io.StringIO):
+        """Stops the follower once it has written five lines."""
 
-        async def stop_when_written() -> None:
-            while out.getvalue().count("\n") < 5:
-                await asyncio.sleep(0)
-            stop.set()
+        def __init__(self) -> None:
+            super().__init__()
+            self.stop = asyncio.Event()
 
-        stopper = asyncio.create_task(stop_when_written())
-        written = await event_stream.follow(
-            store, out, "jsonl", group="wh", consumer="c1", stop=stop, warn=warnings.append,
+        def write(self, text: str) -> int:
+            written = super().write(text)
+            if self.getvalue().count("\n") >= 5:
+                self.stop.set()
+            return written
+
+    async def run_once(out: Output) -> int:
+        return await event_stream.follow(
+            store, out, "jsonl", group="wh", consumer="c1", stop=out.stop, warn=warnings.append,
             block_seconds=0.01,
         )  # fmt: skip
-        await stopper
-        return written
 
-    first = io.StringIO()
+    first = Output()
     assert await run_once(first) == 5
     assert [json.loads(line)["id"] for line in first.getvalue().splitlines()] == [
         f"evt_{n}" for n in range(1, 6)
     ]
     for n in range(6, 11):
         await store.append_event(numbered(n))
-    second = io.StringIO()
+    second = Output()
     assert await run_once(second) == 5  # only the new ones: the first five were acknowledged
     assert [json.loads(line)["id"] for line in second.getvalue().splitlines()] == [
         f"evt_{n}" for n in range(6, 11)
