@@ -15,6 +15,7 @@ from bot.engine import Engine
 from bot.errors import ConfigError
 from bot.events import Recorder
 from bot.handoff import Handoff
+from bot.metrics import Metrics
 from bot.models import BreachAction
 from bot.outbox import Outbox
 from bot.settings import Settings
@@ -170,8 +171,12 @@ def build(
     store: Store | None = None,
     clock: Clock | None = None,
     ids: Ids | None = None,
+    metrics: Metrics | None = None,
 ) -> Escala:
-    """Everything but the channels and workspaces, which the caller attaches."""
+    """Everything but the channels and workspaces, which the caller attaches.
+
+    ``metrics``: this process's Prometheus metrics (``escala serve``), fed by the
+    event recorder, the edge's turns and the store's Redis calls (issue 14)."""
     clock = clock or SystemClock()
     ids = ids or UuidIds()
     kb, matcher = load_knowledge(settings)
@@ -187,6 +192,9 @@ def build(
     timers = Timers(store, clock)
     tiers = TierMap(settings.tiers)
     recorder = Recorder(store, clock, ids)
+    if metrics is not None:
+        recorder.subscribe(metrics.on_event)
+        store.observe(metrics.redis_call)
     views = Views(store, store, tiers, settings.engine.card_context_messages)
     deadlines = Deadlines(tiers, settings.business_hours, timers)
     outbox = Outbox(store, store, recorder, clock, ids)
@@ -241,6 +249,7 @@ def build(
         tiers=tiers,
         clock=clock,
         ids=ids,
+        metrics=metrics,
     )
     return Escala(
         settings=settings,

@@ -281,15 +281,12 @@ def run_events_export(args: argparse.Namespace) -> int:
 
 def run_serve(args: argparse.Namespace) -> int:
     """``escala serve``: the HTTP server with every enabled channel (issue 4)."""
-    import logging
-
+    from bot import logs
     from bot.server import run_server
     from bot.store import open_store
 
     settings = load_settings(args.config)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(logs.parse_logging(str(settings.source), settings.logging))
 
     async def serve() -> None:
         store = await open_store(settings)

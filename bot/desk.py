@@ -186,12 +186,21 @@ class Desk:
         await self._outbox.send(
             conversation, OutboundMessage(body), direction=Direction.AGENT, author=agent.name
         )
-        await self.store.mark_first_response(ticket.id, self.clock.now())
+        now = self.clock.now()
+        marked = await self.store.mark_first_response(ticket.id, now)
+        first = marked.ticket is not None and marked.ticket.first_response_at == now
         await self._recorder.record(
             EventKind.AGENT_REPLY,
             conversation_id=conversation.id,
             ticket_id=ticket.id,
             agent=agent.id,
+            tier=ticket.tier,
+            # Set on the ticket's first reply only (metrics: first response per tier).
+            **(
+                {"first_response_seconds": (now - ticket.created_at).total_seconds()}
+                if first
+                else {}
+            ),
         )
         return DeskResult(True, f"sent to the customer of {ticket.label}", ticket)
 
@@ -265,6 +274,7 @@ class Desk:
             agent_name=agent.name,
             from_tier=previous,
             to_tier=moved.tier,
+            priority=moved.priority.label,
             reason=reason,
         )
         conversation = await self.store.get_conversation(moved.conversation_id)
@@ -328,6 +338,8 @@ class Desk:
             ticket_id=resolved.id,
             agent=agent.id,
             tier=resolved.tier,
+            priority=resolved.priority.label,
+            resolution_seconds=(self.clock.now() - resolved.created_at).total_seconds(),
         )
         settings = self._settings
         async with self.store.lock(resolved.conversation_id, settings.lock_ttl_seconds) as lease:

@@ -15,11 +15,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from bot import event_stream, kpis
+from bot import event_stream, kpis, logs
 from bot.clock import Clock, Ids, stable_id
 from bot.desk import Desk
 from bot.engine import Engine
 from bot.events import Listener, Recorder
+from bot.metrics import Metrics
 from bot.models import Contact, Event, EventKind, Identity, InboundMessage, Ticket
 from bot.outbox import Outbox
 from bot.ports import AgentWorkspace, ChannelSender, TicketView
@@ -89,6 +90,11 @@ class ChannelPort(Protocol):
 
     async def delivery_failed(self, channel: str, address: str, reason: str, **data: Any) -> None:
         """A reply that finally did not reach the customer (agents see it)."""
+        ...
+
+    def provider_call(self, channel: str, result: str, seconds: float) -> None:
+        """One call to the provider's send API finished: ``result`` is ``ok``, ``retry``,
+        ``failed``, ``not_sent`` or ``crashed`` (metrics; measured by the sender only)."""
         ...
 
     async def remember(self, key: str, value: str) -> None:
@@ -184,7 +190,9 @@ class Edge:
         tiers: TierMap,
         clock: Clock,
         ids: Ids,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._settings = settings
         self._store = store
         self._engine = engine
@@ -219,7 +227,19 @@ class Edge:
     # -- customer channels ------------------------------------------------------------
 
     async def receive(self, inbound: InboundMessage) -> Outcome:
-        return await self._engine.handle(inbound)
+        # The one place a turn is measured (issue 14): its log correlation id, and with
+        # metrics on, its latency and outcome.
+        with logs.conversation(stable_id("cnv", inbound.channel, inbound.address)):
+            if self._metrics is None:
+                return await self._engine.handle(inbound)
+            with self._metrics.turn(inbound.channel) as turn:
+                outcome = await self._engine.handle(inbound)
+                turn.finish(outcome)
+            return outcome
+
+    def provider_call(self, channel: str, result: str, seconds: float) -> None:
+        if self._metrics is not None:
+            self._metrics.provider_call(channel, result, seconds)
 
     def register_sender(self, channel: str, sender: ChannelSender) -> None:
         self._outbox.register(channel, sender)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from bot import i18n
+from bot import i18n, logs
 from bot.clock import stable_id
 from bot.events import Recorder
 from bot.masking import Masking
@@ -80,6 +80,8 @@ class Engine:
         identity = Identity(inbound.channel, inbound.address)
         async with self.store.lock(conversation_id, settings.lock_ttl_seconds) as lease:
             start = await self.store.turn_start(key, identity, conversation_id)
+            if start.open_ticket is not None:
+                logs.ticket(start.open_ticket.number)
             if start.seen:
                 log.info(
                     "duplicate %s message %s dropped", inbound.channel, inbound.provider_message_id

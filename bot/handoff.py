@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from bot import i18n
+from bot import i18n, logs
 from bot.access_code import access_code
 from bot.clock import Clock, Ids
 from bot.events import Recorder
@@ -73,6 +73,7 @@ class Handoff:
             terms=decision.terms,
         )
         await self._desk.open_ticket(ticket)
+        logs.ticket(number)
         await self._deadlines.arm(ticket)
         conversation = replace(
             conversation,

@@ -22,9 +22,11 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import plugins
+from bot import plugins, scrape
 from bot.app import Escala, build, desk_problems
 from bot.errors import ConfigErrors, StoreError
+from bot.logs import parse_logging
+from bot.metrics import Metrics, MetricsConfig, parse_metrics
 from bot.plugins import ParseContext, Plugin
 from bot.settings import Settings
 from bot.store import Store
@@ -34,6 +36,7 @@ log = logging.getLogger(__name__)
 
 ESCALA = web.AppKey("escala", Escala)
 MAX_BODY = web.AppKey("max_body_bytes", int)
+METRICS = web.AppKey("metrics", Metrics)
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,28 @@ def server_config(settings: Settings) -> ServerConfig:
 # --- the application ---------------------------------------------------------------------
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
 @web.middleware
-async def _guard(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app.get(METRICS)
+    if metrics is None:
+        return await _guarded(request, handler)
+    # The one place HTTP status codes are counted (issue 14), by route pattern: a
+    # path never carries customer data into a label.
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    try:
+        response = await _guarded(request, handler)
+    except web.HTTPException as e:
+        metrics.http_response(route, e.status)
+        raise
+    metrics.http_response(route, response.status)
+    return response
+
+
+async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     limit = request.app[MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
@@ -113,12 +134,24 @@ async def _healthz(request: web.Request) -> web.Response:
 
 
 def create_app(
-    escala: Escala, plugins: Sequence[Plugin], *, max_body_bytes: int = 1_048_576
+    escala: Escala,
+    plugins: Sequence[Plugin],
+    *,
+    max_body_bytes: int = 1_048_576,
+    metrics: Metrics | None = None,
+    metrics_config: MetricsConfig | None = None,
 ) -> web.Application:
+    """The webhooks' application; with ``metrics``, ``/metrics`` too unless
+    ``metrics_config.port`` puts it on a listener of its own (:func:`run_server`)."""
     app = web.Application(client_max_size=max_body_bytes, middlewares=[_guard])
     app[ESCALA] = escala
     app[MAX_BODY] = max_body_bytes
     app.router.add_get("/healthz", _healthz)
+    if metrics is not None:
+        app[METRICS] = metrics
+        config = metrics_config or MetricsConfig()
+        if config.port is None:
+            app.router.add_get(config.path, scrape_handler(escala, metrics, config))
     for plugin in plugins:
         app.router.add_routes(plugin.routes())
 
@@ -164,9 +197,17 @@ def parse_context(settings: Settings) -> ParseContext:
 
 
 def check_edges(settings: Settings) -> list[str]:
-    """Validate ``[server]`` and every channel's table without connecting anywhere or
-    importing a channel's SDK (``escala check``); the names of the enabled channels."""
+    """Validate ``[server]``, ``[metrics]``, ``[logging]`` and every channel's table
+    without connecting anywhere or importing a channel's SDK (``escala check``); the
+    names of the enabled channels."""
+    file = str(settings.source or "settings")
+    parse_metrics(file, settings.metrics)
+    parse_logging(file, settings.logging)
     return [spec.name for spec, _ in plugins.configured(settings, parse_context(settings))]
+
+
+def scrape_handler(escala: Escala, metrics: Metrics, config: MetricsConfig) -> scrape.Scrape:
+    return scrape.handler(metrics, config, escala.desk, escala.store, escala.store)
 
 
 def build_plugins(settings: Settings, escala: Escala) -> list[Plugin]:
@@ -186,7 +227,9 @@ async def run_server(
     """Serve until SIGINT/SIGTERM, then shut down gracefully (module docstring)."""
     try:
         server = server_config(settings)
-        escala = build(settings, store=store)
+        metrics_config = parse_metrics(str(settings.source or "settings"), settings.metrics)
+        metrics = Metrics() if metrics_config.enabled else None
+        escala = build(settings, store=store, metrics=metrics)
         problems = desk_problems(settings, escala.engine.parts.triage)
         if problems:  # a tier nobody works: its tickets would wait forever
             raise ConfigErrors.of(problems)
@@ -194,7 +237,17 @@ async def run_server(
     except BaseException:
         await store.close()
         raise
-    app = create_app(escala, plugins, max_body_bytes=server.max_body_bytes)
+    app = create_app(
+        escala,
+        plugins,
+        max_body_bytes=server.max_body_bytes,
+        metrics=metrics,
+        metrics_config=metrics_config,
+    )
+    metrics_runner: web.AppRunner | None = None
+    if metrics is not None and metrics_config.port is not None:
+        handler = scrape_handler(escala, metrics, metrics_config)
+        metrics_runner = web.AppRunner(scrape.metrics_app(handler, metrics_config.path))
     runner = web.AppRunner(
         app, shutdown_timeout=server.shutdown_timeout_seconds, handle_signals=False
     )
@@ -214,11 +267,16 @@ async def run_server(
     try:
         site = web.TCPSite(runner, host or server.host, port or server.port)
         await site.start()
+        if metrics_runner is not None:
+            await metrics_runner.setup()
+            await web.TCPSite(metrics_runner, host or server.host, metrics_config.port).start()
         names = ", ".join(p.name for p in plugins) or "none"
         where = f"{host or server.host}:{port or server.port}"
         log.info("escala serving on %s (channels: %s)", where, names)
         await stopping.wait()
         log.info("shutting down: finishing in-flight messages and outbound retries")
     finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await runner.cleanup()
         await store.close()

@@ -154,6 +154,10 @@ class Settings:
     slack: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     #: The raw ``[server]`` table, validated by :func:`bot.server.parse_server`.
     server: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    #: The raw ``[metrics]`` and ``[logging]`` tables, validated by :mod:`bot.metrics`
+    #: and :mod:`bot.logs` (issue 14).
+    metrics: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    logging: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
 
 def default_settings() -> Settings:
@@ -175,7 +179,7 @@ def default_settings() -> Settings:
 
 SECTIONS = (
     "engine", "kb", "flows", "triage", "tiers", "agents",
-    "business_hours", "store", "server", "channels", "slack",
+    "business_hours", "store", "server", "channels", "slack", "metrics", "logging",
 )  # fmt: skip
 
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -204,6 +208,8 @@ def load_settings(path: Path | str | None) -> Settings:
         "channels": lambda: _raw_tables(root.table("channels")),
         "slack": lambda: MappingProxyType(dict(root.table("slack").data)),
         "server": lambda: MappingProxyType(dict(root.table("server").data)),
+        "metrics": lambda: MappingProxyType(dict(root.table("metrics").data)),
+        "logging": lambda: MappingProxyType(dict(root.table("logging").data)),
     }
     for name, read in readers.items():
         if name == "agents" and "tiers" not in parts:

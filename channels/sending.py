@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -170,23 +171,30 @@ class RetryingSender(Generic[Part]):
         """Deliver one part with retries; False when it finally failed (recorded)."""
         attempt = 0
         while True:
+            start = time.perf_counter()
             try:
                 await self._deliver(address, item.part)
+                self._port.provider_call(self.channel, "ok", time.perf_counter() - start)
                 return True
             except NotSent as e:
+                self._port.provider_call(self.channel, "not_sent", time.perf_counter() - start)
                 await self._failed(address, item, e.reason)
                 return False
             except DeliveryError as e:
                 retry_after = e.retry_after if isinstance(e, RetryLater) else None
                 attempt += 1
                 too_long = retry_after is not None and retry_after > self.backoff.max_retry_after
-                if e.permanent or attempt >= self.backoff.attempts or too_long:
+                final = e.permanent or attempt >= self.backoff.attempts or too_long
+                result = "failed" if final else "retry"
+                self._port.provider_call(self.channel, result, time.perf_counter() - start)
+                if final:
                     await self._failed(address, item, f"{e.reason} (after {attempt} attempts)")
                     return False
                 delay = self.backoff.delay(attempt - 1, retry_after, self._jitter())
                 log.info("%s delivery retry %d in %.1fs: %s", self.channel, attempt, delay, e)
                 await self._sleep(delay)
             except Exception as e:  # an adapter bug must not kill the address's queue
+                self._port.provider_call(self.channel, "crashed", time.perf_counter() - start)
                 log.exception("%s delivery crashed", self.channel)
                 await self._failed(address, item, f"unexpected error: {type(e).__name__}")
                 return False

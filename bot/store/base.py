@@ -25,7 +25,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -537,6 +537,10 @@ class Store(
             conversation=await self.get_conversation(conversation_id),
             open_ticket=await self.open_ticket_of(conversation_id),
         )
+
+    def observe(self, call: Callable[[str, float, bool], None]) -> None:
+        """Tell ``call(operation, seconds, failed)`` of every operation on a remote
+        backend (metrics: Redis round trips and errors); the memory store has none."""
 
     async def ping(self) -> None:
         """Raise when the backend is unreachable."""

@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
@@ -146,14 +147,24 @@ def unix_micros(when: datetime) -> int:
 def _reachable(
     method: Callable[P, Awaitable[T]],
 ) -> Callable[P, Coroutine[Any, Any, T]]:
-    """The one place where a Redis connection problem becomes :class:`StoreUnavailable`."""
+    """The one place where a Redis connection problem becomes :class:`StoreUnavailable`,
+    and where each operation is timed for metrics (:meth:`RedisStore.observe`)."""
+    operation = method.__name__
 
     @functools.wraps(method)
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        observer: Callable[[str, float, bool], None] | None = getattr(args[0], "_observer", None)
+        start = time.perf_counter() if observer is not None else 0.0
+        failed = True
         try:
-            return await method(*args, **kwargs)
+            result = await method(*args, **kwargs)
+            failed = False
+            return result
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
             raise StoreUnavailable(f"redis unreachable: {e}") from e
+        finally:
+            if observer is not None:
+                observer(operation, time.perf_counter() - start, failed)
 
     return call
 
@@ -290,6 +301,7 @@ class RedisStore(Store):
         self._scripts = {
             name: client.register_script(source) for name, source in lua.SCRIPTS.items()
         }
+        self._observer: Callable[[str, float, bool], None] | None = None
         # Conversations whose address index this process has written: the index never
         # changes, so it is written once per process, not on every save (a round trip
         # per customer message saved).
@@ -328,6 +340,9 @@ class RedisStore(Store):
             transcript_hot_messages=transcript_hot_messages,
             transcript_archive_messages=transcript_archive_messages,
         )
+
+    def observe(self, call: Callable[[str, float, bool], None]) -> None:
+        self._observer = call
 
     async def _run(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         return await self._scripts[script](keys=keys, args=args)

@@ -99,7 +99,10 @@ async def test_kpis_of_a_days_work() -> None:
     assert (n2.sla_breaches, n2.csat) == (0, [5])
     assert (n3.stays, n3.opened) == (0, 0)
     overall = report.overall
-    assert (kpis.median(overall.first_response_seconds), kpis.p90(overall.first_response_seconds)) == (
+    assert (
+        kpis.median(overall.first_response_seconds),
+        kpis.p90(overall.first_response_seconds),
+    ) == (
         22.5 * 60,
         40 * 60,
     )
@@ -116,7 +119,9 @@ async def test_a_late_reply_and_a_recorded_breach_count_once_per_stay() -> None:
     await journey.desk.claim("ana", number)
     await journey.desk.reply("ana", number, "Olá")  # late, but the same stay
     report = kpis.compute(
-        await journey.escala.store.events(), journey.settings.tiers, end=journey.clock.advance(seconds=1)
+        await journey.escala.store.events(),
+        journey.settings.tiers,
+        end=journey.clock.advance(seconds=1),
     )
     assert [e.kind for e in await journey.escala.store.events()].count("ticket.sla_breached") == 1
     assert (report.tiers[0].sla_breaches, report.tiers[0].stays) == (1, 1)
@@ -129,7 +134,9 @@ async def test_the_period_counts_what_happened_in_it() -> None:
     opened_b = next(e.at for e in events if e.kind == "ticket.opened")
     # From just after B's escalation: B's reply and resolution count, its opening does not.
     start = opened_b + timedelta(minutes=11)
-    report = kpis.compute(events, journey.settings.tiers, start=start, end=journey.clock.advance(seconds=1))
+    report = kpis.compute(
+        events, journey.settings.tiers, start=start, end=journey.clock.advance(seconds=1)
+    )
     n1, n2, _ = report.tiers
     assert report.tickets == 2  # C and D
     assert (n1.opened, n1.escalations, n2.escalated_in) == (2, 0, 0)
