@@ -188,7 +188,11 @@ class Desk:
         )
         now = self.clock.now()
         marked = await self.store.mark_first_response(ticket.id, now)
-        first = marked.ticket is not None and marked.ticket.first_response_at == now
+        first = (
+            ticket.first_response_at is None
+            and marked.ticket is not None
+            and marked.ticket.first_response_at == now
+        )
         await self._recorder.record(
             EventKind.AGENT_REPLY,
             conversation_id=conversation.id,

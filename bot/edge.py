@@ -10,6 +10,7 @@ this interface keeps every adapter working, and a new channel needs nothing else
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -31,6 +32,8 @@ from bot.timers import Handler, Timers
 from bot.turn import Outcome
 from bot.views import Views
 from bot.workspaces import Workspaces
+
+log = logging.getLogger(__name__)
 
 
 class ChannelPort(Protocol):
@@ -231,10 +234,12 @@ class Edge:
         # metrics on, its latency and outcome.
         with logs.conversation(stable_id("cnv", inbound.channel, inbound.address)):
             if self._metrics is None:
-                return await self._engine.handle(inbound)
-            with self._metrics.turn(inbound.channel) as turn:
                 outcome = await self._engine.handle(inbound)
-                turn.finish(outcome)
+            else:
+                with self._metrics.turn(inbound.channel) as turn:
+                    outcome = await self._engine.handle(inbound)
+                    turn.finish(outcome)
+            log.debug("%s message %s: %s", inbound.channel, inbound.provider_message_id, outcome)
             return outcome
 
     def provider_call(self, channel: str, result: str, seconds: float) -> None:

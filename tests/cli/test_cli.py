@@ -46,6 +46,9 @@ def test_chat_runs_the_whole_journey_from_a_pipe() -> None:
             "/agent claim",
             "/agent resolve",
             "5",
+            "/agent stats",
+            "/agent stats 7d",
+            "/agent stats forever",
         ]
     )
     assert "bot> Olá! 👋" in out
@@ -56,6 +59,15 @@ def test_chat_runs_the_whole_journey_from_a_pipe() -> None:
     assert "equipe especializada N2" in out
     assert "De 1 a 5" in out
     assert "[agents] #1001 CSAT 5/5" in out
+    # Issue 13 item 7 / issue 14: Ana answered in N1 and escalated; Bruno resolved in N2.
+    stats = [line for line in out.splitlines() if line.startswith("[desk] N")]
+    assert len(stats) == 6  # three tiers, twice
+    assert stats[0].startswith("[desk] N1: opened 1, escalated in 0, resolved 0, ")
+    assert "first response 0 min" in stats[0] and "escalated 1 to N2" in stats[0]
+    assert stats[1].startswith("[desk] N2: opened 0, escalated in 1, resolved 1, first-contact 0/1")
+    assert "first response -" in stats[1] and "CSAT 5.0 (1)" in stats[1]
+    assert stats[:3] == stats[3:]
+    assert "[desk] usage: /agent stats [7d|30d]" in out
 
 
 def test_chat_in_english() -> None:

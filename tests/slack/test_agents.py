@@ -241,3 +241,28 @@ async def test_slash_command_sets_availability_and_routes(world: World) -> None:
         == "Not done: route: did not understand 'N7' (tiers: N1, N2, N3)."
     )
     assert "*/escala away*" in await ask(ANA, "help")
+
+
+async def test_slash_command_stats_shows_the_kpis_of_the_last_days(world: World) -> None:
+    """Issue 14: ``/escala stats [7d|30d]``, the same figures as ``escala report``."""
+    await world.customer_says("quero falar com um atendente")
+    await world.slack.click("escala_claim", N, ANA)
+    world.journey.clock.advance(minutes=12)
+    await world.journey.desk.reply("ana", N, "Olá")
+    await world.journey.desk.resolve("ana", N)
+    world.journey.clock.advance(minutes=1)
+
+    async def ask(text: str) -> str:
+        await world.slack.command(ANA, text)
+        return str(world.fake.of("response_url")[-1]["text"])
+
+    week = await ask("stats")
+    lines = week.splitlines()
+    assert lines[0] == "*KPIs, last 7 days*"
+    assert lines[1] == "conversations 1, tier-0 deflection 0%, tickets 1, escalation rate 0%"
+    assert lines[2].startswith("N1: opened 1, escalated in 0, resolved 1, first-contact 1/1, ")
+    assert "first response 12 min" in lines[2]
+    assert (await ask("stats 30d")).splitlines()[0] == "*KPIs, last 30 days*"
+    world.journey.clock.advance(days=8)
+    assert "tickets 0" in (await ask("stats 7d")).splitlines()[1]
+    assert (await ask("stats forever")).startswith("Unknown command `stats forever`")
