@@ -279,11 +279,20 @@ token_env = "{token_env}"
 secret_token_env = "{secret_env}"
 webhook_path = "{path}"
 api_base = "{api}"
+
+[metrics]
+enabled = {metrics}
 """
 
 
 def _server_command(
-    server: Server, name: str, directory: Path, port: int, api: str, redis_url: str | None
+    server: Server,
+    name: str,
+    directory: Path,
+    port: int,
+    api: str,
+    redis_url: str | None,
+    metrics: bool = True,
 ) -> list[str]:
     if server == "ceiling":
         module = ["bench.e2e", "ceiling", "--port", str(port), "--api", api]
@@ -299,6 +308,7 @@ def _server_command(
                 secret_env=SECRET_ENV,
                 path=WEBHOOK_PATH,
                 api=api,
+                metrics="true" if metrics else "false",
             ),
             encoding="utf-8",
         )
@@ -319,12 +329,13 @@ async def server_process(
     api: str,
     session: aiohttp.ClientSession,
     redis_url: str | None = None,
+    metrics: bool = True,
 ) -> AsyncIterator[Running]:
     """The server under test as a subprocess; yields its webhook URL once healthy."""
     port = free_port()
     log = directory / f"{name}.log"
     env = {**os.environ, TOKEN_ENV: TOKEN, SECRET_ENV: SECRET}
-    command = _server_command(server, name, directory, port, api, redis_url)
+    command = _server_command(server, name, directory, port, api, redis_url, metrics)
     process = spawn(command, log, env=env)
     try:
         await _wait_healthz(session, process, f"http://{HOST}:{port}/healthz", log)
@@ -591,13 +602,17 @@ async def run_scenario(
     max_seconds: float = MAX_SECONDS,
     max_requests: int = MAX_REQUESTS,
     progress: Progress | None = None,
+    metrics: bool = True,
 ) -> dict[str, Any]:
     """``escala serve`` on ``store`` (``server="escala"``), or the bare aiohttp app that
     makes one ``sendMessage`` per update (``server="ceiling"``): the closed loop (the
     maximum rate), then an open loop at ``rate`` messages/s (None: 80% of the measured
-    maximum; 0: no open loop). Raises :class:`Skipped` for Redis without ``redis-server``."""
+    maximum; 0: no open loop). ``metrics=False`` serves with ``[metrics] enabled = false``
+    (issue 14: what metrics cost). Raises :class:`Skipped` for Redis without ``redis-server``."""
     progress = progress or Progress()
     name = "ceiling" if server == "ceiling" else f"escala-{store}"
+    if not metrics:
+        name += "-metrics-off"
     fake = FakeTelegramApi()
     await fake.start()
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -613,7 +628,7 @@ async def run_scenario(
                 redis = await stack.enter_async_context(redis_server(directory))
             redis_url = redis.url if redis is not None else None
             target = await stack.enter_async_context(
-                server_process(server, name, directory, fake.url, session, redis_url)
+                server_process(server, name, directory, fake.url, session, redis_url, metrics)
             )
             generator = Generator(session, fake, target.url, first_chat=1_000_000)
             replies = await generator.calibrate()
@@ -680,13 +695,19 @@ async def _run_all(quick: bool, progress: Progress) -> dict[str, Any]:
         "progress": progress,
     }
     scenarios: dict[str, dict[str, Any]] = {"ceiling": await run_scenario("ceiling", **common)}
-    stores: tuple[StoreName, ...] = ("memory", "redis")
-    for store in stores:
+    runs: tuple[tuple[StoreName, bool], ...] = (
+        ("memory", True),
+        ("redis", True),
+        # Issue 14: the same Redis run without /metrics, for what metrics cost.
+        ("redis", False),
+    )
+    for store, metrics in runs:
+        name = f"escala-{store}" + ("" if metrics else "-metrics-off")
         try:
-            scenarios[f"escala-{store}"] = await run_scenario("escala", store=store, **common)
+            scenarios[name] = await run_scenario("escala", store=store, metrics=metrics, **common)
         except Skipped as e:
-            progress.say(f"[e2e escala-{store}] skipped: {e}")
-            scenarios[f"escala-{store}"] = {"skipped": str(e)}
+            progress.say(f"[e2e {name}] skipped: {e}")
+            scenarios[name] = {"skipped": str(e)}
     ceiling = scenarios["ceiling"]["closed_loop"]["messages_per_second"]
     for result in scenarios.values():
         if "closed_loop" in result:
@@ -699,6 +720,23 @@ async def _run_all(quick: bool, progress: Progress) -> dict[str, Any]:
         "question": QUESTION,
         "scenarios": scenarios,
         "targets": targets(scenarios),
+        "metrics_overhead": metrics_overhead(scenarios),
+    }
+
+
+def metrics_overhead(scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Issue 14: throughput and server CPU per message with metrics on vs off (Redis)."""
+    on, off = scenarios.get("escala-redis", {}), scenarios.get("escala-redis-metrics-off", {})
+    if "closed_loop" not in on or "closed_loop" not in off:
+        return {"skipped": "no Redis runs"}
+    rate_on = on["closed_loop"]["messages_per_second"]
+    rate_off = off["closed_loop"]["messages_per_second"]
+    cpu_on = on.get("closed_loop_cost_per_message", {}).get("server_cpu_ms")
+    cpu_off = off.get("closed_loop_cost_per_message", {}).get("server_cpu_ms")
+    return {
+        "throughput_cost": round(1 - rate_on / rate_off, 3) if rate_off else None,
+        "cpu_cost": round(cpu_on / cpu_off - 1, 3) if cpu_on and cpu_off else None,
+        "target": 0.05,
     }
 
 
@@ -755,6 +793,15 @@ def markdown(result: dict[str, Any], *, machine_line: bool = True) -> str:
             f"| {o.get('p50_ms', '–')} ms | {o.get('p99_ms', '–')} ms "
             f"| {c['lost'] + o.get('lost', 0)} |"
         )
+    overhead = result.get("metrics_overhead", {})
+    if overhead.get("throughput_cost") is not None:
+        cpu = overhead.get("cpu_cost")
+        lines += [
+            "",
+            f"Metrics (issue 14, Redis, on vs off): throughput "
+            f"{-100 * overhead['throughput_cost']:+.1f}%, server CPU per message "
+            f"{'–' if cpu is None else f'{100 * cpu:+.1f}%'} (target: under 5% cost).",
+        ]
     t = result["targets"]
     if "skipped" not in t:
         lines += [

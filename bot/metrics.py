@@ -209,6 +209,10 @@ class Metrics:
             ["operation"],
             registry=r,
         )
+        # Labelled children by label value, for the per-message paths.
+        self._event_children: dict[str, Counter] = {}
+        self._turn_children: dict[str, Histogram] = {}
+        self._redis_children: dict[str, Histogram] = {}
         self.http = Counter(
             "escala_http_responses",
             "HTTP responses by route (its pattern) and status code",
@@ -222,7 +226,10 @@ class Metrics:
         """Subscribed to the :class:`~bot.events.Recorder`: every event this process records."""
         kind = event.kind
         data = event.data
-        self.events.labels(str(kind)).inc()
+        child = self._event_children.get(kind)
+        if child is None:  # labels() costs a lock and checks; a turn records several events
+            child = self._event_children[kind] = self.events.labels(str(kind))
+        child.inc()
         turn = _TURN.get()
         if turn is not None:
             turn.kinds.add(str(kind))
@@ -271,14 +278,21 @@ class Metrics:
             yield facts
         finally:
             _TURN.reset(token)
-            self.turn_seconds.labels(channel).observe(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            histogram = self._turn_children.get(channel)
+            if histogram is None:
+                histogram = self._turn_children[channel] = self.turn_seconds.labels(channel)
+            histogram.observe(seconds)
             self.messages_in.labels(channel, facts.label).inc()
 
     def provider_call(self, channel: str, result: str, seconds: float) -> None:
         self.provider_calls.labels(channel, result).observe(seconds)
 
     def redis_call(self, operation: str, seconds: float, failed: bool) -> None:
-        self.redis_seconds.labels(operation).observe(seconds)
+        histogram = self._redis_children.get(operation)
+        if histogram is None:
+            histogram = self._redis_children[operation] = self.redis_seconds.labels(operation)
+        histogram.observe(seconds)
         if failed:
             self.redis_errors.labels(operation).inc()
 

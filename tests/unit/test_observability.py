@@ -172,3 +172,23 @@ def test_metrics_section_defaults_and_token(config: Path, monkeypatch: pytest.Mo
     assert "s3cret" not in repr(parsed)
     with pytest.raises(ConfigError):
         parse_metrics("f", {"enabled": "yes"})
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_dashboard_and_alert_rules_use_metrics_escala_exposes() -> None:
+    import re
+
+    from bot.metrics import DESK_GAUGES
+
+    exposed = {family.name for family in Metrics().registry.collect()} | set(DESK_GAUGES)
+    dashboard = json.loads((ROOT / "ops/grafana/escala-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    assert len(exprs) >= 20
+    rules = (ROOT / "ops/prometheus/escala-alerts.yml").read_text()
+    used = set(re.findall(r"escala_[a-z_]+", " ".join(exprs) + rules))
+    used = {re.sub(r"_(bucket|count|sum|total)$", "", name) for name in used}
+    assert used and used <= exposed, used - exposed
+    for alert in ("EscalaSlaBreachBurst", "EscalaProviderSendFailures", "EscalaRedisErrors"):
+        assert f"alert: {alert}" in rules
