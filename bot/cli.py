@@ -209,7 +209,7 @@ def run_report(args: argparse.Namespace) -> int:
     end = parse_when(args.end, tz, now, "--to") if args.end else now
     if start is not None and start >= end:
         raise ConfigError("--from", args.start, f"must be before --to ({end.isoformat()})")
-    if args.tier is not None and settings.tier(args.tier) is None:
+    if args.tier is not None and all(t.name != args.tier for t in settings.tiers):
         known = ", ".join(t.name for t in settings.tiers)
         raise ConfigError("--tier", args.tier, f"no such tier (tiers: {known})")
 

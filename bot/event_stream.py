@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from bot import kpis
+from bot.hours import working_time
 from bot.models import Event
 from bot.settings import Settings
 from bot.store.base import EventLog, StreamEntry, StreamInfo, position_key
@@ -75,6 +76,10 @@ async def report(
         end=end,
         timezone=ZoneInfo(settings.business_hours.timezone),
         only_tier=only_tier,
+        working={
+            tier.name: working_time(tier.calendar, settings.business_hours)
+            for tier in settings.tiers
+        },
     )
     return replace(computed, coverage=coverage(info, start))
 

@@ -41,11 +41,12 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
-from bot.models import Event, EventKind, Tier
+from bot.hours import WorkingTime
+from bot.models import Event, EventKind, Promise, Tier
 
 #: Seconds between two moments, as the report counts them.
 Elapsed = Callable[[datetime, datetime], float]
@@ -78,6 +79,8 @@ class TierKpis:
     escalated_out: Counter[str] = field(default_factory=Counter)
     stays: int = 0
     sla_breaches: int = 0
+    #: ``ticket.sla_breached`` events for the resolution promise (issue 13).
+    resolution_breaches: int = 0
     resolved: int = 0
     first_contact_resolved: int = 0
     first_response_seconds: list[float] = field(default_factory=list)
@@ -115,6 +118,7 @@ class TierKpis:
         self.escalated_out.update(other.escalated_out)
         self.stays += other.stays
         self.sla_breaches += other.sla_breaches
+        self.resolution_breaches += other.resolution_breaches
         self.resolved += other.resolved
         self.first_contact_resolved += other.first_contact_resolved
         self.first_response_seconds += other.first_response_seconds
@@ -181,12 +185,15 @@ def compute(
     timezone: tzinfo | None = None,
     elapsed: Elapsed = wall_clock,
     only_tier: str | None = None,
+    working: Mapping[str, WorkingTime] | None = None,
 ) -> Report:
     """The KPIs of what happened in ``[start, end)`` (``start`` None: since the first event).
 
     ``events`` may reach back before ``start`` (a ticket opened earlier and answered
     in the period); events at or after ``end`` are ignored. ``only_tier`` keeps that
-    tier's row only (``overall`` still covers every tier)."""
+    tier's row only (``overall`` still covers every tier). ``working``: each tier's
+    calendar (:func:`bot.hours.working_time`), so a stay is late only by the open time
+    it waited; without it, wall-clock time."""
     rows = {tier.name: TierKpis(tier.name) for tier in sorted(tiers, key=lambda t: t.level)}
     promise = {tier.name: tier.first_response_minutes * 60 for tier in tiers}
 
@@ -198,7 +205,12 @@ def compute(
 
     def late(stay: _Stay, at: datetime) -> bool:
         limit = promise.get(stay.tier)
-        return limit is not None and elapsed(stay.entered_at, at) > limit
+        if limit is None:
+            return False
+        calendar = working.get(stay.tier) if working else None
+        if calendar is not None:
+            return calendar.open_time(stay.entered_at, at).total_seconds() > limit
+        return elapsed(stay.entered_at, at) > limit
 
     def close(stay: _Stay, at: datetime) -> None:
         """The stay ends (escalated away, resolved, or the period ended) unanswered?"""
@@ -274,6 +286,10 @@ def compute(
             ticket.stays.append(ticket.stay)
         elif event.kind == EventKind.SLA_BREACHED:
             tier = str(event.data.get("tier", stay.tier))
+            if event.data.get("promise", Promise.FIRST_RESPONSE) != Promise.FIRST_RESPONSE:
+                if now_inside:  # a resolution promise broken (issue 13)
+                    row(tier).resolution_breaches += 1
+                continue
             for candidate in reversed(ticket.stays):
                 if candidate.tier == tier:
                     if not candidate.breached:

@@ -171,7 +171,10 @@ class Metrics:
             "escala_tickets_resolved", "Tickets resolved", ["tier", "priority"], registry=r
         )
         self.sla_breaches = Counter(
-            "escala_sla_breaches", "First-response promises broken", ["tier"], registry=r
+            "escala_sla_breaches",
+            "Promises broken, by tier and promise (first_response, resolution)",
+            ["tier", "promise"],
+            registry=r,
         )
         self.first_response = Histogram(
             "escala_first_response_seconds",
@@ -256,7 +259,8 @@ class Metrics:
             if isinstance(seconds, int | float):
                 self.first_response.labels(_label(data, "tier")).observe(seconds)
         elif kind == EventKind.SLA_BREACHED:
-            self.sla_breaches.labels(_label(data, "tier")).inc()
+            promise = _label(data, "promise", "first_response")
+            self.sla_breaches.labels(_label(data, "tier"), promise).inc()
         elif kind == EventKind.CSAT_RECORDED:
             score = data.get("score")
             if isinstance(score, int) and 1 <= score <= 5:

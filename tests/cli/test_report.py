@@ -105,6 +105,7 @@ def test_report_csv_for_one_tier(journey_config: Path, capsys: pytest.CaptureFix
         "resolution_p90_seconds": "3600.0",
         "sla_breaches": "0",
         "sla_breach_rate": "0.0",
+        "resolution_breaches": "0",
         "escalations": "0",
         "escalation_rate": "0.0",
         "escalated_to": "",

@@ -73,7 +73,7 @@ async def test_metrics_follow_a_ticket_through_tiers() -> None:
     assert value("escala_messages_in_total", channel="sms", outcome="duplicate") == 1
     assert value("escala_turn_seconds_count", channel="sms") == 4
     assert value("escala_tickets_opened_total", tier="N1", priority="normal") == 1
-    assert value("escala_sla_breaches_total", tier="N1") == 1
+    assert value("escala_sla_breaches_total", tier="N1", promise="first_response") == 1
     assert value("escala_tickets_escalated_total", tier="N1", to_tier="N2", priority="normal") == 1
     assert value("escala_tickets_resolved_total", tier="N2", priority="normal") == 1
     # One first response (not two), on N2 where it happened: 20 min 5 s after opening.
