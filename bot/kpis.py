@@ -21,9 +21,10 @@ caller passes a business-hours measure):
 * **resolution time**: ticket opened → resolved (median, p90).
 * **SLA breach rate**: over each *stay* of a ticket in a tier's queue (opened there
   or escalated in; a release keeps the stay and its age): breached when no agent
-  replied within the tier's ``first_response_minutes`` of entering it (late
-  reply, none before it left, or none by the end of the period), or when a
-  ``ticket.sla_breached`` event was recorded for it.
+  replied within the tier's ``first_response_minutes`` of entering it, counted in
+  the tier's calendar when ``working`` is given (late reply, none before it left, or
+  none by the end of the period), or when a first-response ``ticket.sla_breached``
+  event was recorded for it. Resolution-promise breaches are counted apart.
 * **first-contact resolution**: resolved tickets never escalated, over resolved.
 * **escalation rate**: per tier, escalations out over stays in the tier; overall,
   tickets escalated at least once over tickets opened.
