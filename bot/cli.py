@@ -14,8 +14,10 @@ from typing import TextIO
 
 from bot.app import thresholds
 from bot.errors import ConfigError, ConfigErrors
+from bot.models import ConsoleRole
 from bot.settings import load_settings
 from bot.store import MemoryStore
+from bot.users import UserError, hash_password
 from flows.errors import FlowError
 from flows.loader import load_flows
 from kb.errors import KbError
@@ -132,6 +134,25 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--group", default="export", help="consumer group of --follow")
     export.add_argument("--consumer", help="consumer name of --follow (default: host-pid)")
     export.set_defaults(run=run_events_export)
+
+    users = sub.add_parser(
+        "users", help="web console logins (the password is read from a prompt or stdin)"
+    ).add_subparsers(dest="users", required=True)
+    add = users.add_parser("add", help="create a login")
+    add.add_argument("login")
+    add.add_argument("--role", choices=[r.value for r in ConsoleRole], required=True)
+    add.add_argument("--agent", help="the agent id in the settings (required for role agent)")
+    add.add_argument("--name", default="", help="display name (default: the agent's name)")
+    add.add_argument("--locale", choices=["pt-BR", "en"], help="UI language (default: browser)")
+    passwd = users.add_parser("passwd", help="set a new password")
+    passwd.add_argument("login")
+    remove = users.add_parser("remove", help="delete a login")
+    remove.add_argument("login")
+    listing = users.add_parser("list", help="list logins (never their hashes)")
+    hashing = users.add_parser("hash", help="print an Argon2 hash for a [[web.users]] entry")
+    for command in (add, passwd, remove, listing, hashing):
+        command.add_argument("--config", type=Path, help="settings file (where the store is)")
+        command.set_defaults(run=run_users)
     return parser
 
 
@@ -142,6 +163,76 @@ def _version() -> str:
         return version("escala")
     except PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown (not installed)"
+
+
+def read_password(stdin: TextIO, stderr: TextIO) -> str:
+    """A new password: typed twice at a prompt, or the first line of a pipe. Never
+    an argument (it would sit in the shell history and the process list)."""
+    if stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("password: ", stream=stderr)
+        if getpass.getpass("again: ", stream=stderr) != first:
+            raise UserError("the two passwords differ")
+        return first
+    return stdin.readline().rstrip("\r\n")
+
+
+def run_users(args: argparse.Namespace) -> int:
+    """``escala users add|passwd|remove|list``."""
+    from bot.store import open_store
+    from bot.users import Users
+
+    settings = load_settings(args.config)
+    if args.users == "hash":
+        password = read_password(sys.stdin, sys.stderr)
+        try:
+            print(hash_password(password))
+        except UserError as e:
+            print(f"escala: {e}", file=sys.stderr)
+            return 1
+        return 0
+    if settings.store.backend == "memory":
+        raise ConfigError(
+            str(settings.source or "built-in defaults"),
+            "store.backend",
+            "the memory store forgets users when this command ends: use backend = "
+            '"redis", or declare the user in [[web.users]] (escala users hash)',
+        )
+    password = read_password(sys.stdin, sys.stderr) if args.users in ("add", "passwd") else ""
+
+    async def manage() -> str:
+        store = await open_store(settings)
+        try:
+            users = Users(store, settings.agents)
+            if args.users == "add":
+                user = await users.add(
+                    args.login,
+                    password,
+                    ConsoleRole(args.role),
+                    agent_id=args.agent,
+                    name=args.name,
+                    locale=args.locale,
+                )
+                return f"added {user.login} ({user.role})"
+            if args.users == "passwd":
+                await users.set_password(args.login, password)
+                return f"password of {args.login} changed"
+            if args.users == "remove":
+                await users.remove(args.login)
+                return f"removed {args.login}"
+            return "\n".join(
+                f"{u.login}\t{u.role}\t{u.agent_id or '-'}\t{u.name}" for u in await users.all()
+            )
+        finally:
+            await store.close()
+
+    try:
+        print(asyncio.run(manage()))
+    except UserError as e:
+        print(f"escala: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _positive_days(text: str) -> float:

@@ -11,7 +11,8 @@ this interface keeps every adapter working, and a new channel needs nothing else
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ from bot.store import Store
 from bot.tiers import TierMap
 from bot.timers import Handler, Timers
 from bot.turn import Outcome
+from bot.users import Users
 from bot.views import Views
 from bot.workspaces import Workspaces
 
@@ -164,14 +166,44 @@ class WorkspacePort(Protocol):
         """True the first time ``key`` is seen within ``ttl_seconds`` (any process)."""
         ...
 
-    async def report(self, *, days: int | None = None) -> kpis.Report:
-        """The desk's KPIs over the last ``days`` (None: all the event stream keeps);
-        render it with :func:`bot.kpis.render` (``/agent stats``, ``/escala stats``)."""
+    async def report(
+        self,
+        *,
+        days: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> kpis.Report:
+        """The desk's KPIs over the last ``days`` (None: all the event stream keeps),
+        or over ``[start, end)`` when given (the web console's date range); render it
+        with :func:`bot.kpis.render` (``/agent stats``, ``/escala stats``)."""
         ...
 
     async def remember(self, key: str, value: str) -> None: ...
 
     async def recall(self, key: str) -> str | None: ...
+
+    # -- what a web console reads (issue 15) ----------------------------------------
+
+    @property
+    def users(self) -> Users:
+        """Console logins: verify a password, a user's role, agent and UI language."""
+        ...
+
+    def follow(self) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
+        """Every event recorded from now on by *any* process sharing the store (a
+        live feed for browsers; see :meth:`bot.store.base.EventLog.follow`).
+        :meth:`subscribe` sees only this process's events, in the recording task."""
+        ...
+
+    async def recent_events(self, limit: int) -> list[Event]:
+        """The last ``limit`` events of the whole log, oldest first."""
+        ...
+
+    async def waiting(self, tier: str) -> list[Ticket]:
+        """The tier's queue, in the order take-next serves it."""
+        ...
+
+    async def assigned(self, agent_id: str) -> list[Ticket]: ...
 
 
 class Edge:
@@ -208,6 +240,7 @@ class Edge:
         self._tiers = tiers
         self._clock = clock
         self._ids = ids
+        self._users = Users(store, settings.agents)
 
     # -- both sides ---------------------------------------------------------------------
 
@@ -395,7 +428,32 @@ class Edge:
     async def first_time(self, key: str, ttl_seconds: int) -> bool:
         return await self._store.mark_seen(key, ttl_seconds)
 
-    async def report(self, *, days: int | None = None) -> kpis.Report:
-        end = self._clock.now()
-        start = None if days is None else end - timedelta(days=days)
+    async def report(
+        self,
+        *,
+        days: int | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> kpis.Report:
+        end = end or self._clock.now()
+        if start is None and days is not None:
+            start = end - timedelta(days=days)
         return await event_stream.report(self._store, self._settings, start=start, end=end)
+
+    # -- what a web console reads -----------------------------------------------------
+
+    @property
+    def users(self) -> Users:
+        return self._users
+
+    def follow(self) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
+        return self._store.follow()
+
+    async def recent_events(self, limit: int) -> list[Event]:
+        return await self._store.recent_events(limit)
+
+    async def waiting(self, tier: str) -> list[Ticket]:
+        return await self._store.queue(tier)
+
+    async def assigned(self, agent_id: str) -> list[Ticket]:
+        return await self._store.assigned(agent_id)

@@ -178,6 +178,32 @@ class Agent:
     role: Role = Role.RESOLVER
 
 
+class ConsoleRole(enum.StrEnum):
+    """What a web console user may do; each role may do all the ones before it may."""
+
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+    def allows(self, needed: ConsoleRole) -> bool:
+        order = (ConsoleRole.AGENT, ConsoleRole.SUPERVISOR, ConsoleRole.ADMIN)
+        return order.index(self) >= order.index(needed)
+
+
+@dataclass(frozen=True)
+class ConsoleUser:
+    """Someone who logs in to the web console. ``password_hash`` is an Argon2 hash
+    (never the password); ``agent_id`` links an agent login to a configured agent."""
+
+    login: str
+    password_hash: str = field(repr=False)
+    role: ConsoleRole
+    agent_id: str | None = None
+    name: str = ""
+    #: The UI language they chose; None: the browser's.
+    locale: str | None = None
+
+
 @dataclass(frozen=True)
 class Identity:
     """How a contact is reached on one channel (telegram chat id, phone number ...)."""

@@ -50,6 +50,16 @@ class Plugin(Protocol):
         ...
 
 
+@runtime_checkable
+class MountsApp(Protocol):
+    """A plug-in that serves a whole sub-application (web pages with their own
+    middlewares: sessions, CSRF, security headers) under a path prefix."""
+
+    def subapps(self) -> Sequence[tuple[str, web.Application]]:
+        """``(prefix, application)`` pairs mounted with ``add_subapp``."""
+        ...
+
+
 class ChannelConfig(Protocol):
     """A channel's validated settings; a disabled channel is validated, not started."""
 
@@ -131,14 +141,22 @@ def terminal(name: str = "console") -> TerminalSpec:
     return spec
 
 
+#: Top-level tables a plug-in may own: ``[slack]`` (Slack workspace), ``[web]`` (web
+#: console and, later, the admin studio). Each is a raw table on :class:`Settings`.
+TOP_LEVEL_SECTIONS = ("slack", "web")
+
+
 def section_table(settings: Settings, section: str) -> Mapping[str, Any] | None:
-    """The raw table at ``section`` (``channels.<name>`` or ``slack``), None if absent."""
+    """The raw table at ``section`` (``channels.<name>``, ``slack`` or ``web``), None
+    if absent."""
     head, _, rest = section.partition(".")
     if head == "channels" and rest:
         return settings.channels.get(rest)
-    if head == "slack" and not rest:
-        return settings.slack or None
-    raise ValueError(f"a channel's section is channels.<name> or slack, not {section!r}")
+    if head in TOP_LEVEL_SECTIONS and not rest:
+        table: Mapping[str, Any] = getattr(settings, head)
+        return table or None
+    known = ", ".join(TOP_LEVEL_SECTIONS)
+    raise ValueError(f"a channel's section is channels.<name> or one of {known}, not {section!r}")
 
 
 def configured(

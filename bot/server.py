@@ -27,7 +27,7 @@ from bot.app import Escala, build, desk_problems
 from bot.errors import ConfigErrors, StoreError
 from bot.logs import parse_logging
 from bot.metrics import Metrics, MetricsConfig, parse_metrics
-from bot.plugins import ParseContext, Plugin
+from bot.plugins import MountsApp, ParseContext, Plugin
 from bot.settings import Settings
 from bot.store import Store
 from bot.toml_config import Section
@@ -154,6 +154,9 @@ def create_app(
             app.router.add_get(config.path, scrape_handler(escala, metrics, config))
     for plugin in plugins:
         app.router.add_routes(plugin.routes())
+        if isinstance(plugin, MountsApp):
+            for prefix, subapp in plugin.subapps():
+                app.add_subapp(prefix, subapp)
 
     async def stop_all(started: Sequence[Plugin]) -> None:
         for plugin in reversed(started):

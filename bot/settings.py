@@ -158,6 +158,8 @@ class Settings:
     #: and :mod:`bot.logs` (issue 14).
     metrics: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     logging: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
+    #: The raw ``[web]`` table (web console), validated by its plug-in (``channels/web``).
+    web: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
 
 
 def default_settings() -> Settings:
@@ -179,7 +181,7 @@ def default_settings() -> Settings:
 
 SECTIONS = (
     "engine", "kb", "flows", "triage", "tiers", "agents",
-    "business_hours", "store", "server", "channels", "slack", "metrics", "logging",
+    "business_hours", "store", "server", "channels", "slack", "metrics", "logging", "web",
 )  # fmt: skip
 
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -210,6 +212,7 @@ def load_settings(path: Path | str | None) -> Settings:
         "server": lambda: MappingProxyType(dict(root.table("server").data)),
         "metrics": lambda: MappingProxyType(dict(root.table("metrics").data)),
         "logging": lambda: MappingProxyType(dict(root.table("logging").data)),
+        "web": lambda: MappingProxyType(dict(root.table("web").data)),
     }
     for name, read in readers.items():
         if name == "agents" and "tiers" not in parts:

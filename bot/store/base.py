@@ -26,7 +26,7 @@ import abc
 import asyncio
 import enum
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +34,7 @@ from bot.errors import LockTimeout
 from bot.models import (
     Availability,
     BreachAction,
+    ConsoleUser,
     Contact,
     Conversation,
     Event,
@@ -254,6 +255,27 @@ class EventLog(abc.ABC):
     async def group_position(self, group: str) -> str | None:
         """The last position ``group`` was given (``"0-0"``: none yet); None: no such group."""
 
+    async def recent_events(self, limit: int) -> list[Event]:
+        """The last ``limit`` events of the whole log, oldest first (a backend reads
+        only those; this default reads everything)."""
+        if limit <= 0:
+            return []
+        return (await self.events())[-limit:]
+
+    @abc.abstractmethod
+    def follow(self) -> AbstractAsyncContextManager[AsyncIterator[Event]]:
+        """Events as they are appended, by this process or any other sharing the
+        backend (Redis: pub/sub), for live views::
+
+            async with store.follow() as feed:
+                async for event in feed: ...
+
+        Only events appended after the ``async with`` is entered; at most once each.
+        A live feed, not a log: a consumer that falls far behind, or a connection
+        that drops, may miss events (read :meth:`events` for the record). The feed
+        ends (raises) when the backend goes away; the caller follows again.
+        """
+
 
 class LinkStore(abc.ABC):
     """Small values adapters keep across processes."""
@@ -265,6 +287,25 @@ class LinkStore(abc.ABC):
 
     @abc.abstractmethod
     async def get_link(self, key: str) -> str | None: ...
+
+
+class ConsoleUserStore(abc.ABC):
+    """Web console users (login, Argon2 hash, role), shared by every process."""
+
+    @abc.abstractmethod
+    async def save_user(self, user: ConsoleUser) -> None:
+        """Create or replace the user with ``user.login``."""
+
+    @abc.abstractmethod
+    async def get_user(self, login: str) -> ConsoleUser | None: ...
+
+    @abc.abstractmethod
+    async def delete_user(self, login: str) -> bool:
+        """Forget a user; whether there was one."""
+
+    @abc.abstractmethod
+    async def users(self) -> list[ConsoleUser]:
+        """Every user, by login."""
 
 
 class TimerStore(abc.ABC):
@@ -518,6 +559,7 @@ class Store(
     LinkStore,
     LockStore,
     TimerStore,
+    ConsoleUserStore,
 ):
     """The whole contract: every role above, on one backend. Implementations must make
     every method safe under concurrency. Components take the roles they use (the

@@ -24,6 +24,8 @@ from bot.models import (
     BreachAction,
     Calendar,
     Choice,
+    ConsoleRole,
+    ConsoleUser,
     Contact,
     Conversation,
     Direction,
@@ -37,8 +39,8 @@ from bot.models import (
 )
 from flows.position import FlowPosition
 
-Record = Contact | Conversation | Message | Ticket | Event
-R = TypeVar("R", Contact, Conversation, Message, Ticket, Event)
+Record = Contact | Conversation | Message | Ticket | Event | ConsoleUser
+R = TypeVar("R", Contact, Conversation, Message, Ticket, Event, ConsoleUser)
 
 
 def format_datetime(value: datetime) -> str:
@@ -313,12 +315,35 @@ def _event_from_dict(d: dict[str, Any]) -> Event:
     )
 
 
+def _user_to_dict(u: ConsoleUser) -> dict[str, Any]:
+    return {
+        "login": u.login,
+        "password_hash": u.password_hash,
+        "role": str(u.role),
+        "agent_id": u.agent_id,
+        "name": u.name,
+        "locale": u.locale,
+    }
+
+
+def _user_from_dict(d: dict[str, Any]) -> ConsoleUser:
+    return ConsoleUser(
+        login=d["login"],
+        password_hash=d["password_hash"],
+        role=ConsoleRole(d["role"]),
+        agent_id=d.get("agent_id"),
+        name=d.get("name") or "",
+        locale=d.get("locale"),
+    )
+
+
 _ENCODERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
     Contact: _contact_to_dict,
     Conversation: _conversation_to_dict,
     Message: _message_to_dict,
     Ticket: _ticket_to_dict,
     Event: _event_to_dict,
+    ConsoleUser: _user_to_dict,
 }
 _DECODERS: dict[type[Any], Callable[[dict[str, Any]], Any]] = {
     Contact: _contact_from_dict,
@@ -326,6 +351,7 @@ _DECODERS: dict[type[Any], Callable[[dict[str, Any]], Any]] = {
     Message: _message_from_dict,
     Ticket: _ticket_from_dict,
     Event: _event_from_dict,
+    ConsoleUser: _user_from_dict,
 }
 
 

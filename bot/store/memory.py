@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
 
@@ -23,6 +25,7 @@ from bot.errors import LockLost, StoreError
 from bot.models import (
     Availability,
     BreachAction,
+    ConsoleUser,
     Contact,
     Conversation,
     Event,
@@ -51,6 +54,11 @@ from bot.store.base import (
 
 #: Default of ``[store] events_stream_cap``: events the stream keeps (both backends).
 DEFAULT_EVENTS_STREAM_CAP = 1_000_000
+
+log = logging.getLogger(__name__)
+
+#: Events a follower may have waiting before newer ones are dropped (a stuck reader).
+FOLLOW_BACKLOG = 10_000
 
 
 def queue_order(ticket: Ticket) -> tuple[int, datetime, int]:
@@ -116,6 +124,8 @@ class MemoryStore(Store):
         self._availability: dict[str, Availability] = {}
         self._assignments = itertools.count(1)
         self._last_assigned: dict[str, int] = {}
+        self._users: dict[str, ConsoleUser] = {}
+        self._followers: list[asyncio.Queue[Event]] = []
 
     async def mark_seen(self, key: str, ttl_seconds: int) -> bool:
         now = self._monotonic()
@@ -186,6 +196,42 @@ class MemoryStore(Store):
     async def append_event(self, event: Event) -> None:
         self._events.append(event)
         self._stream.append(event)
+        for follower in self._followers:
+            try:
+                follower.put_nowait(event)
+            except asyncio.QueueFull:  # a live feed: a stuck reader misses, nobody waits
+                log.warning("event follower %d behind; dropped %s", id(follower), event.kind)
+
+    @asynccontextmanager
+    async def follow(self) -> AsyncIterator[AsyncIterator[Event]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(FOLLOW_BACKLOG)
+        self._followers.append(queue)
+
+        async def feed() -> AsyncIterator[Event]:
+            while True:
+                yield await queue.get()
+
+        try:
+            yield feed()
+        finally:
+            self._followers.remove(queue)
+
+    async def recent_events(self, limit: int) -> list[Event]:
+        if limit <= 0:
+            return []
+        return [entry.event for entry in self._stream.entries[-limit:]]
+
+    async def save_user(self, user: ConsoleUser) -> None:
+        self._users[user.login] = user
+
+    async def get_user(self, login: str) -> ConsoleUser | None:
+        return self._users.get(login)
+
+    async def delete_user(self, login: str) -> bool:
+        return self._users.pop(login, None) is not None
+
+    async def users(self) -> list[ConsoleUser]:
+        return [self._users[login] for login in sorted(self._users)]
 
     async def events(
         self, *, conversation_id: str | None = None, ticket_id: str | None = None

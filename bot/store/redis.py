@@ -68,7 +68,8 @@ import functools
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -79,6 +80,7 @@ from bot.errors import LockLost, StoreError, StoreUnavailable
 from bot.models import (
     Availability,
     BreachAction,
+    ConsoleUser,
     Contact,
     Conversation,
     Event,
@@ -218,6 +220,9 @@ class Keys:
         self.ticket_number = f"{prefix}:ticket_number"
         self.events = f"{prefix}:events:stream"
         self.timers = f"{prefix}:timers"
+        #: The pub/sub channel every appended event is published on (:meth:`follow`).
+        self.live_events = f"{prefix}:events:live"
+        self.users = f"{prefix}:users"
 
     def seen(self, key: str) -> str:
         return f"{self.prefix}:seen:{key}"
@@ -463,7 +468,58 @@ class RedisStore(Store):
                 if key is not None:
                     pipe.rpush(key, raw)
                     pipe.ltrim(key, -self._conversation_events_cap, -1)
+            pipe.publish(self.keys.live_events, raw)
             await pipe.execute()
+
+    @asynccontextmanager
+    async def follow(self) -> AsyncIterator[AsyncIterator[Event]]:
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(self.keys.live_events)
+        except redis.exceptions.RedisError as e:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            raise StoreUnavailable(str(e)) from e
+
+        async def feed() -> AsyncIterator[Event]:
+            try:
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        yield from_json(Event, message["data"])
+            except redis.exceptions.RedisError as e:
+                raise StoreUnavailable(str(e)) from e
+
+        try:
+            yield feed()
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    @_reachable
+    async def recent_events(self, limit: int) -> list[Event]:
+        if limit <= 0:
+            return []
+        newest_first = await self.redis.xrevrange(self.keys.events, count=limit) or []
+        return [entry.event for entry in _entries(list(reversed(newest_first)))]
+
+    # -- console users --------------------------------------------------------------
+
+    @_reachable
+    async def save_user(self, user: ConsoleUser) -> None:
+        await self.redis.hset(self.keys.users, user.login, to_json(user))
+
+    @_reachable
+    async def get_user(self, login: str) -> ConsoleUser | None:
+        raw = await self.redis.hget(self.keys.users, login)
+        return None if raw is None else from_json(ConsoleUser, raw)
+
+    @_reachable
+    async def delete_user(self, login: str) -> bool:
+        return bool(await self.redis.hdel(self.keys.users, login))
+
+    @_reachable
+    async def users(self) -> list[ConsoleUser]:
+        raws = await self.redis.hgetall(self.keys.users)
+        found = [from_json(ConsoleUser, raw) for raw in raws.values()]
+        return sorted(found, key=lambda u: u.login)
 
     @_reachable
     async def events(
