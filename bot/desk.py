@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot import i18n
 from bot.clock import Clock, Ids
@@ -106,6 +106,11 @@ class Desk:
 
     async def ticket(self, number: int) -> Ticket | None:
         return await self.store.find_ticket(number)
+
+    def first_response_due(self, ticket: Ticket) -> datetime | None:
+        """When the ticket's first response falls due in its current tier, on the
+        tier's (or its rule's) calendar; None when no such promise applies."""
+        return self._deadlines.first_response_due(ticket)
 
     async def queues(self) -> list[QueueStat]:
         now = self.clock.now()

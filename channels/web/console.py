@@ -92,11 +92,10 @@ class Console:
     async def row(self, ticket: Ticket) -> Row:
         view = await self.edge.view(ticket)
         contact = view.contact.name if view.contact and view.contact.name else ""
-        tier = self.edge.tiers.get(ticket.tier)
         waiting = ticket.first_response_at is None or ticket.first_response_at < ticket.queued_at
         deadline = None
-        if tier is not None and waiting and ticket.state is TicketState.QUEUED:
-            deadline = ticket.queued_at + timedelta(minutes=tier.first_response_minutes)
+        if waiting and ticket.state is TicketState.QUEUED:  # business hours counted there
+            deadline = self.edge.desk.first_response_due(ticket)
         return Row(
             ticket=ticket,
             contact=contact or view.conversation.address,

@@ -49,6 +49,13 @@ async def test_agent_works_a_ticket_live_and_the_customer_gets_the_reply(
     row = ana.locator(f"tr[data-ticket='{number}']")
     await expect(row).to_be_visible()
     await expect(row).to_contain_text("Rita")
+    # The SLA countdown counts to the desk's own deadline (the tier's calendar).
+    waiting = await desk.escala.desk.ticket(number)
+    assert waiting is not None
+    due = desk.escala.desk.first_response_due(waiting)
+    assert due is not None
+    await expect(row.locator("time.sla")).to_have_attribute("data-deadline", due.isoformat())
+    await expect(row.locator("time.sla")).to_contain_text("due in")
     await row.get_by_role("link").click()
     await ana.wait_for_url(re.compile(f"/tickets/{number}$"))
     await live(ana)
@@ -99,6 +106,8 @@ async def test_agent_works_a_ticket_live_and_the_customer_gets_the_reply(
     await expect(bruno.locator("#ticket-csat")).to_have_text("5/5")
     ticket = await desk.escala.desk.ticket(number)
     assert ticket is not None and ticket.csat == 5 and ticket.state is TicketState.CLOSED
+    await bruno.goto(f"{desk.url}/inbox")
+    await expect(bruno.locator("ul.resolved")).to_contain_text(f"#{number} · N2 · CSAT 5/5")
 
 
 async def test_two_agents_claim_at_once_one_wins_and_the_other_is_told(
