@@ -44,17 +44,17 @@ def test_a_valid_table_enables_the_web_plugin(tmp_path: Path) -> None:
         ('[web]\nsecret_key_env = "NO_SUCH_VARIABLE_X"\n', "web.secret_key_env", "not set"),
         (
             '[[web.users]]\nlogin = "a"\npassword_hash = "plain"\nrole = "admin"\n',
-            "web.users[0].password_hash",
+            "web.users[1].password_hash",
             "escala users hash",
         ),
         (
             '[[web.users]]\nlogin = "a"\npassword_hash = "$argon2id$x"\nrole = "boss"\n',
-            "web.users[0].role",
+            "web.users[1].role",
             "not one of agent, supervisor, admin",
         ),
         (
             '[[web.users]]\nlogin = "a"\npassword_hash = "$argon2id$x"\nrole = "agent"\n',
-            "web.users[0].agent",
+            "web.users[1].agent",
             "needs the agent id",
         ),
     ],
