@@ -25,7 +25,7 @@ from aiohttp import WSMsgType, web
 
 from bot.edge import ChannelPort
 from bot.errors import StoreError
-from bot.models import LOCALES, Choice, Direction, InboundMessage, OutboundMessage
+from bot.models import LOCALES, Choice, Direction, InboundMessage, Message, OutboundMessage
 from bot.turn import Outcome
 from channels.webchat import identity
 from channels.webchat.config import WebchatConfig
@@ -189,13 +189,16 @@ class Connection:
                 if line_id in self._sent:  # sent before this signal came: add the buttons
                     await self.write({"t": "choices", "id": line_id, "choices": choices})
                     del self._choices[line_id]
-            await self.catch_up()
+            sent = await self.catch_up()
+            if any(line.direction is Direction.AGENT for line in sent):
+                await self.ticket()  # an agent replied: claimed, in progress
         elif kind == "turn":
             await self.catch_up()
             await self.write({"t": "typing", "on": False})
             await self.ticket()
 
-    async def catch_up(self, *, initial: bool = False) -> None:
+    async def catch_up(self, *, initial: bool = False) -> list[Message]:
+        """Send the lines after the last one sent; the lines it sent."""
         async with self._catching_up:
             replay = await self.port.replay(CHANNEL, self.address, self._last)
             lines = [line for line in replay.messages if line.id not in self._sent]
@@ -215,6 +218,7 @@ class Connection:
                 self._last = line.id
             if not replay.found and replay.messages:
                 self._last = replay.messages[-1].id
+            return lines
 
     async def ticket(self) -> None:
         ticket = await self.port.current_ticket(CHANNEL, self.address)
@@ -329,9 +333,9 @@ class WebChat:
         return headers
 
     async def preflight(self, request: web.Request) -> web.Response:
-        origin, allowed = self._origin(request)
-        if not allowed:
-            return _refuse(403, "origin", "this site may not use the chat")
+        # Answered for any origin: the request itself is refused (403, readable by the
+        # widget, which then says why) when the origin is not allowed.
+        origin = request.headers.get("Origin")
         return web.Response(
             status=204,
             headers={
@@ -351,7 +355,9 @@ class WebChat:
         if not allowed:
             # Missing too: a browser always sends Origin on a POST.
             log.info("web chat session refused: origin %r not allowed", origin)
-            return _refuse(403, "origin", "this site may not use the chat")
+            return _refuse(
+                403, "origin", "this site may not use the chat", self._cors(origin, credentials=True)
+            )
         cors = self._cors(origin, credentials=True)
         if await self._over_ip_limit(request):
             return _refuse(429, "rate_limited", NOTICES["rate_limited"]["en"], cors)
