@@ -356,7 +356,10 @@ class WebChat:
             # Missing too: a browser always sends Origin on a POST.
             log.info("web chat session refused: origin %r not allowed", origin)
             return _refuse(
-                403, "origin", "this site may not use the chat", self._cors(origin, credentials=True)
+                403,
+                "origin",
+                "this site may not use the chat",
+                self._cors(origin, credentials=True),
             )
         cors = self._cors(origin, credentials=True)
         if await self._over_ip_limit(request):

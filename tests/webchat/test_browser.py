@@ -85,7 +85,9 @@ async def test_a_human_a_live_agent_reply_and_csat_stars(
     await expect(agent_line.locator(".text")).to_have_text("Olá! Vou verificar seu pedido.")
     await expect(page.locator(".ticket")).to_contain_text("em atendimento", timeout=WAIT_MS)
 
-    screenshot = SCREENSHOT if os.environ.get("ESCALA_UPDATE_SCREENSHOTS") else tmp_path / "webchat.png"
+    screenshot = (
+        SCREENSHOT if os.environ.get("ESCALA_UPDATE_SCREENSHOTS") else tmp_path / "webchat.png"
+    )
     await page.screenshot(path=str(screenshot))
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -141,7 +143,10 @@ async def test_a_page_reload_keeps_the_conversation(
 async def test_a_signed_user_is_the_same_customer_on_another_device(
     browser: Browser, server: ChatServer, site: Site
 ) -> None:
-    signed = {"user-id": "cliente-42", "user-hash": user_signature(IDENTITY_SECRET.encode(), "cliente-42")}
+    signed = {
+        "user-id": "cliente-42",
+        "user-hash": user_signature(IDENTITY_SECRET.encode(), "cliente-42"),
+    }
     laptop = await open_chat(browser, site.page("account", server.url, signed))
     await say(laptop, "atendente")
     number = await ticket_number(laptop)
@@ -227,7 +232,9 @@ async def test_the_demo_page_serves_the_widget_under_a_strict_csp(
 ) -> None:
     page = await (await browser.new_context(locale="en-US")).new_page()
     errors: list[str] = []
-    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
     response = await page.goto(f"{server.url}/webchat/demo?lang=en")
     assert response is not None
     assert "script-src 'self'" in (response.headers.get("content-security-policy") or "")

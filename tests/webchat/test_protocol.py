@@ -119,7 +119,9 @@ def test_any_text_is_a_frame_or_a_protocol_error(raw: str) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 
@@ -171,7 +173,9 @@ async def test_binary_and_oversized_frames_close_the_socket(
     assert ws.close_code == 1009
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(raw=st.text(max_size=200))
 async def test_random_frames_never_crash_the_server(
     chat: ChatServer, http: aiohttp.ClientSession, raw: str
@@ -249,13 +253,20 @@ async def test_sessions_refuse_other_origins_forged_users_and_bad_tokens(
         assert r.status == 403 and (await r.json())["error"] == "identity"
     async with http.post(url, data=b"{not json", headers={"Origin": chat.url}) as r:
         assert r.status == 400
-    signed = {"user_id": "42", "user_hash": identity.user_signature(b"site-identity-secret-0123456789", "42")}
+    signed = {
+        "user_id": "42",
+        "user_hash": identity.user_signature(b"site-identity-secret-0123456789", "42"),
+    }
     async with http.post(url, json=signed, headers={"Origin": chat.url}) as r:
         assert r.status == 200 and "Set-Cookie" not in r.headers
-    async with http.get(f"{chat.url}/webchat/ws?token=forged.token", headers={"Origin": chat.url}) as r:
+    async with http.get(
+        f"{chat.url}/webchat/ws?token=forged.token", headers={"Origin": chat.url}
+    ) as r:
         assert r.status == 403
     tok = await token(http, chat)
-    async with http.get(f"{chat.url}/webchat/ws?token={tok}", headers={"Origin": "https://evil.example"}) as r:
+    async with http.get(
+        f"{chat.url}/webchat/ws?token={tok}", headers={"Origin": "https://evil.example"}
+    ) as r:
         assert r.status == 403
 
 
