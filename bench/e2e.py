@@ -708,6 +708,14 @@ async def _run_all(quick: bool, progress: Progress) -> dict[str, Any]:
         except Skipped as e:
             progress.say(f"[e2e {name}] skipped: {e}")
             scenarios[name] = {"skipped": str(e)}
+    from bench.webchat import run_webchat  # the web chat's row (issue 17)
+
+    webchat = await run_webchat(
+        customers=common["customers"],
+        messages_per_customer=common["messages_per_customer"],
+        seconds=common["closed_seconds"],
+        progress=progress,
+    )
     ceiling = scenarios["ceiling"]["closed_loop"]["messages_per_second"]
     for result in scenarios.values():
         if "closed_loop" in result:
@@ -721,6 +729,7 @@ async def _run_all(quick: bool, progress: Progress) -> dict[str, Any]:
         "scenarios": scenarios,
         "targets": targets(scenarios),
         "metrics_overhead": metrics_overhead(scenarios),
+        "webchat": webchat,
     }
 
 
@@ -811,6 +820,10 @@ def markdown(result: dict[str, Any], *, machine_line: bool = True) -> str:
             f"p99 {t['open_loop_p99_ms']} ms at {100 * OPEN_LOOP_FRACTION:.0f}% of the max rate "
             f"(target ≤ {TARGET_P99_MS:.0f} ms: {'met' if t['p99_met'] else 'NOT met'}).",
         ]
+    if "webchat" in result:
+        from bench import webchat
+
+        lines += ["", webchat.markdown(result["webchat"]).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,7 @@ from typing import TextIO
 from bot.app import thresholds
 from bot.errors import ConfigError, ConfigErrors
 from bot.models import ConsoleRole
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
 from bot.store import MemoryStore
 from bot.users import UserError, hash_password
 from flows.errors import FlowError
@@ -97,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="listen address (default: server.host)")
     serve.add_argument("--port", type=int, help="listen port (default: server.port)")
     serve.set_defaults(run=run_serve)
+
+    demo = sub.add_parser(
+        "demo", help="serve the web chat on a local demo page (embedded default, no accounts)"
+    )
+    demo.add_argument("--config", type=Path, help="settings file (default: built-in defaults)")
+    demo.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8080, help="listen port (default: 8080)")
+    demo.set_defaults(run=run_demo)
 
     prune = sub.add_parser(
         "prune", help="forget resolved tickets older than N days (run it from cron)"
@@ -385,6 +393,83 @@ def run_serve(args: argparse.Namespace) -> int:
 
     asyncio.run(serve())
     return 0
+
+
+#: The environment variable ``escala demo`` keeps the web chat's signing secret in.
+DEMO_SECRET_ENV = "ESCALA_DEMO_WEBCHAT_SECRET"
+
+
+def demo_settings(config: Path | None) -> Settings:
+    """The settings ``escala demo`` serves: the file's (or the embedded default) with
+    the web chat and its demo page turned on. The web chat is a plug-in like any
+    channel: the core only names its table here."""
+    import os
+    import secrets
+    from dataclasses import replace
+
+    settings = load_settings(config)
+    webchat = dict(settings.channels.get("webchat") or {})
+    webchat.setdefault("secret_env", DEMO_SECRET_ENV)
+    webchat["demo_page"] = True
+    if webchat["secret_env"] == DEMO_SECRET_ENV and not os.environ.get(DEMO_SECRET_ENV):
+        # A fresh secret each run: visitors of an earlier run start a new conversation.
+        os.environ[DEMO_SECRET_ENV] = secrets.token_urlsafe(32)
+    return replace(settings, channels={**settings.channels, "webchat": webchat})
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """``escala demo``: ``escala serve`` with the web chat on a local page; agents work
+    from this terminal (``/agent`` commands), like ``escala chat``."""
+    import logging
+
+    from bot import plugins
+    from bot.app import Escala
+    from bot.server import run_server
+    from bot.store import open_store
+
+    settings = demo_settings(args.config)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    path = str(settings.channels["webchat"].get("path", "/webchat")).rstrip("/")
+    agent_id = settings.agents[0].id if settings.agents else ""
+    tasks: list[asyncio.Task[None]] = []
+
+    async def ready(escala: Escala, base_url: str) -> None:
+        print("Escala demo: memory store, sample knowledge base and flows", flush=True)
+        print(f"  web chat (customer): {base_url}{path}/demo", flush=True)
+        print(f"  health:              {base_url}/healthz", flush=True)
+        print(
+            "  agents: type /agent commands here (/help), e.g. /agent claim, "
+            "/agent reply Olá!  Ctrl-C stops.",
+            flush=True,
+        )
+        console = plugins.terminal().terminal(
+            escala.edge,
+            sys.stdout,
+            locale=settings.engine.default_locale,
+            agent_id=agent_id,
+            echo=not sys.stdin.isatty(),
+        )
+        # The terminal is the agents' side only; at the end of input the web chat goes on.
+        tasks.append(asyncio.create_task(console.run(agent_lines(sys.stdin))))
+
+    async def demo() -> None:
+        store = await open_store(settings)
+        await run_server(settings, store, host=args.host, port=args.port, ready=ready)
+        for task in tasks:
+            task.cancel()
+
+    asyncio.run(demo())
+    return 0
+
+
+async def agent_lines(stream: TextIO) -> AsyncIterator[str]:
+    """``/agent`` and ``/help`` lines from ``stream``; anything else is ignored (the
+    customer is in the browser)."""
+    async for line in read_lines(stream):
+        if line.strip().startswith("/") and line.strip() not in ("/quit", "/exit"):
+            yield line
 
 
 def run_chat(args: argparse.Namespace) -> int:

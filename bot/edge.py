@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -23,11 +23,22 @@ from bot.desk import Desk
 from bot.engine import Engine
 from bot.events import Listener, Recorder
 from bot.metrics import Metrics
-from bot.models import Contact, Event, EventKind, Identity, InboundMessage, Ticket
+from bot.models import (
+    Choice,
+    Contact,
+    Direction,
+    Event,
+    EventKind,
+    Identity,
+    InboundMessage,
+    Message,
+    Ticket,
+)
 from bot.outbox import Outbox
 from bot.ports import AgentWorkspace, ChannelSender, TicketView
 from bot.settings import Settings
 from bot.store import Store
+from bot.store.base import Listening
 from bot.tiers import TierMap
 from bot.timers import Handler, Timers
 from bot.turn import Outcome
@@ -36,6 +47,23 @@ from bot.views import Views
 from bot.workspaces import Workspaces
 
 log = logging.getLogger(__name__)
+
+#: What a customer may see of their transcript (never private notes or system lines).
+CUSTOMER_VISIBLE = frozenset({Direction.INBOUND, Direction.BOT, Direction.AGENT})
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a customer missed: see :meth:`ChannelPort.replay`."""
+
+    #: Their transcript lines after the one they last had, oldest first; customer
+    #: messages, bot and agent replies only.
+    messages: list[Message]
+    #: The choices the conversation is waiting for an answer to (buttons to show again).
+    choices: tuple[Choice, ...]
+    #: False when ``after`` was not among the lines looked at (too old, or unknown): the
+    #: messages are then the latest ones, and the client may have some of them already.
+    found: bool
 
 
 class ChannelPort(Protocol):
@@ -107,6 +135,29 @@ class ChannelPort(Protocol):
         ...
 
     async def recall(self, key: str) -> str | None: ...
+
+    async def replay(
+        self, channel: str, address: str, after: str | None, *, limit: int = 100
+    ) -> Replay:
+        """The transcript lines the customer of ``address`` may see that come after the
+        line ``after`` (all of the last ``limit`` when None): a channel with a live
+        connection (web chat) resumes from it after a reconnect, so nothing sent while
+        the customer was away is lost."""
+        ...
+
+    async def publish(self, topic: str, payload: str) -> None:
+        """Tell every process listening on ``topic`` (fire and forget: see
+        :class:`~bot.store.base.SignalStore`); topics are namespaced by the adapter."""
+        ...
+
+    async def listen(self, topic: str) -> Listening:
+        """Hear what is published on ``topic`` from now on, from any process."""
+        ...
+
+    async def hit(self, key: str, window_seconds: int) -> int:
+        """Count a hit on ``key`` (shared by every process) and return the hits in the
+        current window: rate limits."""
+        ...
 
 
 class WorkspacePort(Protocol):
@@ -261,6 +312,32 @@ class Edge:
         return await self._store.get_link(key)
 
     # -- customer channels ------------------------------------------------------------
+
+    async def replay(
+        self, channel: str, address: str, after: str | None, *, limit: int = 100
+    ) -> Replay:
+        conversation_id = stable_id("cnv", channel, address)
+        conversation = await self._store.get_conversation(conversation_id)
+        if conversation is None:
+            return Replay([], (), after is None)
+        lines = await self._store.transcript(conversation_id, limit)
+        found = after is None
+        if after is not None:
+            for index, line in enumerate(lines):
+                if line.id == after:
+                    lines, found = lines[index + 1 :], True
+                    break
+        visible = [line for line in lines if line.direction in CUSTOMER_VISIBLE]
+        return Replay(visible, conversation.pending_choices, found)
+
+    async def publish(self, topic: str, payload: str) -> None:
+        await self._store.publish(topic, payload)
+
+    async def listen(self, topic: str) -> Listening:
+        return await self._store.listen(topic)
+
+    async def hit(self, key: str, window_seconds: int) -> int:
+        return await self._store.hit(key, window_seconds)
 
     async def receive(self, inbound: InboundMessage) -> Outcome:
         # The one place a turn is measured (issue 14): its log correlation id, and with

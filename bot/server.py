@@ -226,8 +226,10 @@ async def run_server(
     host: str | None = None,
     port: int | None = None,
     extra_plugins: Sequence[Plugin] = (),
+    ready: Callable[[Escala, str], Awaitable[None]] | None = None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM, then shut down gracefully (module docstring)."""
+    """Serve until SIGINT/SIGTERM, then shut down gracefully (module docstring).
+    ``ready(escala, base_url)`` runs once the server listens (``escala demo``)."""
     try:
         server = server_config(settings)
         metrics_config = parse_metrics(str(settings.source or "settings"), settings.metrics)
@@ -276,6 +278,8 @@ async def run_server(
         names = ", ".join(p.name for p in plugins) or "none"
         where = f"{host or server.host}:{port or server.port}"
         log.info("escala serving on %s (channels: %s)", where, names)
+        if ready is not None:
+            await ready(escala, f"http://{where}")
         await stopping.wait()
         log.info("shutting down: finishing in-flight messages and outbound retries")
     finally:

@@ -15,7 +15,8 @@ Rules of the contract:
 
 The contract is split into role interfaces (:class:`DedupeStore`,
 :class:`ContactStore`, :class:`ConversationStore`, :class:`EventLog`,
-:class:`DeskStore`, :class:`LinkStore`, :class:`LockStore`, :class:`TimerStore`);
+:class:`DeskStore`, :class:`LinkStore`, :class:`LockStore`, :class:`TimerStore`,
+:class:`SignalStore`, :class:`CounterStore`);
 :class:`Store` is all of them on one backend. A component is typed by the roles it
 uses, so what it can touch is visible in its signature.
 """
@@ -550,7 +551,76 @@ class ConversationStore(abc.ABC):
         """The conversation's messages (as kept), oldest first; the last ``limit`` when given."""
 
 
+class Listening:
+    """What :meth:`SignalStore.listen` returns: the payloads published on one topic
+    after the call, in the order they were published, until :meth:`close`.
+
+    Backends feed it with :meth:`put`; a listener that falls behind by more than
+    ``capacity`` payloads loses the oldest (signals are doorbells: the durable state,
+    such as a transcript, is read again by whoever hears one).
+    """
+
+    def __init__(self, topic: str, on_close: Callable[[Listening], None], capacity: int = 1000):
+        self.topic = topic
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._on_close = on_close
+        self._capacity = capacity
+        self.closed = False
+
+    def put(self, payload: str) -> None:
+        if self.closed:
+            return
+        if self._queue.qsize() >= self._capacity:
+            self._queue.get_nowait()
+        self._queue.put_nowait(payload)
+
+    async def get(self) -> str:
+        """The next payload (waits for one)."""
+        return await self._queue.get()
+
+    def close(self) -> None:
+        """Stop listening (idempotent)."""
+        if not self.closed:
+            self.closed = True
+            self._on_close(self)
+
+    def __aiter__(self) -> Listening:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self.get()
+
+
+class SignalStore(abc.ABC):
+    """Fire-and-forget messages between processes (Redis pub/sub; in-process in the
+    memory backend). A payload reaches every :class:`Listening` on its topic in any
+    process that listens at the time it is published, in publication order; nobody
+    listening means nobody hears it. Use it to say "look again", never to carry the
+    only copy of something: a web chat's socket on one process hears that an agent on
+    another process replied, and reads the reply from the transcript."""
+
+    @abc.abstractmethod
+    async def publish(self, topic: str, payload: str) -> None: ...
+
+    @abc.abstractmethod
+    async def listen(self, topic: str) -> Listening:
+        """Start listening on ``topic``: every payload published once this returns is
+        delivered. The caller must :meth:`Listening.close` it."""
+
+
+class CounterStore(abc.ABC):
+    """Counters in fixed windows, shared by every process (rate limits)."""
+
+    @abc.abstractmethod
+    async def hit(self, key: str, window_seconds: int) -> int:
+        """Count one hit on ``key`` and return the hits in its current window: the
+        window starts at the first hit and lasts ``window_seconds``; the next hit after
+        it starts a new one at 1. Atomic across processes."""
+
+
 class Store(
+    SignalStore,
+    CounterStore,
     DedupeStore,
     ContactStore,
     ConversationStore,

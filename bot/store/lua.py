@@ -454,7 +454,15 @@ end
 return 0
 """
 
+# A fixed-window counter: the window starts at the first hit (PEXPIRE once).
+HIT = """
+local hits = redis.call('INCR', KEYS[1])
+if hits == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return hits
+"""
+
 SCRIPTS: dict[str, str] = {
+    "hit": HIT,
     "open_ticket": _DESK + OPEN_TICKET,
     "open_ticket_of": _DESK + OPEN_TICKET_OF,
     "claim": _DESK + CLAIM,

@@ -43,6 +43,7 @@ from bot.store.base import (
     Breach,
     ChangeError,
     Lease,
+    Listening,
     Routing,
     SkillFilter,
     Store,
@@ -126,6 +127,36 @@ class MemoryStore(Store):
         self._last_assigned: dict[str, int] = {}
         self._users: dict[str, ConsoleUser] = {}
         self._followers: list[asyncio.Queue[Event]] = []
+        self._listening: dict[str, set[Listening]] = defaultdict(set)
+        self._hits: dict[str, tuple[int, float]] = {}  # key -> (hits, window ends)
+
+    # -- signals and counters (one process: nobody else can hear) ---------------------
+
+    async def publish(self, topic: str, payload: str) -> None:
+        for listening in list(self._listening.get(topic, ())):
+            listening.put(payload)
+
+    async def listen(self, topic: str) -> Listening:
+        listening = Listening(topic, self._stop_listening)
+        self._listening[topic].add(listening)
+        return listening
+
+    def _stop_listening(self, listening: Listening) -> None:
+        listeners = self._listening.get(listening.topic)
+        if listeners is not None:
+            listeners.discard(listening)
+            if not listeners:
+                del self._listening[listening.topic]
+
+    async def hit(self, key: str, window_seconds: int) -> int:
+        now = self._monotonic()
+        hits, ends = self._hits.get(key, (0, now))
+        if ends <= now:
+            hits, ends = 0, now + window_seconds
+        self._hits[key] = (hits + 1, ends)
+        if len(self._hits) > 10_000 and len(self._hits) % 1000 == 0:
+            self._hits = {k: v for k, v in self._hits.items() if v[1] > now}
+        return hits + 1
 
     async def mark_seen(self, key: str, ttl_seconds: int) -> bool:
         now = self._monotonic()

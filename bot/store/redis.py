@@ -64,8 +64,10 @@ overflow is dropped). ``transcript()`` reads archive then hot in one script.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
@@ -98,6 +100,7 @@ from bot.store.base import (
     Breach,
     ChangeError,
     Lease,
+    Listening,
     Routing,
     SkillFilter,
     Store,
@@ -171,6 +174,122 @@ def _reachable(
     return call
 
 
+log = logging.getLogger(__name__)
+
+#: How long :meth:`RedisStore.listen` waits for Redis to confirm a subscription.
+SUBSCRIBE_SECONDS = 10.0
+
+
+class _Signals:
+    """Pub/sub for one store: one connection for every topic this process listens to
+    (not one per listener), a task that hands each message to the topic's
+    :class:`Listening`, and subscriptions kept in step with the listeners.
+
+    ``listen`` returns once Redis confirmed the subscription, so nothing published
+    afterwards is missed. redis-py subscribes again by itself after a reconnect.
+    """
+
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+        self._pubsub: Any = None
+        self._pump: asyncio.Task[None] | None = None
+        self._listening: dict[str, set[Listening]] = {}
+        self._subscribed: set[str] = set()
+        self._confirm: dict[str, list[asyncio.Future[None]]] = {}
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def listen(self, topic: str) -> Listening:
+        key = self._keys.signal(topic)
+        listening = Listening(topic, lambda listening: self._stopped(key, listening))
+        self._listening.setdefault(key, set()).add(listening)
+        try:
+            await self._sync(key)
+        except BaseException:
+            listening.close()
+            raise
+        return listening
+
+    def _stopped(self, key: str, listening: Listening) -> None:
+        listeners = self._listening.get(key)
+        if listeners is None:
+            return
+        listeners.discard(listening)
+        if not listeners:
+            del self._listening[key]
+            task = asyncio.get_running_loop().create_task(self._sync(key))
+            self._tasks.add(task)
+            task.add_done_callback(self._unsubscribed)
+
+    def _unsubscribed(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not unsubscribe: %s", task.exception())
+
+    async def _sync(self, key: str) -> None:
+        """Subscribe to ``key`` when someone listens to it, unsubscribe when nobody does;
+        serialized, so a quick close-then-listen cannot end unsubscribed."""
+        async with self._lock:
+            wanted = key in self._listening
+            if wanted == (key in self._subscribed):
+                return
+            if self._pubsub is None:
+                self._pubsub = self._client.pubsub()
+            if not wanted:
+                self._subscribed.discard(key)
+                await self._pubsub.unsubscribe(key)
+                return
+            confirmed = asyncio.get_running_loop().create_future()
+            self._confirm.setdefault(key, []).append(confirmed)
+            await self._pubsub.subscribe(key)
+            if self._pump is None:
+                self._pump = asyncio.create_task(self._run(), name="redis-signals")
+            try:
+                await asyncio.wait_for(confirmed, SUBSCRIBE_SECONDS)
+            except TimeoutError:
+                raise redis.exceptions.TimeoutError(
+                    f"no SUBSCRIBE confirmation for {key}"
+                ) from None
+            self._subscribed.add(key)
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=1.0)
+                backoff = 0.1
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as e:
+                log.warning("redis pub/sub connection lost (%s); reconnecting", e)
+                await asyncio.sleep(backoff)  # let Redis come back; redis-py resubscribes
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if message is None:
+                continue
+            kind = _text(message["type"])
+            key = _text(message["channel"])
+            if kind == "subscribe":
+                for future in self._confirm.pop(key, []):
+                    if not future.done():
+                        future.set_result(None)
+            elif kind == "message":
+                payload = _text(message["data"])
+                for listening in list(self._listening.get(key, ())):
+                    listening.put(payload)
+
+    async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+            self._pump = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._pubsub is not None:
+            await self._pubsub.aclose()
+            self._pubsub = None
+
+
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -226,6 +345,12 @@ class Keys:
 
     def seen(self, key: str) -> str:
         return f"{self.prefix}:seen:{key}"
+
+    def signal(self, topic: str) -> str:
+        return f"{self.prefix}:signal:{topic}"
+
+    def hits(self, key: str) -> str:
+        return f"{self.prefix}:hits:{key}"
 
     def link(self, key: str) -> str:
         return f"{self.prefix}:link:{key}"
@@ -311,6 +436,7 @@ class RedisStore(Store):
         # changes, so it is written once per process, not on every save (a round trip
         # per customer message saved).
         self._indexed: OrderedDict[str, None] = OrderedDict()
+        self._signals = _Signals(client, self.keys)
 
     @classmethod
     def from_url(
@@ -961,4 +1087,19 @@ class RedisStore(Store):
         await self.redis.ping()
 
     async def close(self) -> None:
+        await self._signals.close()
         await self.redis.aclose()
+
+    # -- signals and counters -----------------------------------------------------------
+
+    @_reachable
+    async def publish(self, topic: str, payload: str) -> None:
+        await self.redis.publish(self.keys.signal(topic), payload)
+
+    @_reachable
+    async def listen(self, topic: str) -> Listening:
+        return await self._signals.listen(topic)
+
+    @_reachable
+    async def hit(self, key: str, window_seconds: int) -> int:
+        return int(await self._run("hit", [self.keys.hits(key)], [window_seconds * 1000]))

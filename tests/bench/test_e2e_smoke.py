@@ -102,3 +102,18 @@ async def test_ceiling_app_answers_each_webhook_with_one_send() -> None:
     assert closed["sent"] == closed["answered"] == CUSTOMERS * MESSAGES
     assert closed["lost"] == 0 and closed["messages_per_second"] > 0
     assert result["fake_api_calls"]["sendMessage"] == 1 + CUSTOMERS + closed["sent"]
+
+
+async def test_the_web_chat_row_answers_every_message_over_websocket() -> None:
+    from bench.webchat import markdown as webchat_markdown
+    from bench.webchat import run_webchat
+
+    before = _children()
+    result = await run_webchat(
+        customers=CUSTOMERS, messages_per_customer=MESSAGES, seconds=60.0,
+        progress=Progress(quiet=True),
+    )  # fmt: skip
+    assert _children() == before
+    assert result["answered"] == CUSTOMERS * MESSAGES and result["lost"] == 0
+    assert 0 < result["p50_ms"] <= result["p99_ms"]
+    assert "| 3 |" in webchat_markdown(result)
