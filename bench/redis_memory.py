@@ -2,7 +2,7 @@
 
 Drives real conversations through the engine on a :class:`~bot.store.redis.RedisStore`
 under a throw-away key prefix (deleted afterwards; nothing else in the database is
-touched), then reports from ``MEMORY USAGE`` (:mod:`bot.store.redis_memory`):
+touched), then reports from ``MEMORY USAGE`` (:mod:`bench.footprint`):
 
 * bytes per idle conversation after a typical three-message bot exchange (contact,
   identity and address indexes, conversation, transcript, events, fence, dedupe
@@ -34,13 +34,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench.e2e import stop_process
+from bench.footprint import conversation_footprint, desk_bytes_per_ticket, key_bytes
 from bench.progress import Progress
 from bot.app import build
 from bot.clock import stable_id
 from bot.models import InboundMessage, OutboundMessage
 from bot.settings import default_settings
 from bot.store.redis import RedisStore
-from bot.store.redis_memory import conversation_footprint, desk_bytes_per_ticket, key_bytes
 
 CONVERSATIONS = 1_000
 EXTRA_MESSAGES = 100

@@ -4,7 +4,7 @@
 identity and address indexes, conversation, transcript (hot and archive), events,
 fence and lock, and the dedupe marks of its inbound messages (they live for the
 dedupe window). :func:`desk_bytes_per_ticket` is the cost of one ticket in the shared
-``{q}`` keys. ``bench/redis_memory.py`` drives real conversations through the
+``{q}`` keys. :mod:`bench.redis_memory` drives real conversations through the
 engine and prints the figures the README quotes.
 """
 
