@@ -41,7 +41,6 @@ import itertools
 import json
 import math
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -57,11 +56,19 @@ from typing import Any, Literal
 import aiohttp
 from aiohttp import web
 
+from bench.processes import (
+    HOST,
+    START_SECONDS,
+    RedisServer,
+    RedisUnavailable,
+    free_port,
+    stop_process,
+    tail,
+)
 from bench.progress import Progress
 from bench.report import machine
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
 TOKEN = "123456:BENCH-token"
 SECRET = "bench-secret_token-0123456789"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -73,8 +80,6 @@ PROFILE_ENV = "ESCALA_BENCH_PROFILE"
 QUESTION = "Qual o horário de atendimento de vocês?"
 CEILING_ANSWER = "Atendemos de segunda a sexta, das 8h às 20h."
 
-START_SECONDS = 30.0
-STOP_SECONDS = 20.0
 REPLY_TIMEOUT = 10.0
 #: After the calibration message's first reply, how long to wait for any further ones.
 SETTLE_SECONDS = 0.5
@@ -92,6 +97,8 @@ TARGET_P99_MS = 50.0
 OPEN_LOOP_FRACTION = 0.8
 
 Server = Literal["escala", "ceiling"]
+#: ``sendMessage`` calls per question: escala answers, then asks "did this help?".
+REPLIES: dict[Server, int] = {"escala": 2, "ceiling": 1}
 StoreName = Literal["memory", "redis"]
 
 
@@ -169,12 +176,6 @@ class FakeTelegramApi:
 # --- processes ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
 def spawn(
     command: Sequence[str], log: Path, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -185,83 +186,36 @@ def spawn(
         )
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_SECONDS) -> None:
-    """SIGTERM, then SIGKILL after ``timeout``: never leaves the process behind."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-async def _wait_port(process: subprocess.Popen[bytes], port: int, what: str, log: Path) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited early:\n{_tail(log)}")
-        try:
-            _, writer = await asyncio.open_connection(HOST, port)
-        except OSError:
-            if time.monotonic() >= deadline:
-                raise RuntimeError(f"{what} not listening after {START_SECONDS}s") from None
-            await asyncio.sleep(0.05)  # polling a process start-up, bounded above
-        else:
-            writer.close()
-            await writer.wait_closed()
-            return
-
-
 async def _wait_healthz(
     session: aiohttp.ClientSession, process: subprocess.Popen[bytes], url: str, log: Path
 ) -> None:
     deadline = time.monotonic() + START_SECONDS
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{_tail(log)}")
+            raise RuntimeError(f"server exited early:\n{tail(log)}")
         try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as response:
+            async with session.get(url, timeout=aiohttp.ClientTimeout(total=10)) as response:
                 if response.status == 200:
                     return
         except (aiohttp.ClientError, TimeoutError):
             pass
         if time.monotonic() >= deadline:
-            raise RuntimeError(f"{url} not healthy after {START_SECONDS}s:\n{_tail(log)}")
-        await asyncio.sleep(0.1)  # polling a process start-up, bounded above
-
-
-def _tail(log: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+            raise RuntimeError(f"{url} not healthy after {START_SECONDS}s:\n{tail(log)}")
+        await asyncio.sleep(0.05)  # polling a process start-up, bounded above
 
 
 @contextlib.asynccontextmanager
 async def redis_server(directory: Path) -> AsyncIterator[Running]:
     """A dedicated ``redis-server`` on a free loopback port, no persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise Skipped("redis-server not found on PATH")
-    port = free_port()
-    log = directory / "redis.log"
-    process = spawn(
-        [
-            binary,
-            "--port", str(port),
-            "--bind", HOST,
-            "--dir", str(directory),
-            "--save", "",
-            "--appendonly", "no",
-        ],
-        log,
-    )  # fmt: skip
     try:
-        await _wait_port(process, port, "redis-server", log)
-        yield Running(f"redis://{HOST}:{port}/0", process.pid)
+        server = RedisServer(directory)
+    except RedisUnavailable as e:
+        raise Skipped(str(e)) from e
+    await asyncio.to_thread(server.start)
+    try:
+        yield Running(server.url, server.pid)
     finally:
-        stop_process(process)
+        await asyncio.to_thread(server.stop)
 
 
 ESCALA_CONFIG = """\
@@ -343,7 +297,7 @@ async def server_process(
     finally:
         await asyncio.to_thread(stop_process, process)
         if process.returncode not in (0, -signal.SIGTERM):
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{_tail(log)}")
+            raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail(log)}")
 
 
 @dataclass(frozen=True)
@@ -473,11 +427,13 @@ class Generator:
         *,
         first_chat: int,
         replies_per_message: int = 1,
+        reply_timeout: float = REPLY_TIMEOUT,
     ) -> None:
         self.session = session
         self.fake = fake
         self.url = url
         self.replies = replies_per_message
+        self.reply_timeout = reply_timeout
         self._updates = itertools.count(1)
         self._chats = itertools.count(first_chat)
 
@@ -496,7 +452,7 @@ class Generator:
                 await response.read()
                 if response.status != 200:
                     raise _Lost(f"http {response.status}")
-            async with asyncio.timeout(REPLY_TIMEOUT):
+            async with asyncio.timeout(self.reply_timeout):
                 times = await self.fake.wait(chat, before + self.replies)
         except _Lost as e:
             if phase is None:
@@ -512,10 +468,12 @@ class Generator:
             phase.latencies.append(times[before] - start)
             phase.answered += 1
 
-    async def calibrate(self) -> int:
-        """How many ``sendMessage`` calls one question causes (escala: answer + survey)."""
+    async def calibrate(self, expected: int) -> int:
+        """How many ``sendMessage`` calls one question causes: waits for the ``expected``
+        ones (escala: answer + survey; a condition, however slow the machine), then
+        ``SETTLE_SECONDS`` for any more."""
         chat = self.new_customer()
-        self.replies = 1
+        self.replies = expected
         await self.message(chat, None)
         await asyncio.sleep(SETTLE_SECONDS)  # any further replies of the same message
         self.replies = self.fake.count(chat)
@@ -576,7 +534,7 @@ class Generator:
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:
-            await asyncio.wait(tasks, timeout=REPLY_TIMEOUT + 5)
+            await asyncio.wait(tasks, timeout=self.reply_timeout + 5)
         phase.finished = time.monotonic()
         for task in tasks:  # only if the waits above overran: counted as lost
             task.cancel()
@@ -603,12 +561,14 @@ async def run_scenario(
     max_requests: int = MAX_REQUESTS,
     progress: Progress | None = None,
     metrics: bool = True,
+    reply_timeout: float = REPLY_TIMEOUT,
 ) -> dict[str, Any]:
     """``escala serve`` on ``store`` (``server="escala"``), or the bare aiohttp app that
     makes one ``sendMessage`` per update (``server="ceiling"``): the closed loop (the
     maximum rate), then an open loop at ``rate`` messages/s (None: 80% of the measured
     maximum; 0: no open loop). ``metrics=False`` serves with ``[metrics] enabled = false``
-    (issue 14: what metrics cost). Raises :class:`Skipped` for Redis without ``redis-server``."""
+    (issue 14: what metrics cost). A message not answered within ``reply_timeout`` counts
+    as lost. Raises :class:`Skipped` for Redis without ``redis-server``."""
     progress = progress or Progress()
     name = "ceiling" if server == "ceiling" else f"escala-{store}"
     if not metrics:
@@ -616,7 +576,7 @@ async def run_scenario(
     fake = FakeTelegramApi()
     await fake.start()
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    timeout = aiohttp.ClientTimeout(total=REPLY_TIMEOUT)
+    timeout = aiohttp.ClientTimeout(total=reply_timeout)
     try:
         async with (
             aiohttp.ClientSession(connector=connector, timeout=timeout) as session,
@@ -630,8 +590,10 @@ async def run_scenario(
             target = await stack.enter_async_context(
                 server_process(server, name, directory, fake.url, session, redis_url, metrics)
             )
-            generator = Generator(session, fake, target.url, first_chat=1_000_000)
-            replies = await generator.calibrate()
+            generator = Generator(
+                session, fake, target.url, first_chat=1_000_000, reply_timeout=reply_timeout
+            )
+            replies = await generator.calibrate(REPLIES[server])
             progress.say(f"[e2e {name}] up; one question causes {replies} sendMessage call(s)")
             people = [generator.new_customer() for _ in range(customers)]
             await asyncio.gather(*(generator.message(c, None) for c in people))  # warm-up

@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
-import socket
-import subprocess
 import sys
-import time
+import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from bench.e2e import stop_process
 from bench.footprint import conversation_footprint, desk_bytes_per_ticket, key_bytes
+from bench.processes import RedisServer, RedisUnavailable
 from bench.progress import Progress
 from bot.app import build
 from bot.clock import stable_id
@@ -45,16 +43,11 @@ from bot.store.redis import RedisStore
 CONVERSATIONS = 1_000
 EXTRA_MESSAGES = 100
 PROJECTED = 1_000_000
-START_SECONDS = 10.0
 #: A typical tier-0 exchange: a greeting, a KB question, thanks.
 EXCHANGE = ("oi", "qual o horário de atendimento?", "obrigado")
 MORE = ("como faço para trocar minha senha?", "obrigado", "qual o prazo de entrega?")
 HANDOFF = "quero falar com um atendente"
 TIERS = ["N1", "N2", "N3"]
-
-
-class Skipped(Exception):
-    """The benchmark cannot run here; the message says why."""
 
 
 class Silent:
@@ -177,47 +170,17 @@ async def measure(
         await store.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(port: int) -> subprocess.Popen[bytes]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise Skipped("redis-server not found on PATH")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process
-        except OSError:
-            time.sleep(0.02)  # bounded by the deadline
-    stop_process(process, timeout=5.0)
-    raise Skipped(f"redis-server did not listen on port {port} in {START_SECONDS}s")
-
-
 def run(
     *, conversations: int = CONVERSATIONS, extra: int = EXTRA_MESSAGES, progress: Progress
 ) -> dict[str, Any]:
     """The measurements on a private ``redis-server``, or ``{"skipped": reason}``."""
-    try:
-        port = _free_port()
-        process = _start(port)
-    except Skipped as e:
-        return {"skipped": str(e)}
-    try:
-        figures = asyncio.run(
-            measure(f"redis://127.0.0.1:{port}/0", conversations, extra, progress)
-        )
-    finally:
-        stop_process(process, timeout=5.0)
+    with tempfile.TemporaryDirectory(prefix="redis-memory-") as directory:
+        try:
+            server = RedisServer(Path(directory))
+        except RedisUnavailable as e:
+            return {"skipped": str(e)}
+        with server:
+            figures = asyncio.run(measure(server.url, conversations, extra, progress))
     return figures.as_json()
 
 

@@ -7,19 +7,14 @@ Without ``redis-server`` the Redis cases are skipped locally, but fail when ``CI
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
+from bench.processes import RedisServer, RedisUnavailable, redis_server_binary
 from bot.store import MemoryStore, Store
 from bot.store.redis import RedisStore
-
-REDIS_START_SECONDS = 10.0
 
 
 class FakeMonotonic:
@@ -35,66 +30,26 @@ class FakeMonotonic:
         self.now += seconds
 
 
-def _wait_until_ready(process: subprocess.Popen[bytes], socket: Path, log: Path) -> None:
-    deadline = time.monotonic() + REDIS_START_SECONDS
-    client = redis.Redis(unix_socket_path=str(socket))
+def require_redis_server() -> str:
+    """The ``redis-server`` binary; skips the test without one, but fails it in CI."""
     try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"redis-server exited early:\n{log.read_text()}")
-            try:
-                if client.ping():
-                    return
-            except redis.exceptions.ConnectionError:
-                pass
-            if time.monotonic() >= deadline:
-                raise RuntimeError(f"redis-server not answering after {REDIS_START_SECONDS}s")
-            time.sleep(0.01)  # poll interval, bounded by the deadline above
-    finally:
-        client.close()
+        return redis_server_binary()
+    except RedisUnavailable as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{e}; Redis tests may not be skipped in CI", pytrace=False)
+        pytest.skip(str(e))
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def redis_server(directory: Path, *, appendonly: bool = False) -> RedisServer:
+    """A private, not yet started ``redis-server`` (:class:`bench.processes.RedisServer`)."""
+    return RedisServer(directory, appendonly=appendonly, binary=require_redis_server())
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A private ``redis-server`` on a unix socket (no port to collide with), no persistence."""
-    server = shutil.which("redis-server")
-    if server is None:
-        reason = "redis-server is not installed (apt-get install redis-server)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; Redis tests may not be skipped in CI", pytrace=False)
-        pytest.skip(reason)
-    directory = tmp_path_factory.mktemp("redis")
-    socket = directory / "redis.sock"
-    log = directory / "redis.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                server,
-                "--port", "0",
-                "--unixsocket", str(socket),
-                "--unixsocketperm", "700",
-                "--dir", str(directory),
-                "--save", "",
-                "--appendonly", "no",
-            ],
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        _wait_until_ready(process, socket, log)
-        yield f"unix://{socket}"
-    finally:
-        _stop(process)
+    """A private ``redis-server`` for the session on a free loopback port, no persistence."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -4,19 +4,22 @@ leaves no process behind. No assertion on speed (a shared CI machine)."""
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.e2e import StoreName, markdown, run_scenario
+from bench.processes import START_SECONDS, RedisUnavailable, redis_server_binary
 from bench.progress import Progress
 
 CUSTOMERS = 3
 MESSAGES = 3
 OPEN_RATE = 20.0
 OPEN_SECONDS = 0.5
+#: Bounds, not expectations: a loaded machine is slow, and these runs must still finish
+#: every message (no figure here is compared with a threshold).
+PATIENCE = START_SECONDS
 
 
 def _children() -> set[int]:
@@ -33,9 +36,17 @@ def _children() -> set[int]:
     return children
 
 
+def _has_redis_server() -> bool:
+    try:
+        redis_server_binary()
+    except RedisUnavailable:
+        return False
+    return True
+
+
 def _stores() -> list[Any]:
     """Redis too when ``redis-server`` is there; in CI it must be (never skipped)."""
-    missing = shutil.which("redis-server") is None and os.environ.get("CI") != "true"
+    missing = not _has_redis_server() and os.environ.get("CI") != "true"
     skip = pytest.mark.skipif(missing, reason="redis-server is not installed")
     return ["memory", pytest.param("redis", marks=skip)]
 
@@ -49,9 +60,10 @@ async def test_e2e_tiny_load_every_message_is_answered(store: StoreName) -> None
         customers=CUSTOMERS,
         messages_per_customer=MESSAGES,
         rate=OPEN_RATE,
-        closed_seconds=15.0,
+        closed_seconds=PATIENCE,
         open_seconds=OPEN_SECONDS,
-        max_seconds=15.0,
+        max_seconds=PATIENCE,
+        reply_timeout=PATIENCE,
         progress=Progress(quiet=True),
     )
     assert _children() == before  # the server (and redis-server) stopped
@@ -92,8 +104,9 @@ async def test_ceiling_app_answers_each_webhook_with_one_send() -> None:
         customers=CUSTOMERS,
         messages_per_customer=MESSAGES,
         rate=0,  # no open loop
-        closed_seconds=15.0,
-        max_seconds=15.0,
+        closed_seconds=PATIENCE,
+        max_seconds=PATIENCE,
+        reply_timeout=PATIENCE,
         progress=Progress(quiet=True),
     )
     assert _children() == before

@@ -18,13 +18,15 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bench.processes import RedisServer
 from bot.clock import stable_id
 from bot.errors import ConfigError, StoreUnavailable
 from bot.models import Direction, EventKind, Message
 from bot.settings import StoreSettings, default_settings
 from bot.store import MemoryStore, open_store
 from bot.store.redis import RedisStore
-from tests.redis.processes import RedisServer, Router
+from tests.conftest import redis_server
+from tests.redis.processes import Router
 from tests.redis.router import sent_key
 
 ADDRESS = "5511999990001"
@@ -87,12 +89,8 @@ async def shared_store(redis_url: str) -> AsyncIterator[RedisStore]:
 @pytest.fixture
 def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A dedicated redis-server with ``appendonly yes`` on a data dir in ``tmp_path``."""
-    server = RedisServer(tmp_path, appendonly=True)
-    server.start()
-    try:
+    with redis_server(tmp_path, appendonly=True) as server:
         yield server
-    finally:
-        server.stop()
 
 
 # -- (1) a router killed in the middle of a handoff ------------------------------------
