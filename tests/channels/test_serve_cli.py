@@ -8,8 +8,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
+
+from tests.waits import PATIENCE, POLL_SECONDS
 
 CONFIG = """
 [store]
@@ -51,18 +54,22 @@ def test_serve_answers_healthz_and_stops_on_sigterm(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + PATIENCE
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                url = f"http://127.0.0.1:{port}/healthz"
+                with urllib.request.urlopen(url, timeout=PATIENCE) as r:
                     assert r.status == 200
                     break
+            except urllib.error.HTTPError as e:
+                e.close()  # an answer other than 200: the store is not ready yet
             except OSError:
-                assert process.poll() is None, process.communicate()[0].decode()
-                assert time.monotonic() < deadline, "escala serve did not come up"
-                time.sleep(0.1)  # polling a real process start-up, bounded above
+                pass  # not listening yet
+            assert process.poll() is None, process.communicate()[0].decode()
+            assert time.monotonic() < deadline, f"escala serve not healthy after {PATIENCE}s"
+            time.sleep(POLL_SECONDS)  # polling a real process start-up, bounded above
         process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=20)
+        output, _ = process.communicate(timeout=PATIENCE)
         assert process.returncode == 0, output.decode()
         assert b"Traceback" not in output
     finally:
@@ -78,7 +85,7 @@ def test_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
         [sys.executable, "-m", "bot.cli", "serve", "--config", str(config)],
         env=_env(),
         capture_output=True,
-        timeout=60,
+        timeout=PATIENCE,
     )
     assert result.returncode == 2
     err = result.stderr.decode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from bot.clock import stable_id
 from bot.models import EventKind, Identity, OutboundMessage
 from tests.channels.fakes import Failure
 from tests.channels.harness import Harness, message
+from tests.waits import eventually
 
 CHAT = 4242
 
@@ -205,10 +205,7 @@ async def test_polling_mode_serves_the_same_journey(harness: Harness) -> None:
     harness.fake_telegram.updates.put_nowait(
         {"update_id": 9, "message": message(CHAT, text="quero falar com um atendente")}
     )
-    for _ in range(200):  # each round is one short long-poll against the fake
-        if harness.fake_telegram.texts(CHAT):
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: bool(harness.fake_telegram.texts(CHAT)), "a reply by polling")
     await polling.stop()
     assert "#1001" in harness.fake_telegram.texts(CHAT)[-1]
     assert harness.fake_telegram.calls[0].method == "deleteWebhook"

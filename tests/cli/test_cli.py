@@ -14,6 +14,7 @@ import pytest
 from bot.cli import main
 from bot.models import Priority, Ticket, TicketState
 from bot.store.redis import RedisStore
+from tests.waits import PATIENCE
 
 ROOT = Path(__file__).resolve().parents[2]
 KB = ROOT / "kb" / "content"
@@ -26,7 +27,7 @@ def run_chat(script: list[str], *args: str) -> str:
         input="\n".join(script) + "\n",
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PATIENCE,
         check=False,
     )
     assert done.returncode == 0, done.stderr

@@ -38,6 +38,7 @@ from bot.store.codec import from_json
 from bot.store.redis import Keys, RedisStore
 from flows.position import FlowPosition
 from tests.conftest import FakeMonotonic
+from tests.waits import PATIENCE
 
 T0 = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
 _numbers = itertools.count(1001)
@@ -873,7 +874,7 @@ async def test_lock_serializes_two_tasks(store: Store, monkeypatch: pytest.Monke
         async with store.lock("cnv_1", poll_seconds=0.001):
             trace.append("second in")
 
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(PATIENCE):  # a deadlock fails, a slow machine does not
         await asyncio.gather(first(), second())
 
     assert trace == ["first in", "first out", "second in"]

@@ -28,13 +28,15 @@ from bot.store.redis import RedisStore
 from tests.conftest import redis_server
 from tests.redis.processes import Router
 from tests.redis.router import sent_key
+from tests.waits import PATIENCE
 
 ADDRESS = "5511999990001"
 CONVERSATION = stable_id("cnv", "telegram", ADDRESS)
 HANDOFF = "Abri o chamado"
 T0 = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)
 #: How long a test waits for a router to get through a Redis restart.
-RECOVERY_SECONDS = 15.0
+#: How long a provider keeps retrying while Redis comes back (a hang guard).
+RECOVERY_SECONDS = PATIENCE
 
 
 def delivery(text: str, message_id: str) -> dict[str, Any]:
@@ -105,7 +107,7 @@ async def test_a_router_killed_mid_handoff_leaves_the_ticket_owning_the_conversa
         assert await post_inbound(dying, delivery("oi", "m1")) == (200, {"outcome": "handled"})
         with pytest.raises(aiohttp.ClientError):  # the process dies under the request
             await post_inbound(dying, delivery("quero falar com um atendente", "m2"))
-        assert dying.wait(timeout=10) == -signal.SIGKILL
+        assert dying.wait(timeout=PATIENCE) == -signal.SIGKILL
 
         # the half-done handoff: a queued ticket the conversation does not point to
         (ticket,) = await shared_store.queue("N1")

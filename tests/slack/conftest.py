@@ -24,6 +24,7 @@ from channels.slack.config import load_slack_config
 from channels.slack.workspace import web_client
 from tests.journeys.harness import JOURNEY_KB, Journey
 from tests.slack.fake_slack import TEAM, Call, FakeSlack
+from tests.waits import PATIENCE
 
 #: Retries without waiting: tests never sleep (a 429's Retry-After is Slack's own).
 NO_WAIT = FixedValueRetryIntervalCalculator(0.0)
@@ -51,6 +52,14 @@ def slack_settings(**overrides: Any) -> Settings:
         kb=replace(settings.kb, paths=(JOURNEY_KB,)),
         slack=MappingProxyType(table),
     )
+
+
+def patient(settings: Settings) -> Settings:
+    """A start-up that waits for the fake Slack as long as a loaded machine needs
+    (``connect_timeout_seconds`` is 30 s by default), unless the test set a limit."""
+    table = dict(settings.slack or {})
+    table.setdefault("connect_timeout_seconds", PATIENCE)
+    return replace(settings, slack=MappingProxyType(table))
 
 
 def sign(secret: str, timestamp: str, body: str) -> str:
@@ -263,6 +272,7 @@ async def world_for(
     """A customer channel, the Slack plugin on a test server, and the fake Slack."""
     monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
     monkeypatch.setenv("SLACK_SIGNING_SECRET", SECRET)
+    settings = patient(settings)
     journey = Journey(settings)
     client = web_client(TOKEN, base_url=f"{fake.url}api/", interval=NO_WAIT)
     plugin = slack_plugin(load_slack_config(settings), journey.escala.edge, client=client)

@@ -13,6 +13,8 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestServer
 
+from tests.waits import PATIENCE
+
 BOT_USER = "UBOT"
 TEAM = "T0TEAM"
 
@@ -154,7 +156,7 @@ class FakeSlack:
                 "accepts_response_payload": kind != "events_api",
             }
         )
-        return await asyncio.wait_for(self.acks.get(), timeout=5)
+        return await asyncio.wait_for(self.acks.get(), timeout=PATIENCE)
 
     async def _respond(self, request: web.Request) -> web.Response:
         self.calls.append(Call("response_url", await request.json()))

@@ -12,6 +12,7 @@ from bot.store import MemoryStore
 from bot.timers import RETRY_LATER, Timers
 from tests.channels.harness import Harness
 from tests.doubles import FakeClock
+from tests.waits import PATIENCE
 
 
 async def test_due_timers_go_to_their_kind_handler_once() -> None:
@@ -77,7 +78,7 @@ async def test_the_server_sweeps_in_the_background_and_stops_on_shutdown() -> No
     await h.start()
     try:
         assert _sweeper_tasks()
-        await asyncio.wait_for(fired.wait(), timeout=300)
+        await asyncio.wait_for(fired.wait(), timeout=PATIENCE)
     finally:
         await h.close()
     assert not _sweeper_tasks()
