@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import e2e, latency, quality, redis_memory
+from bench import e2e, latency, quality, redis_memory, startup
 from bench.datasets import DatasetMissing, Suite, default_datasets_dir, load_suites
 from bench.progress import Progress
 from bench.report import machine, markdown
@@ -85,12 +85,18 @@ def _http(options: Options, progress: Progress, suites: Callable[[], list[Suite]
     return e2e.run_all(options.quick, progress)
 
 
+def _startup(options: Options, progress: Progress, suites: Callable[[], list[Suite]]) -> Any:
+    repetitions = startup.QUICK_REPETITIONS if options.quick else startup.REPETITIONS
+    return startup.run(repetitions=repetitions, progress=progress)
+
+
 #: Name -> runner, in run order. Names are what ``--only`` takes.
 BENCHMARKS: dict[str, Runner] = {
     "kb-quality": _quality,
     "kb-latency": _latency,
     "redis-memory": _redis,
     "http-throughput": _http,
+    "startup": _startup,
 }
 DEFAULT = tuple(BENCHMARKS)
 

@@ -115,4 +115,9 @@ def markdown(results: dict[str, Any]) -> str:
             from bench.e2e import markdown as e2e_markdown  # e2e imports machine() from here
 
             lines += [e2e_markdown(http, machine_line=False)]
+    start_up = results.get("startup")
+    if start_up is not None:
+        from bench.startup import markdown as startup_markdown  # imports bench.e2e
+
+        lines += [startup_markdown(start_up)]
     return "\n".join(lines)
