@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,11 @@ from typing import Any
 import pytest
 
 from bot import plugins
+from tests.waits import PATIENCE, POLL_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 #: A subprocess on a loaded 2-core machine may take long to import and bind.
-START_LIMIT_SECONDS = 300.0
+START_LIMIT_SECONDS = PATIENCE
 
 SMS = """
 [channels.sms]
@@ -68,7 +70,7 @@ def _free_port() -> int:
 
 
 def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=30) as response:
+    with urllib.request.urlopen(url, timeout=PATIENCE) as response:
         return json.loads(response.read())
 
 
@@ -79,7 +81,7 @@ def _post(url: str, body: dict[str, str]) -> int:
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=60) as response:
+    with urllib.request.urlopen(request, timeout=PATIENCE) as response:
         status: int = response.status
         return status
 
@@ -103,16 +105,18 @@ class Serve:
         deadline = time.monotonic() + START_LIMIT_SECONDS
         while True:
             try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=5) as r:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=PATIENCE) as r:
                     if r.status == 200:
                         return
+            except urllib.error.HTTPError as e:
+                e.close()  # not 200 yet; closed here, not left to the garbage collector
             except OSError:
-                pass
+                pass  # not listening yet
             if self.process.poll() is not None:
                 pytest.fail(f"escala serve exited: {self.process.communicate()[0].decode()}")
             if time.monotonic() > deadline:
                 pytest.fail(f"escala serve not healthy within {START_LIMIT_SECONDS:g} s")
-            time.sleep(0.1)  # polling a real process start-up, bounded above
+            time.sleep(POLL_SECONDS)  # polling a real process start-up, bounded above
 
     def stop(self) -> str:
         if self.process.poll() is None:
