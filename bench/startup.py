@@ -98,6 +98,7 @@ mode = "http"
 bot_token_env = "ESCALA_BENCH_SLACK_TOKEN"
 signing_secret_env = "ESCALA_BENCH_SLACK_SECRET"
 channels = {{ N1 = "C0BENCH1", N2 = "C0BENCH2", N3 = "C0BENCH3" }}
+private_channels = {{ N1 = "G0BENCH1" }}
 agents = {{ U0BENCH1 = "ana" }}
 """
 
