@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -28,6 +29,33 @@ class SystemClock:
 class UuidIds:
     def new(self, prefix: str) -> str:
         return f"{prefix}_{uuid.uuid4().hex}"
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime(2026, 11, 23, 13, 0, tzinfo=UTC)  # a Monday, 10:00 BRT
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, **delta: float) -> datetime:
+        self._now += timedelta(**delta)
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        self._now = when
+
+
+class SequentialIds:
+    """Readable, repeatable ids for tests: ``cnv_1``, ``msg_2`` ..."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+
+    def new(self, prefix: str) -> str:
+        return f"{prefix}_{next(self._counter)}"
 
 
 def stable_id(prefix: str, channel: str, address: str) -> str:

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from bot.app import Escala, build
-from bot.clock import stable_id
+from bot.clock import FakeClock, SequentialIds, stable_id
 from bot.models import Event, Message
 from bot.plugins import Plugin
 from bot.server import create_app
@@ -27,7 +27,6 @@ from channels.telegram.config import TelegramConfig
 from channels.twilio.adapter import TwilioChannel, make_client
 from channels.twilio.config import TwilioConfig
 from tests.channels.fakes import FakeTelegram, FakeTwilio
-from tests.doubles import FakeClock, SequentialIds
 
 TOKEN = "123456:TEST-token"
 SECRET = "s3cret-token_value"

@@ -7,13 +7,13 @@ from datetime import datetime
 from pathlib import Path
 
 from bot.app import Escala, build
+from bot.clock import FakeClock, SequentialIds
 from bot.desk import Desk
 from bot.errors import DeliveryError
 from bot.models import InboundMessage, Message, OutboundMessage
 from bot.ports import TicketChangeKind, TicketView
 from bot.settings import Settings, default_settings
 from bot.store import Store
-from tests.doubles import FakeClock, SequentialIds
 
 JOURNEY_KB = Path(__file__).parent.parent / "data" / "journey_kb.toml"
 

@@ -15,11 +15,13 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.e2e import _wait_healthz, free_port, spawn, stop_process, update
+from bench.e2e import _wait_healthz, spawn, update
+from bench.processes import free_port, stop_process
 from bot.app import build
 from bot.settings import default_settings
 from bot.store.redis import RedisStore
 from tests.channels.fakes import FakeTelegram
+from tests.waits import PATIENCE, POLL_SECONDS
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:METRICS-token"
@@ -135,7 +137,7 @@ async def test_two_processes_add_up_to_the_journey_and_agree_on_the_desk(
             assert await post(http, a, update(4, 333, "oi"), secret="forged") == 403
 
             # Replies are queued: wait until both processes counted every call the fake saw.
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + PATIENCE
             while True:
                 (_, sa), (_, sb) = await scrape(http, a_metrics), await scrape(http, b_metrics)
                 sent = len(fake.texts())
@@ -147,7 +149,7 @@ async def test_two_processes_add_up_to_the_journey_and_agree_on_the_desk(
                 if handoff and calls == sent and sent >= 4:
                     break
                 assert time.monotonic() < deadline, f"sent {sent}, counted {calls}"
-                await asyncio.sleep(0.05)  # polling real processes, bounded above
+                await asyncio.sleep(POLL_SECONDS)  # polling real processes, bounded above
 
             def both(name: str, **labels: str) -> float:
                 return total(sa, name, **labels) + total(sb, name, **labels)

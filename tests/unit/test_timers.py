@@ -8,10 +8,10 @@ from datetime import timedelta
 
 import pytest
 
+from bot.clock import FakeClock
 from bot.store import MemoryStore
 from bot.timers import RETRY_LATER, Timers
 from tests.channels.harness import Harness
-from tests.doubles import FakeClock
 from tests.waits import PATIENCE
 
 
