@@ -21,16 +21,8 @@ from typing import Any
 
 import aiohttp
 
-from bench.e2e import (
-    HOST,
-    QUESTION,
-    CpuMeter,
-    _wait_healthz,
-    free_port,
-    percentile,
-    spawn,
-    stop_process,
-)
+from bench.e2e import QUESTION, CpuMeter, _wait_healthz, percentile, spawn
+from bench.processes import HOST, free_port, stop_process
 from bench.progress import Progress
 
 SECRET_ENV = "ESCALA_BENCH_WEBCHAT_SECRET"

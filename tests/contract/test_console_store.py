@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from bot.models import ConsoleRole, ConsoleUser, Event, EventKind
 from bot.store import Store
 from bot.store.redis import RedisStore
+from tests.waits import PATIENCE
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -65,7 +66,7 @@ async def test_a_follower_sees_events_appended_after_it_started(store: Store) ->
         reader = asyncio.create_task(_take(feed, 2))
         await store.append_event(event(2, EventKind.HANDOFF))
         await store.append_event(event(3, EventKind.CLAIMED))
-        got = await asyncio.wait_for(reader, timeout=30)
+        got = await asyncio.wait_for(reader, timeout=PATIENCE)
     assert [(e.id, e.kind, dict(e.data)) for e in got] == [
         ("evt-2", EventKind.HANDOFF, {"n": 2}),
         ("evt-3", EventKind.CLAIMED, {"n": 3}),
@@ -77,7 +78,7 @@ async def test_two_followers_each_see_every_event(store: Store) -> None:
         readers = [asyncio.create_task(_take(feed, 3)) for feed in (first, second)]
         for n in range(3):
             await store.append_event(event(n))
-        results = await asyncio.wait_for(asyncio.gather(*readers), timeout=30)
+        results = await asyncio.wait_for(asyncio.gather(*readers), timeout=PATIENCE)
     assert [[e.id for e in got] for got in results] == [["evt-0", "evt-1", "evt-2"]] * 2
 
 
@@ -89,7 +90,7 @@ async def test_redis_another_process_sees_the_event_live(
         async with redis_store.follow() as feed:
             reader = asyncio.create_task(_take(feed, 1))
             await other.append_event(event(9, EventKind.RESOLVED))
-            got = await asyncio.wait_for(reader, timeout=30)
+            got = await asyncio.wait_for(reader, timeout=PATIENCE)
         assert [(e.id, e.kind) for e in got] == [("evt-9", EventKind.RESOLVED)]
         # and the log has it too: the feed is a view of the log, not a second record
         assert [e.id for e in await redis_store.recent_events(1)] == ["evt-9"]

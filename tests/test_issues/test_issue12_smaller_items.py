@@ -18,6 +18,7 @@ from flows.errors import FlowError
 from flows.loader import load_flows
 from kb.errors import KbError
 from kb.loader import load_kb
+from tests.waits import PATIENCE
 
 ROOT = Path(__file__).resolve().parents[2]
 KB = ROOT / "kb" / "content"
@@ -29,7 +30,7 @@ def escala(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         input=stdin,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PATIENCE,
         check=False,
     )
 
@@ -41,7 +42,7 @@ def test_kb_ask_into_a_closed_pipe_ends_without_a_traceback() -> None:
         shell=True,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PATIENCE,
         check=False,
     )
     assert len(done.stdout.splitlines()) == 2

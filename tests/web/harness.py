@@ -31,6 +31,7 @@ from bot.settings import Settings, default_settings
 from bot.store import MemoryStore, Store
 from channels.web.config import load_web_config
 from channels.web.plugin import WebPlugin
+from tests.waits import PATIENCE
 
 CHROMIUM = "/usr/bin/chromium"
 #: The flags every browser here runs with (no sandbox: tests run as root in CI).
@@ -52,7 +53,7 @@ USERS: Mapping[str, tuple[ConsoleRole, str | None]] = {
     "root": (ConsoleRole.ADMIN, None),
 }
 #: Generous: a loaded 2-core machine runs a browser, a server and pytest at once.
-WAIT_MS = 30_000
+WAIT_MS = int(PATIENCE * 1000)
 expect.set_options(timeout=WAIT_MS)
 
 

@@ -25,12 +25,13 @@ from bot.store.redis import RedisStore
 from bot.users import Users
 from tests.channels.fakes import FakeTelegram
 from tests.channels.harness import message
+from tests.waits import PATIENCE
 from tests.web.harness import PASSWORD, live, sign_in, until
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "123456:TEST-token"
 SECRET = "web-console-secret"
-START_SECONDS = 120.0
+START_SECONDS = PATIENCE
 
 
 def free_port() -> int:
