@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TextIO
 
-from bot.app import thresholds
+from bot.content import thresholds
 from bot.errors import ConfigError, ConfigErrors
 from bot.models import ConsoleRole
 from bot.settings import Settings, load_settings
@@ -475,6 +475,7 @@ async def agent_lines(stream: TextIO) -> AsyncIterator[str]:
 def run_chat(args: argparse.Namespace) -> int:
     from bot import plugins
     from bot.app import build
+    from bot.server import reload_on_hangup
     from bot.store import open_store
 
     settings = load_settings(args.config)
@@ -493,11 +494,14 @@ def run_chat(args: argparse.Namespace) -> int:
                 agent_id=agent_id,
                 echo=not sys.stdin.isatty(),
             )
+            await escala.content.start()
+            reload_on_hangup(escala)
             escala.timers.start(settings.engine.timer_sweep_seconds)
             try:
                 await console.run(read_lines(sys.stdin))
             finally:
                 await escala.timers.stop()
+                await escala.content.stop()
         finally:
             await store.close()
 
