@@ -4,7 +4,7 @@ here, at start-up, with the file, the place and the reason."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from bot.assignment import Assigner
 from bot.breach import BreachPolicies

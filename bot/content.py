@@ -447,9 +447,7 @@ class ContentVersions:
     async def live_version(self) -> ContentVersion | None:
         return await self.store.content_version(await self.store.live_content_version())
 
-    async def publish(
-        self, files: Files, *, author: str, message: str, expected: int
-    ) -> Published:
+    async def publish(self, files: Files, *, author: str, message: str, expected: int) -> Published:
         """Validate and publish ``files`` if ``expected`` is still the live version."""
         try:
             content = await self.compile(files)
@@ -466,7 +464,9 @@ class ContentVersions:
         """Publish again what version ``number`` held, as a new version."""
         old = await self.store.content_version(number)
         if old is None:
-            return Published(ok=False, problems=(("content", f"version {number}", "no such version"),))
+            return Published(
+                ok=False, problems=(("content", f"version {number}", "no such version"),)
+            )
         try:
             content = await self.compile(old.files)
         except ConfigError as e:
@@ -551,7 +551,9 @@ class ContentVersions:
         limits = [p for p in size_problems(files) if p[1] in ("files", "size", "file name")]
         if limits:
             return "; ".join(": ".join(p) for p in limits)
-        draft = ContentDraft(owner=owner, base=base, files=dict(files), updated_at=self._clock.now())
+        draft = ContentDraft(
+            owner=owner, base=base, files=dict(files), updated_at=self._clock.now()
+        )
         await self.store.save_draft(draft)
         return draft
 
