@@ -521,15 +521,14 @@ class ContentVersions:
         if not result.ok:
             return Published(ok=False, live=result.live, conflict=True)
         self.holder.swap(replace(content, version=result.number))
-        data: dict[str, object] = {
-            "version": result.number,
-            "author": author,
-            "message": message,
-            "changes": list(changes),
-        }
-        if restored_from is not None:
-            data["restored_from"] = restored_from
-        await self._recorder.record(kind, **data)
+        await self._recorder.record(
+            kind,
+            version=result.number,
+            author=author,
+            message=message,
+            changes=list(changes),
+            restored_from=restored_from,
+        )
         log.info("content version %s published by %s", result.number, author)
         return Published(ok=True, number=result.number, live=result.number, changes=tuple(changes))
 
