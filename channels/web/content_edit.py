@@ -31,8 +31,18 @@ def _strings(values: Sequence[str]) -> Any:
     return array
 
 
+def _same(table: Table, key: str, value: Any) -> bool:
+    current = table.get(key)
+    plain = current.unwrap() if hasattr(current, "unwrap") else current
+    wanted = value.unwrap() if hasattr(value, "unwrap") else value
+    return bool(plain == wanted)
+
+
 def _set(table: Table, key: str, value: Any) -> None:
-    """Set ``key``, or drop it when the value is empty (optional keys)."""
+    """Set ``key`` (untouched when equal: a one-field edit stays a one-line diff), or
+    drop it when the value is empty (optional keys)."""
+    if _same(table, key, value):
+        return
     if value in (None, "", [], {}):
         if key in table:
             del table[key]
@@ -52,7 +62,8 @@ def _localized(table: Table, key: str, texts: Mapping[str, str]) -> None:
             if locale not in present:
                 del current[locale]
         for locale, text in present.items():
-            current[locale] = text
+            if current.get(locale) != text:
+                current[locale] = text
     else:
         sub = tomlkit.table()
         for locale, text in present.items():
@@ -85,12 +96,12 @@ def save_entry(text: str, name: str, original_id: str | None, fields: Mapping[st
             doc.append("entry", entries)
         entries.append(table)
         table = entries[-1]
-    table["id"] = fields["id"]
-    table["category"] = fields["category"]
+    _set(table, "id", fields["id"])
+    _set(table, "category", fields["category"])
     _set(table, "tags", _strings(fields["tags"]) if fields["tags"] else None)
     _set(table, "tier_hint", fields["tier_hint"] or None)
     _set(table, "flow", fields["flow"] or None)
-    table["questions"] = _strings(fields["questions"])
+    _set(table, "questions", _strings(fields["questions"]))
     _localized(table, "answers", fields["answers"])
     _localized(table, "titles", fields["titles"])
     return tomlkit.dumps(doc)
@@ -125,14 +136,16 @@ def save_rule(text: str, index: int, fields: Mapping[str, Any]) -> str:
     if not isinstance(rules, AoT) or not 1 <= index <= len(rules):
         raise EditError(f"routing.toml has no rule[{index}]")
     rule = rules[index - 1]
-    rule["name"] = fields["name"]
-    rule["reason"] = fields["reason"]
-    rule["tier"] = fields["tier"]
-    rule["priority"] = fields["priority"]
-    rule["private"] = fields["private"]
-    rule["handoff"] = fields["handoff"]
+    for key in ("name", "reason", "tier"):
+        _set(rule, key, fields[key])
+    # Defaults stay implicit: only what differs from them is written.
+    for key, default in (("priority", "normal"), ("private", False), ("handoff", True)):
+        if fields[key] != rule.get(key, default):
+            rule[key] = fields[key]
     when = rule.get("when")
-    if fields["keywords"]:
+    if isinstance(when, Table) and _same(when, "keywords", fields["keywords"]):
+        pass
+    elif fields["keywords"]:
         if not isinstance(when, Table):
             when = tomlkit.table()
             rule["when"] = when
