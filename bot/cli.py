@@ -460,7 +460,6 @@ def run_demo(args: argparse.Namespace) -> int:
     import logging
 
     from bot import plugins
-    from bot.app import Escala
     from bot.server import run_server
     from bot.store import open_store
 

@@ -32,7 +32,7 @@ def _strings(values: Sequence[str]) -> Any:
 
 
 def _same(table: Table, key: str, value: Any) -> bool:
-    current = table.get(key)
+    current: Any = table.get(key)
     plain = current.unwrap() if hasattr(current, "unwrap") else current
     wanted = value.unwrap() if hasattr(value, "unwrap") else value
     return bool(plain == wanted)

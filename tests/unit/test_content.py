@@ -177,7 +177,7 @@ async def test_rollback_publishes_the_earlier_version_again() -> None:
     restored = await content.store.content_version(3)
     assert restored is not None and restored.restored_from == 1
     assert dict(restored.files) == files
-    kinds = [e.kind for e in await content.store.events()]
+    kinds = [e.kind for e in await journey.escala.store.events()]
     assert EventKind.CONTENT_ROLLED_BACK in kinds
 
 
