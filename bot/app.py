@@ -4,11 +4,12 @@ here, at start-up, with the file, the place and the reason."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from bot.assignment import Assigner
 from bot.breach import BreachPolicies
 from bot.clock import Clock, Ids, SystemClock, UuidIds
+from bot.content import Content, ContentHolder, ContentVersions, files_from_settings, thresholds
 from bot.desk import Desk
 from bot.edge import Edge
 from bot.engine import Engine
@@ -33,7 +34,7 @@ from flows.loader import FlowSet, load_flows
 from flows.runner import FlowRunner
 from kb.errors import KbError
 from kb.loader import load_kb
-from kb.matcher import Matcher, Thresholds
+from kb.matcher import Matcher
 from kb.model import KnowledgeBase
 
 
@@ -59,6 +60,9 @@ class Escala:
     assigner: Assigner
     #: The one port adapters talk to the core through.
     edge: Edge
+    #: Content versions (issue 16): :meth:`ContentVersions.start` seeds the store and
+    #: keeps the engine on the live version.
+    content: ContentVersions
 
 
 def load_knowledge(settings: Settings) -> tuple[KnowledgeBase, Matcher]:
@@ -67,20 +71,6 @@ def load_knowledge(settings: Settings) -> tuple[KnowledgeBase, Matcher]:
     except KbError as e:
         raise ConfigError(e.file, e.place, e.reason, e.problems) from e
     return kb, Matcher(kb, thresholds(settings))
-
-
-def thresholds(settings: Settings) -> Thresholds:
-    """The matcher's thresholds, with the values the config sets over the defaults."""
-    defaults = Thresholds()
-    overrides = {
-        "answer": settings.kb.answer_threshold,
-        "suggest": settings.kb.suggest_threshold,
-        "margin": settings.kb.margin,
-        "max_suggestions": settings.kb.max_suggestions,
-    }
-    values = {f.name: getattr(defaults, f.name) for f in fields(Thresholds)}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return Thresholds(**values)
 
 
 def load_flow_set(settings: Settings) -> FlowSet:
@@ -183,6 +173,17 @@ def build(
     flows = load_flow_set(settings)
     cross_check(settings, kb, flows)
     triage = load_triage(settings.triage.rules, settings.tiers, settings.business_hours)
+    holder = ContentHolder(
+        Content(
+            version=0,
+            files=files_from_settings(settings),
+            kb=kb,
+            matcher=matcher,
+            flows=flows,
+            runner=FlowRunner(flows),
+            triage=triage,
+        )
+    )
     if store is None:
         if settings.store.backend != "memory":
             raise ConfigError(
@@ -222,7 +223,9 @@ def build(
             triage=triage,
             settings=settings.engine,
         ),
+        holder,
     )
+    content = ContentVersions(settings, store, holder, recorder, clock)
     desk = Desk(
         store,
         tiers=tiers,
@@ -250,6 +253,7 @@ def build(
         clock=clock,
         ids=ids,
         metrics=metrics,
+        content=content,
     )
     return Escala(
         settings=settings,
@@ -265,4 +269,5 @@ def build(
         alerts=alerts,
         assigner=assigner,
         edge=edge,
+        content=content,
     )

@@ -7,12 +7,12 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from bot.app import thresholds
+from bot.content import thresholds
 from bot.errors import ConfigError, ConfigErrors
 from bot.models import ConsoleRole
 from bot.settings import Settings, load_settings
@@ -25,6 +25,9 @@ from kb.evaluate import evaluate, load_cases
 from kb.loader import load_kb
 from kb.matcher import Matcher
 from kb.model import KnowledgeBase
+
+if TYPE_CHECKING:
+    from bot.app import Escala
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -86,6 +89,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="exit with status 1 when a target is not met"
     )
     turns.set_defaults(run=run_turn_eval)
+
+    content = sub.add_parser(
+        "content", help="content versions: export, import, publish, history, rollback"
+    ).add_subparsers(dest="content", required=True)
+    export = content.add_parser("export", help="write a version (default: live) as TOML files")
+    export.add_argument("--config", type=Path, required=True, help="settings file")
+    export.add_argument("--to", type=Path, required=True, help="folder to write into")
+    export.add_argument("--version", type=int, help="version number (default: the live one)")
+    export.set_defaults(run=run_content_export)
+    for name, helptext, runner in (
+        ("import", "validate a folder and show what publishing it would change", run_content_import),
+        ("publish", "validate a folder and publish it as the new live version", run_content_publish),
+    ):  # fmt: skip
+        cmd = content.add_parser(name, help=helptext)
+        cmd.add_argument("--config", type=Path, required=True, help="settings file")
+        cmd.add_argument("--from", dest="source", type=Path, required=True, help="exported folder")
+        if name == "publish":
+            cmd.add_argument("--message", "-m", required=True, help="why (kept with the version)")
+            cmd.add_argument("--author", default=os.environ.get("USER") or "cli")
+            cmd.add_argument(
+                "--expect-version",
+                type=int,
+                help="refuse unless this is still the live version (CI: the one reviewed)",
+            )
+        cmd.set_defaults(run=runner)
+    history = content.add_parser("history", help="the published versions, newest first")
+    history.add_argument("--config", type=Path, required=True, help="settings file")
+    history.add_argument("--limit", type=int, default=20)
+    history.set_defaults(run=run_content_history)
+    rollback = content.add_parser("rollback", help="publish an earlier version again")
+    rollback.add_argument("--config", type=Path, required=True, help="settings file")
+    rollback.add_argument("version", type=int)
+    rollback.add_argument("--author", default=os.environ.get("USER") or "cli")
+    rollback.set_defaults(run=run_content_rollback)
 
     flows = sub.add_parser("flows", help="flow tools").add_subparsers(dest="flows", required=True)
     flows_check = flows.add_parser("check", help="validate flow files")
@@ -423,7 +460,6 @@ def run_demo(args: argparse.Namespace) -> int:
     import logging
 
     from bot import plugins
-    from bot.app import Escala
     from bot.server import run_server
     from bot.store import open_store
 
@@ -475,6 +511,7 @@ async def agent_lines(stream: TextIO) -> AsyncIterator[str]:
 def run_chat(args: argparse.Namespace) -> int:
     from bot import plugins
     from bot.app import build
+    from bot.server import reload_on_hangup
     from bot.store import open_store
 
     settings = load_settings(args.config)
@@ -493,11 +530,14 @@ def run_chat(args: argparse.Namespace) -> int:
                 agent_id=agent_id,
                 echo=not sys.stdin.isatty(),
             )
+            await escala.content.start()
+            reload_on_hangup(escala)
             escala.timers.start(settings.engine.timer_sweep_seconds)
             try:
                 await console.run(read_lines(sys.stdin))
             finally:
                 await escala.timers.stop()
+                await escala.content.stop()
         finally:
             await store.close()
 
@@ -579,6 +619,118 @@ def run_turn_eval(args: argparse.Namespace) -> int:
         print("\n".join(turn_eval.render(report, failures=args.failures)))
     met = all(target["met"] for target in report["targets"].values())
     return 1 if args.check and not met else 0
+
+
+def _content_command(args: argparse.Namespace, work: Callable[[Escala], Awaitable[int]]) -> int:
+    """Run ``work`` on the configured store with its live content (seeded if empty)."""
+    from bot.app import build
+    from bot.store import open_store
+
+    settings = load_settings(args.config)
+
+    async def run() -> int:
+        store = await open_store(settings)
+        try:
+            escala = build(settings, store=store)
+            await escala.content.sync()
+            return await work(escala)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def run_content_export(args: argparse.Namespace) -> int:
+    from bot.content import write_dir
+
+    async def work(escala: Escala) -> int:
+        store = escala.content.store
+        number = args.version or await store.live_content_version()
+        version = await store.content_version(number)
+        if version is None:
+            raise ConfigError("--version", str(number), "no such content version")
+        args.to.mkdir(parents=True, exist_ok=True)
+        write_dir(version.files, args.to)
+        print(f"exported version {number} ({len(version.files)} files) to {args.to}")
+        return 0
+
+    return _content_command(args, work)
+
+
+def run_content_import(args: argparse.Namespace) -> int:
+    from bot.content import describe_changes, read_dir
+
+    async def work(escala: Escala) -> int:
+        files = read_dir(args.source)
+        problems = await escala.content.check(files)
+        if problems:
+            raise ConfigErrors.of([ConfigError(*p) for p in problems])
+        live = await escala.content.live_version()
+        changes = describe_changes(live.files if live else {}, files)
+        number = live.number if live else 0
+        print(f"ok: {args.source} is valid; against live version {number}:")
+        for line in changes or ("no change",):
+            print(f"  {line}")
+        return 0
+
+    return _content_command(args, work)
+
+
+def run_content_publish(args: argparse.Namespace) -> int:
+    from bot.content import read_dir
+
+    async def work(escala: Escala) -> int:
+        files = read_dir(args.source)
+        live = await escala.content.store.live_content_version()
+        expected = args.expect_version if args.expect_version is not None else live
+        result = await escala.content.publish(
+            files, author=args.author, message=args.message, expected=expected
+        )
+        if result.problems:
+            raise ConfigErrors.of([ConfigError(*p) for p in result.problems])
+        if result.conflict:
+            print(
+                f"escala: version {expected} is no longer live (live: {result.live}); "
+                "export, rebase your changes and publish again",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"published version {result.number}:")
+        for line in result.changes or ("no change",):
+            print(f"  {line}")
+        return 0
+
+    return _content_command(args, work)
+
+
+def run_content_history(args: argparse.Namespace) -> int:
+    async def work(escala: Escala) -> int:
+        for v in await escala.content.store.content_history(args.limit):
+            restored = f" (restores {v.restored_from})" if v.restored_from else ""
+            print(
+                f"{v.number}\t{v.at.isoformat(timespec='seconds')}\t{v.author}\t{v.message}{restored}"
+            )
+            for line in v.changes:
+                print(f"\t{line}")
+        return 0
+
+    return _content_command(args, work)
+
+
+def run_content_rollback(args: argparse.Namespace) -> int:
+    async def work(escala: Escala) -> int:
+        live = await escala.content.store.live_content_version()
+        result = await escala.content.rollback(args.version, author=args.author, expected=live)
+        if result.problems:
+            raise ConfigErrors.of([ConfigError(*p) for p in result.problems])
+        if result.conflict:
+            print(f"escala: another publish came first (live: {result.live}); try again",
+                  file=sys.stderr)  # fmt: skip
+            return 1
+        print(f"published version {result.number}: version {args.version} restored")
+        return 0
+
+    return _content_command(args, work)
 
 
 def run_flows_check(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from bot import event_stream, kpis, logs
 from bot.clock import Clock, Ids, stable_id
+from bot.content import ContentVersions
 from bot.desk import Desk
 from bot.engine import Engine
 from bot.events import Listener, Recorder
@@ -277,8 +278,10 @@ class Edge:
         clock: Clock,
         ids: Ids,
         metrics: Metrics | None = None,
+        content: ContentVersions | None = None,
     ) -> None:
         self._metrics = metrics
+        self._content = content
         self._settings = settings
         self._store = store
         self._engine = engine
@@ -294,6 +297,13 @@ class Edge:
         self._users = Users(store, settings.agents)
 
     # -- both sides ---------------------------------------------------------------------
+
+    @property
+    def content(self) -> ContentVersions:
+        """Admin content versions: publish, roll back, drafts (the studio, issue 16)."""
+        if self._content is None:
+            raise RuntimeError("this edge was built without content versions")
+        return self._content
 
     @property
     def settings(self) -> Settings:

@@ -14,6 +14,7 @@ from dataclasses import replace
 
 from bot import i18n, logs
 from bot.clock import stable_id
+from bot.content import Content, ContentHolder
 from bot.events import Recorder
 from bot.masking import Masking
 from bot.models import (
@@ -53,11 +54,26 @@ class Engine:
     """Turns customer messages into turns: the lock, the dedupe, the contact, then
     :class:`~bot.turn.Turn` walks the decision order."""
 
-    def __init__(self, store: Store, parts: TurnParts) -> None:
+    def __init__(
+        self, store: Store, parts: TurnParts, content: ContentHolder | None = None
+    ) -> None:
         self.store = store
-        self.parts = parts
+        self._base = parts
+        #: Where each turn takes its KB, flows and triage (issue 16: swapped between turns).
+        self.content = content
+        self._parts_of: tuple[Content, TurnParts] | None = None
         self._outbox: Outbox = parts.outbox
         self._recorder: Recorder = parts.recorder
+
+    @property
+    def parts(self) -> TurnParts:
+        """The parts of the next turn: the engine's own, with the current content."""
+        if self.content is None:
+            return self._base
+        content = self.content.current
+        if self._parts_of is None or self._parts_of[0] is not content:
+            self._parts_of = (content, content.turn_parts(self._base))
+        return self._parts_of[1]
 
     async def handle(self, inbound: InboundMessage) -> Outcome:
         """Process one inbound message. A provider retry of the same message is a no-op.
@@ -76,7 +92,8 @@ class Engine:
         inbound = self._masked(inbound)
         key = f"in:{inbound.channel}:{inbound.provider_message_id}"
         conversation_id = stable_id("cnv", inbound.channel, inbound.address)
-        settings = self.parts.settings
+        parts = self.parts  # one content version for the whole turn, whatever is published
+        settings = parts.settings
         identity = Identity(inbound.channel, inbound.address)
         async with self.store.lock(conversation_id, settings.lock_ttl_seconds) as lease:
             start = await self.store.turn_start(key, identity, conversation_id)
@@ -105,7 +122,7 @@ class Engine:
                     outcome = Outcome.UNSUPPORTED
                 else:
                     turn = await self._begin(
-                        conversation_id, inbound, lease, start, contact, inbound_id
+                        parts, conversation_id, inbound, lease, start, contact, inbound_id
                     )
                     outcome = await turn.run()
                     await self.store.save_conversation(turn.conversation, lease)
@@ -214,6 +231,7 @@ class Engine:
 
     async def _begin(
         self,
+        parts: TurnParts,
         conversation_id: str,
         inbound: InboundMessage,
         lease: Lease,
@@ -252,7 +270,7 @@ class Engine:
             message_id=message.id,
         )
         return Turn(
-            self.parts,
+            parts,
             replace(conversation, updated_at=now),
             contact,
             inbound,

@@ -481,3 +481,6 @@ class EventKind(enum.StrEnum):
     OPTED_OUT = "contact.opted_out"
     OPTED_IN = "contact.opted_in"
     RESTARTED = "conversation.restarted"
+    #: A content version (KB, flows, routing) was published, or an earlier one restored.
+    CONTENT_PUBLISHED = "content.published"
+    CONTENT_ROLLED_BACK = "content.rolled_back"

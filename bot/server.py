@@ -166,6 +166,9 @@ def create_app(
                 log.exception("channel %s did not stop cleanly", plugin.name)
 
     async def start(_: web.Application) -> None:
+        # Before anything answers: the live content version (seeded from the files on
+        # an empty store), then followed so a publish reaches this process (issue 16).
+        await escala.content.start()
         started: list[Plugin] = []
         try:
             for plugin in plugins:
@@ -183,6 +186,7 @@ def create_app(
     async def stop(_: web.Application) -> None:
         await escala.timers.stop()  # before the plugins whose clients its timers use
         await stop_all(plugins)
+        await escala.content.stop()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
@@ -260,12 +264,13 @@ async def run_server(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    reload_on_hangup(escala)
     try:
         await runner.setup()  # plugins start here (Slack auth.test, setWebhook ...)
     except BaseException:
         # A plugin refused to start (the others are stopped by then): close the store
         # and let the error (a ConfigError naming the key) reach the command line.
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         await store.close()
         raise
@@ -287,3 +292,18 @@ async def run_server(
             await metrics_runner.cleanup()
         await runner.cleanup()
         await store.close()
+
+
+def reload_on_hangup(escala: Escala) -> None:
+    """SIGHUP publishes the settings' KB, flow and routing files when they changed
+    (file-based deployments, issue 16); every process then follows the new version."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[object]] = set()
+
+    def hangup() -> None:
+        log.info("SIGHUP: reloading content from files")
+        task: asyncio.Task[object] = loop.create_task(escala.content.reload_files())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)

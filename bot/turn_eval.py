@@ -40,6 +40,7 @@ from typing import Any
 
 from bot.app import build
 from bot.clock import FakeClock, SequentialIds
+from bot.content import Content
 from bot.errors import ConfigError, ConfigErrors
 from bot.models import LOCALES, EventKind, InboundMessage, OutboundMessage
 from bot.settings import Settings
@@ -176,10 +177,15 @@ class _Silent:
         self.sent.append(message.text)
 
 
-async def run_cases(settings: Settings, cases: Sequence[Case]) -> list[Result]:
-    """Each case in a conversation of its own, through one engine on a memory store."""
+async def run_cases(
+    settings: Settings, cases: Sequence[Case], content: Content | None = None
+) -> list[Result]:
+    """Each case in a conversation of its own, through one engine on a memory store;
+    on ``content`` (a studio draft or a live version) instead of the settings' files."""
     clock = FakeClock()
     escala = build(settings, store=MemoryStore(), clock=clock, ids=SequentialIds())
+    if content is not None:
+        escala.content.holder.swap(content)
     channel = _Silent()
     escala.outbox.register(CHANNEL, channel)
     results: list[Result] = []

@@ -16,7 +16,7 @@ Rules of the contract:
 The contract is split into role interfaces (:class:`DedupeStore`,
 :class:`ContactStore`, :class:`ConversationStore`, :class:`EventLog`,
 :class:`DeskStore`, :class:`LinkStore`, :class:`LockStore`, :class:`TimerStore`,
-:class:`SignalStore`, :class:`CounterStore`);
+:class:`SignalStore`, :class:`CounterStore`, :class:`ContentStore`);
 :class:`Store` is all of them on one backend. A component is typed by the roles it
 uses, so what it can touch is visible in its signature.
 """
@@ -26,7 +26,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -307,6 +307,79 @@ class ConsoleUserStore(abc.ABC):
     @abc.abstractmethod
     async def users(self) -> list[ConsoleUser]:
         """Every user, by login."""
+
+
+@dataclass(frozen=True)
+class ContentVersion:
+    """One published version of the admin content (KB, flows, routing rules), immutable
+    once stored: ``files`` maps a logical path (``kb/account.toml``, ``flows/greeting.toml``,
+    ``routing.toml``) to its TOML text (:mod:`bot.content`)."""
+
+    number: int
+    author: str
+    at: datetime
+    message: str
+    #: What changed against the version before, one line each ("kb entry 'x' changed").
+    changes: tuple[str, ...]
+    files: Mapping[str, str]
+    #: Set when this version restores an earlier one (a rollback).
+    restored_from: int | None = None
+
+
+@dataclass(frozen=True)
+class ContentDraft:
+    """An admin's work in progress: the files as edited, and the live version they
+    started from (the base a publish compares against)."""
+
+    owner: str
+    base: int
+    files: Mapping[str, str]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    """``ok``: ``number`` is the new live version. Else another publish came first and
+    ``live`` is the version now live (the draft must be rebased on it)."""
+
+    ok: bool
+    number: int
+    live: int
+
+
+class ContentStore(abc.ABC):
+    """Versions of the admin content, shared by every process (issue 16)."""
+
+    @abc.abstractmethod
+    async def live_content_version(self) -> int:
+        """The number of the live (latest) version; 0 when nothing was published yet.
+        Cheap: every process asks it about once a second."""
+
+    @abc.abstractmethod
+    async def content_version(self, number: int) -> ContentVersion | None: ...
+
+    @abc.abstractmethod
+    async def content_history(self, limit: int = 50) -> list[ContentVersion]:
+        """The last ``limit`` versions, newest first, with empty ``files`` (the list of
+        what happened, without the weight of every version's text)."""
+
+    @abc.abstractmethod
+    async def publish_content(self, expected_live: int, version: ContentVersion) -> PublishResult:
+        """Compare-and-set in one atomic step: when the live version is still
+        ``expected_live``, store ``version`` as number ``expected_live + 1`` (its own
+        ``number`` is ignored) and make it live; else change nothing. Two admins
+        publishing from the same base: exactly one wins."""
+
+    @abc.abstractmethod
+    async def save_draft(self, draft: ContentDraft) -> None:
+        """Create or replace ``draft.owner``'s draft."""
+
+    @abc.abstractmethod
+    async def get_draft(self, owner: str) -> ContentDraft | None: ...
+
+    @abc.abstractmethod
+    async def discard_draft(self, owner: str) -> bool:
+        """Forget the draft; whether there was one."""
 
 
 class TimerStore(abc.ABC):
@@ -630,6 +703,7 @@ class Store(
     LockStore,
     TimerStore,
     ConsoleUserStore,
+    ContentStore,
 ):
     """The whole contract: every role above, on one backend. Implementations must make
     every method safe under concurrency. Components take the roles they use (the

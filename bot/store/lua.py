@@ -461,7 +461,20 @@ if hits == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return hits
 """
 
+#: Publish a content version if the live one is still ARGV[1] (compare-and-set, issue 16).
+#: KEYS: live number, meta hash, files hash. Answers {1, new number} or {0, live number}.
+PUBLISH_CONTENT = """
+local live = tonumber(redis.call('GET', KEYS[1]) or '0')
+if live ~= tonumber(ARGV[1]) then return {0, live} end
+local n = live + 1
+redis.call('HSET', KEYS[2], tostring(n), ARGV[2])
+redis.call('HSET', KEYS[3], tostring(n), ARGV[3])
+redis.call('SET', KEYS[1], n)
+return {1, n}
+"""
+
 SCRIPTS: dict[str, str] = {
+    "publish_content": PUBLISH_CONTENT,
     "hit": HIT,
     "open_ticket": _DESK + OPEN_TICKET,
     "open_ticket_of": _DESK + OPEN_TICKET_OF,

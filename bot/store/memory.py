@@ -42,8 +42,11 @@ from bot.store.base import (
     AgentLoad,
     Breach,
     ChangeError,
+    ContentDraft,
+    ContentVersion,
     Lease,
     Listening,
+    PublishResult,
     Routing,
     SkillFilter,
     Store,
@@ -126,6 +129,8 @@ class MemoryStore(Store):
         self._assignments = itertools.count(1)
         self._last_assigned: dict[str, int] = {}
         self._users: dict[str, ConsoleUser] = {}
+        self._versions: dict[int, ContentVersion] = {}
+        self._drafts: dict[str, ContentDraft] = {}
         self._followers: list[asyncio.Queue[Event]] = []
         self._listening: dict[str, set[Listening]] = defaultdict(set)
         self._hits: dict[str, tuple[int, float]] = {}  # key -> (hits, window ends)
@@ -251,6 +256,35 @@ class MemoryStore(Store):
         if limit <= 0:
             return []
         return [entry.event for entry in self._stream.entries[-limit:]]
+
+    # -- content versions (no await inside: each is atomic in one event loop) --------
+
+    async def live_content_version(self) -> int:
+        return max(self._versions, default=0)
+
+    async def content_version(self, number: int) -> ContentVersion | None:
+        return self._versions.get(number)
+
+    async def content_history(self, limit: int = 50) -> list[ContentVersion]:
+        numbers = sorted(self._versions, reverse=True)[:limit]
+        return [replace(self._versions[n], files={}) for n in numbers]
+
+    async def publish_content(self, expected_live: int, version: ContentVersion) -> PublishResult:
+        live = max(self._versions, default=0)
+        if live != expected_live:
+            return PublishResult(ok=False, number=0, live=live)
+        number = live + 1
+        self._versions[number] = replace(version, number=number, files=dict(version.files))
+        return PublishResult(ok=True, number=number, live=number)
+
+    async def save_draft(self, draft: ContentDraft) -> None:
+        self._drafts[draft.owner] = draft
+
+    async def get_draft(self, owner: str) -> ContentDraft | None:
+        return self._drafts.get(owner)
+
+    async def discard_draft(self, owner: str) -> bool:
+        return self._drafts.pop(owner, None) is not None
 
     async def save_user(self, user: ConsoleUser) -> None:
         self._users[user.login] = user

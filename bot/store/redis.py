@@ -99,8 +99,11 @@ from bot.store.base import (
     AgentLoad,
     Breach,
     ChangeError,
+    ContentDraft,
+    ContentVersion,
     Lease,
     Listening,
+    PublishResult,
     Routing,
     SkillFilter,
     Store,
@@ -110,6 +113,13 @@ from bot.store.base import (
     TurnStart,
 )
 from bot.store.codec import format_datetime, from_json, to_json
+from bot.store.content_codec import (
+    draft_from_json,
+    draft_to_json,
+    files_to_json,
+    meta_to_json,
+    version_from_json,
+)
 from bot.store.memory import DEFAULT_EVENTS_STREAM_CAP
 
 P = ParamSpec("P")
@@ -342,6 +352,11 @@ class Keys:
         #: The pub/sub channel every appended event is published on (:meth:`follow`).
         self.live_events = f"{prefix}:events:live"
         self.users = f"{prefix}:users"
+        # Content versions (issue 16): one hash tag, so the publish script is one slot.
+        self.content_live = f"{prefix}:{{content}}:live"
+        self.content_meta = f"{prefix}:{{content}}:meta"
+        self.content_files = f"{prefix}:{{content}}:files"
+        self.content_drafts = f"{prefix}:{{content}}:drafts"
 
     def seen(self, key: str) -> str:
         return f"{self.prefix}:seen:{key}"
@@ -625,6 +640,54 @@ class RedisStore(Store):
             return []
         newest_first = await self.redis.xrevrange(self.keys.events, count=limit) or []
         return [entry.event for entry in _entries(list(reversed(newest_first)))]
+
+    # -- content versions -------------------------------------------------------------
+
+    @_reachable
+    async def live_content_version(self) -> int:
+        raw = await self.redis.get(self.keys.content_live)
+        return int(raw) if raw is not None else 0
+
+    @_reachable
+    async def content_version(self, number: int) -> ContentVersion | None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.content_meta, str(number))
+            pipe.hget(self.keys.content_files, str(number))
+            meta, files = await pipe.execute()
+        if meta is None:
+            return None
+        return version_from_json(_text(meta), _text(files) if files is not None else None)
+
+    @_reachable
+    async def content_history(self, limit: int = 50) -> list[ContentVersion]:
+        live = await self.live_content_version()
+        numbers = [str(n) for n in range(live, max(live - limit, 0), -1)]
+        if not numbers:
+            return []
+        metas = await self.redis.hmget(self.keys.content_meta, numbers)
+        return [version_from_json(_text(m), None) for m in metas if m is not None]
+
+    @_reachable
+    async def publish_content(self, expected_live: int, version: ContentVersion) -> PublishResult:
+        number = expected_live + 1
+        ok, live = await self._scripts["publish_content"](
+            keys=[self.keys.content_live, self.keys.content_meta, self.keys.content_files],
+            args=[expected_live, meta_to_json(version, number), files_to_json(version.files)],
+        )
+        return PublishResult(ok=bool(ok), number=number if ok else 0, live=int(live))
+
+    @_reachable
+    async def save_draft(self, draft: ContentDraft) -> None:
+        await self.redis.hset(self.keys.content_drafts, draft.owner, draft_to_json(draft))
+
+    @_reachable
+    async def get_draft(self, owner: str) -> ContentDraft | None:
+        raw = await self.redis.hget(self.keys.content_drafts, owner)
+        return draft_from_json(_text(raw)) if raw is not None else None
+
+    @_reachable
+    async def discard_draft(self, owner: str) -> bool:
+        return bool(await self.redis.hdel(self.keys.content_drafts, owner))
 
     # -- console users --------------------------------------------------------------
 

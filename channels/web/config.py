@@ -11,6 +11,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from bot.models import LOCALES, ConsoleRole, ConsoleUser
@@ -21,6 +22,7 @@ from bot.users import LOGIN, is_hash
 KEYS = (
     "enabled", "path", "secure_cookies", "same_site", "session_minutes", "secret_key_env",
     "login_attempts", "login_window_seconds", "recent_resolved", "users",
+    "kb_cases", "turn_cases",
 )  # fmt: skip
 USER_KEYS = ("login", "password_hash", "role", "agent", "name", "locale")
 
@@ -46,6 +48,10 @@ class WebConfig:
     #: How many of the agent's last resolved tickets the inbox shows.
     recent_resolved: int = 10
     users: tuple[ConsoleUser, ...] = ()
+    #: Labelled cases the studio measures draft and live on (``escala kb eval`` and
+    #: ``escala eval`` formats); relative to the config file's folder.
+    kb_cases: Path | None = None
+    turn_cases: Path | None = None
 
 
 def load_web_config(file: str, table: Mapping[str, Any], settings: Settings) -> WebConfig:
@@ -78,7 +84,21 @@ def load_web_config(file: str, table: Mapping[str, Any], settings: Settings) -> 
         login_window_seconds=s.integer("login_window_seconds", d.login_window_seconds, minimum=1),
         recent_resolved=s.integer("recent_resolved", d.recent_resolved, minimum=0),
         users=_users(s, settings),
+        kb_cases=_cases(s, "kb_cases", settings),
+        turn_cases=_cases(s, "turn_cases", settings),
     )
+
+
+def _cases(s: Section, key: str, settings: Settings) -> Path | None:
+    raw = s.optional_string(key)
+    if raw is None:
+        return None
+    path = Path(raw)
+    if not path.is_absolute() and settings.source is not None:
+        path = Path(settings.source).parent / path
+    if not path.is_file():
+        raise s.error(key, f"no such file: {path}")
+    return path
 
 
 def _users(s: Section, settings: Settings) -> tuple[ConsoleUser, ...]:

@@ -46,6 +46,7 @@ class WebPlugin:
         from channels.web.console import Console
         from channels.web.security import LoginLimiter, MemoryLoginLimiter, RedisLoginLimiter
         from channels.web.site import Site
+        from channels.web.studio import Studio
 
         self.config = config
         cookie: dict[str, Any] = {
@@ -81,6 +82,7 @@ class WebPlugin:
             edge.users.declare(user)
         self.site = Site(edge, config, storage, limiter)
         self.console = Console(self.site, config.recent_resolved)
+        self.studio = Studio(self.site, config.kb_cases, config.turn_cases)
 
     def routes(self) -> Sequence[web.RouteDef]:
         async def root(_: web.Request) -> web.StreamResponse:

@@ -260,7 +260,8 @@ async def test_start_payload_is_kept_as_a_contact_attribute_for_routing(
     rules.write_text(VIP_RULE)
     settings = harness.escala.settings
     triage = load_triage(rules, settings.tiers, settings.business_hours)
-    harness.escala.engine.parts = with_(harness.escala.engine.parts, triage=triage)
+    holder = harness.escala.content.holder  # a newer content version, with the VIP rule
+    holder.swap(with_(holder.current, triage=triage, version=holder.current.version + 1))
 
     await harness.telegram_text("/start", chat_id=1111)
     await harness.telegram_text("oi")  # a contact already known: the payload still lands

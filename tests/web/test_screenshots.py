@@ -58,3 +58,38 @@ async def test_screenshots_of_the_inbox_a_ticket_and_the_board(
     for shot in shots:
         data = shot.read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000, shot
+
+
+async def test_screenshots_of_the_studio(desk: WebDesk, browser: Browser, tmp_path: Path) -> None:
+    target = screenshot_dir(tmp_path)
+    shots = []
+    page = await browser.new_page(locale="en-US", viewport={"width": 1280, "height": 900})
+    await sign_in(page, desk.url, "root")
+    await page.goto(f"{desk.url}/studio/kb/entry/opening_hours")
+    await page.locator("#answer-pt-BR").fill(
+        "Atendemos todos os dias, das 7h às 22h (horário de Brasília)."
+    )
+    await page.locator("#answer-en").fill("We're open every day, 7am to 10pm (Brasília time).")
+    await page.locator("#save-entry").click()
+    await expect(page.locator("#flash")).to_be_visible()
+    shots.append(target / "studio-entry.png")
+    await page.screenshot(path=str(shots[-1]), full_page=False)
+    await page.goto(f"{desk.url}/studio/try?text=at%C3%A9+que+horas+voc%C3%AAs+abrem+no+domingo%3F")
+    await expect(page.locator("#try-draft .kb")).to_be_visible()
+    shots.append(target / "studio-try.png")
+    await page.screenshot(path=str(shots[-1]), full_page=True)
+    await page.goto(f"{desk.url}/studio/routing")
+    await page.locator("#rule-2-tier").fill("N9")
+    await page.locator("#rule-2-save").click()
+    await expect(page.locator("#rule-2-problems")).to_be_visible()
+    await page.goto(f"{desk.url}/studio")
+    await expect(page.locator("#problems")).to_be_visible()
+    shots.append(target / "studio-draft.png")
+    await page.screenshot(path=str(shots[-1]), full_page=True)
+    await page.goto(f"{desk.url}/studio/diff")
+    await expect(page.locator("pre.diff").first).to_be_visible()
+    shots.append(target / "studio-diff.png")
+    await page.screenshot(path=str(shots[-1]), full_page=True)
+    for shot in shots:
+        data = shot.read_bytes()
+        assert data.startswith(PNG) and len(data) > 10_000, shot
