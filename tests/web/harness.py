@@ -149,7 +149,7 @@ async def live(page: Page) -> None:
     await expect(page.locator("#live-state")).to_have_text("live")
 
 
-async def until(condition: Any, seconds: float = 30.0) -> None:
+async def until(condition: Any, seconds: float = PATIENCE) -> None:
     """Poll ``condition()`` (sync or async) until true; fail after ``seconds``."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds

@@ -97,7 +97,7 @@ class Customer:
         ):
             assert response.status == 200
         chat = self.chat
-        await until(lambda: bool(self.telegram.texts(chat)), seconds=60)
+        await until(lambda: bool(self.telegram.texts(chat)))
         return self.telegram.texts(chat)[0]
 
     async def answer_becomes(self, expected: str) -> None:
@@ -109,7 +109,7 @@ class Customer:
             answers.append(await self.ask(QUESTION))
             return answers[-1].startswith(expected)
 
-        await until(asked, seconds=120)
+        await until(asked)
 
 
 async def test_a_publish_and_a_rollback_reach_the_other_process(
