@@ -434,6 +434,15 @@ def run_serve(args: argparse.Namespace) -> int:
 
 #: The environment variable ``escala demo`` keeps the web chat's signing secret in.
 DEMO_SECRET_ENV = "ESCALA_DEMO_WEBCHAT_SECRET"
+#: The password of the demo's console logins (a fresh one each run unless set).
+DEMO_PASSWORD_ENV = "ESCALA_DEMO_PASSWORD"
+#: The demo's console logins: (login, role, extra keys).
+DEMO_USERS: tuple[tuple[str, str, dict[str, str]], ...] = (
+    ("ana", "agent", {"agent": "ana"}),
+    ("bruno", "agent", {"agent": "bruno"}),
+    ("sofia", "supervisor", {}),
+    ("admin", "admin", {}),
+)
 
 
 def demo_settings(config: Path | None) -> Settings:
@@ -451,13 +460,30 @@ def demo_settings(config: Path | None) -> Settings:
     if webchat["secret_env"] == DEMO_SECRET_ENV and not os.environ.get(DEMO_SECRET_ENV):
         # A fresh secret each run: visitors of an earlier run start a new conversation.
         os.environ[DEMO_SECRET_ENV] = secrets.token_urlsafe(32)
-    return replace(settings, channels={**settings.channels, "webchat": webchat})
+    web = dict(settings.web)
+    if not web:
+        # The agents' web console too, with one login per role. A fresh password each
+        # run, printed by ``escala demo``: the console is on this machine only.
+        from bot.users import hash_password
+
+        password = os.environ.setdefault(DEMO_PASSWORD_ENV, secrets.token_urlsafe(9))
+        hashed = hash_password(password)
+        web = {
+            "secure_cookies": False,  # plain http on localhost
+            "users": [
+                {"login": login, "password_hash": hashed, "role": role, **extra}
+                for login, role, extra in DEMO_USERS
+            ],
+        }
+    return replace(settings, channels={**settings.channels, "webchat": webchat}, web=web)
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """``escala demo``: ``escala serve`` with the web chat on a local page; agents work
-    from this terminal (``/agent`` commands), like ``escala chat``."""
+    """``escala demo``: ``escala serve`` with the web chat on a local page and the web
+    console for agents; agents can also work from this terminal (``/agent`` commands),
+    like ``escala chat``."""
     import logging
+    import os
 
     from bot import plugins
     from bot.server import run_server
@@ -475,6 +501,15 @@ def run_demo(args: argparse.Namespace) -> int:
         print("Escala demo: memory store, sample knowledge base and flows", flush=True)
         print(f"  web chat (customer): {base_url}{path}/demo", flush=True)
         print(f"  health:              {base_url}/healthz", flush=True)
+        web = settings.web
+        if web and web.get("users") and os.environ.get(DEMO_PASSWORD_ENV):
+            console_path = str(web.get("path", "/console")).rstrip("/")
+            logins = ", ".join(login for login, _, _ in DEMO_USERS)
+            print(f"  agent console:       {base_url}{console_path}/", flush=True)
+            print(
+                f"  console logins:      {logins}; password {os.environ[DEMO_PASSWORD_ENV]}",
+                flush=True,
+            )
         print(
             "  agents: type /agent commands here (/help), e.g. /agent claim, "
             "/agent reply Olá!  Ctrl-C stops.",
