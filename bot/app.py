@@ -198,7 +198,15 @@ def build(
         store.observe(metrics.redis_call)
     views = Views(store, store, tiers, settings.engine.card_context_messages)
     deadlines = Deadlines(tiers, settings.business_hours, timers)
-    outbox = Outbox(store, store, recorder, clock, ids)
+    outbox = Outbox(
+        store,
+        store,
+        recorder,
+        clock,
+        ids,
+        timers,
+        lease_seconds=settings.engine.outbox_lease_seconds,
+    )
     workspaces = Workspaces(recorder)
     alerts = BreachPolicies(
         store, deadlines, tiers, views, recorder, workspaces, outbox, clock, timers

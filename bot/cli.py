@@ -7,10 +7,10 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.content import thresholds
 from bot.errors import ConfigError, ConfigErrors
@@ -198,6 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (add, passwd, remove, listing, hashing):
         command.add_argument("--config", type=Path, help="settings file (where the store is)")
         command.set_defaults(run=run_users)
+    forget = sub.add_parser(
+        "forget", help="erase a customer's data on request (LGPD art. 18, GDPR art. 17)"
+    )
+    forget.add_argument("--config", type=Path, required=True, help="settings file")
+    who = forget.add_mutually_exclusive_group(required=True)
+    who.add_argument("--contact", help="the contact id (ct_...)")
+    who.add_argument(
+        "--address", type=_channel_address, help="CHANNEL:ADDRESS, e.g. telegram:123456789"
+    )
+    forget.set_defaults(run=run_forget)
     return parser
 
 
@@ -278,6 +288,53 @@ def run_users(args: argparse.Namespace) -> int:
         print(f"escala: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _channel_address(text: str) -> tuple[str, str]:
+    channel, _, address = text.partition(":")
+    if not channel or not address:
+        raise argparse.ArgumentTypeError(f"expected CHANNEL:ADDRESS, got {text!r}")
+    return channel, address
+
+
+def run_forget(args: argparse.Namespace) -> int:
+    """``escala forget``: erase one customer; records that an erasure happened (counts,
+    no data). Exit status 1 when there is no such customer."""
+    from bot.clock import SystemClock, UuidIds
+    from bot.events import Recorder
+    from bot.models import EventKind, Identity
+    from bot.store import open_store
+
+    settings = load_settings(args.config)
+
+    async def forget() -> dict[str, Any]:
+        store = await open_store(settings)
+        try:
+            contact_id = args.contact
+            if args.address is not None:
+                contact = await store.find_contact(Identity(*args.address))
+                contact_id = contact.id if contact is not None else None
+            if contact_id is None:
+                return {"erased": False}
+            erased = await store.forget_contact(contact_id)
+            if not erased.found:
+                return {"erased": False}
+            await Recorder(store, SystemClock(), UuidIds()).record(
+                EventKind.CONTACT_ERASED,
+                conversations=erased.conversations,
+                tickets=erased.tickets,
+            )
+            return {
+                "erased": True,
+                "conversations": erased.conversations,
+                "tickets": erased.tickets,
+            }
+        finally:
+            await store.close()
+
+    result = asyncio.run(forget())
+    print(json.dumps(result))
+    return 0 if result["erased"] else 1
 
 
 def _positive_days(text: str) -> float:
@@ -418,17 +475,19 @@ def run_events_export(args: argparse.Namespace) -> int:
 def run_serve(args: argparse.Namespace) -> int:
     """``escala serve``: the HTTP server with every enabled channel (issue 4)."""
     from bot import logs
-    from bot.server import run_server
+    from bot.server import run_server, server_config
     from bot.store import open_store
 
     settings = load_settings(args.config)
     logs.configure(logs.parse_logging(str(settings.source), settings.logging))
+    server = server_config(settings)
 
     async def serve() -> None:
-        store = await open_store(settings)
+        # One connection per request in flight, and room for the outbox and timers.
+        store = await open_store(settings, max_connections=server.max_in_flight + 16)
         await run_server(settings, store, host=args.host, port=args.port)
 
-    asyncio.run(serve())
+    _run_loop(serve())
     return 0
 
 
@@ -541,6 +600,16 @@ async def agent_lines(stream: TextIO) -> AsyncIterator[str]:
     async for line in read_lines(stream):
         if line.strip().startswith("/") and line.strip() not in ("/quit", "/exit"):
             yield line
+
+
+def _run_loop(main: Coroutine[Any, Any, None]) -> None:
+    """``asyncio.run``, on uvloop when it is installed (``pip install escala[speed]``)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    uvloop.run(main)
 
 
 def run_chat(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from bot import i18n, smalltalk
+from bot import i18n, pending, smalltalk
 from bot.commands import detect
 from bot.events import Recorder
 from bot.models import (
@@ -191,7 +191,8 @@ class Survey:
         ):
             return False
         comment = message[:COMMENT_MAX]
-        await self.conversations.append_message(
+        await pending.append_line(
+            self.conversations,
             Message(
                 # derived from the customer's line: a retried turn writes it once
                 id=f"{host.message.id}.csat",
@@ -199,7 +200,7 @@ class Survey:
                 direction=Direction.SYSTEM,
                 text=f"CSAT comment: {comment}",
                 at=host.inbound.received_at,
-            )
+            ),
         )
         await self.recorder.record(
             EventKind.CSAT_COMMENT,

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Protocol
 
+from bot import pending
 from bot.commands import Command, detect, resolve_choice
 from bot.events import Recorder
 from bot.models import (
@@ -154,14 +155,15 @@ class TicketCommands:
             return  # an agent resolved it meanwhile: nothing left to close
         closed = change.ticket
         restart = choice.id == RESTART
-        await self.conversations.append_message(
+        await pending.append_line(
+            self.conversations,
             Message(
                 id=f"{host.message.id}.closed",  # derived: a retried turn writes it once
                 conversation_id=closed.conversation_id,
                 direction=Direction.SYSTEM,
                 text="Closed by the customer" + (" to start over" if restart else ""),
                 at=now,
-            )
+            ),
         )
         await self.recorder.record(
             EventKind.CLOSED_BY_CUSTOMER,

@@ -46,6 +46,7 @@ REFUSALS: dict[ChangeError, str] = {
     ChangeError.NOT_OPEN: "not open",
     ChangeError.SAME_TIER: "already in that tier",
     ChangeError.AT_CAPACITY: "you are at your maximum of open tickets",
+    ChangeError.NOT_IN_TIER: "moved to another tier meanwhile",
 }
 ROUTER_ONLY = "routes tickets (route them on), and does not own them"
 
@@ -141,7 +142,9 @@ class Desk:
             )
         if self.routes_in(agent, ticket.tier):
             return DeskResult(False, f"{agent.name} {ROUTER_ONLY} in {ticket.tier}", ticket)
-        change = await self.store.claim(ticket.id, agent.id, self.clock.now(), agent.max_concurrent)
+        change = await self.store.claim(
+            ticket.id, agent.id, self.clock.now(), agent.max_concurrent, tiers=agent.tiers
+        )
         return await self._claimed(agent, change)
 
     async def take_next(self, agent_id: str) -> DeskResult:
@@ -187,16 +190,29 @@ class Desk:
         conversation = await self.store.get_conversation(ticket.conversation_id)
         if conversation is None:
             return DeskResult(False, f"{ticket.label}: conversation missing")
+        # First the response is counted, atomically with the check that the ticket is
+        # still this agent's in this tier; only then is it sent. A reply racing its own
+        # escalation is counted in the old tier, or refused and not sent (issue 11).
+        now = self.clock.now()
+        counted = await self.store.mark_first_response(
+            ticket.id, now, agent_id=agent.id, tier=ticket.tier
+        )
+        if not counted.ok:
+            now_in = counted.ticket.tier if counted.ticket else ticket.tier
+            return DeskResult(
+                False,
+                f"{ticket.label} is no longer yours in {ticket.tier} (now in {now_in}); "
+                "reply not sent",
+                counted.ticket,
+            )
+        first = (
+            ticket.first_response_at is None
+            and counted.ticket is not None
+            and counted.ticket.first_response_at == now
+        )
         body = i18n.text("agent_reply", conversation.locale, agent=agent.name, text=text)
         await self._outbox.send(
             conversation, OutboundMessage(body), direction=Direction.AGENT, author=agent.name
-        )
-        now = self.clock.now()
-        marked = await self.store.mark_first_response(ticket.id, now)
-        first = (
-            ticket.first_response_at is None
-            and marked.ticket is not None
-            and marked.ticket.first_response_at == now
         )
         await self._recorder.record(
             EventKind.AGENT_REPLY,
@@ -260,7 +276,7 @@ class Desk:
                 return DeskResult(False, f"unknown tier {to_tier} (tiers: {known})", ticket)
             target = found
         previous = ticket.tier
-        change = await self.store.escalate(ticket.id, target.name, self.clock.now())
+        change = await self.store.escalate(ticket.id, target.name, self.clock.now(), expect=ticket)
         if not change.ok or change.ticket is None:
             return DeskResult(False, f"{ticket.label}: {_refusal(change)}", change.ticket)
         moved = change.ticket

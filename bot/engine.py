@@ -9,12 +9,16 @@ dedupe, so they keep their place in the conversation.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import re
 from dataclasses import replace
 
-from bot import i18n, logs
+from bot import i18n, logs, pending
 from bot.clock import stable_id
 from bot.content import Content, ContentHolder
+from bot.errors import LockTimeout
 from bot.events import Recorder
 from bot.masking import Masking
 from bot.models import (
@@ -34,7 +38,7 @@ from bot.models import (
 )
 from bot.outbox import Outbox
 from bot.store import Lease, Store
-from bot.store.base import TurnStart
+from bot.store.base import TurnStart, TurnWrite
 from bot.turn import Outcome, Turn, TurnParts
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,26 @@ KEYWORD_NOTES = {
 
 #: Longest customer message kept (Telegram sends at most 4,096 characters, Twilio 1,600).
 MAX_MESSAGE_CHARS = 8000
+#: A UTF-16 surrogate on its own (JSON's "\ud800" decodes to one): not encodable.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(inbound: InboundMessage) -> InboundMessage:
+    """The message with every lone surrogate replaced by U+FFFD (issue 11): kept, and
+    storable and sendable, instead of a UnicodeEncodeError (a 500 retried for ever)."""
+
+    def clean(text: str) -> str:
+        return _LONE_SURROGATE.sub("\ufffd", text)
+
+    fields = (inbound.text, inbound.name, *inbound.attributes.values())
+    if not any(_LONE_SURROGATE.search(value) for value in fields):
+        return inbound
+    return replace(
+        inbound,
+        text=clean(inbound.text),
+        name=clean(inbound.name),
+        attributes={k: clean(v) for k, v in inbound.attributes.items()},
+    )
 
 
 class Engine:
@@ -78,13 +102,20 @@ class Engine:
     async def handle(self, inbound: InboundMessage) -> Outcome:
         """Process one inbound message. A provider retry of the same message is a no-op.
 
-        The provider message id is checked and recorded under the conversation's lock,
-        and recorded only once the message is handled: a failure half-way (store down,
-        lock lost) raises, the adapter answers 5xx, and the provider's retry is
-        processed instead of being dropped as a duplicate. Carrier keywords and media
-        take the same lock and dedupe as text, so they keep their order in the
-        conversation and a redelivery is never handled twice.
+        Two store steps (issue 18): :meth:`Store.begin_turn` takes the conversation's
+        lock and reads what the turn needs; the turn decides, collecting what it
+        produced (:mod:`bot.pending`); :meth:`Store.commit_turn` writes all of it (the
+        transcript lines, the conversation, the events, the replies in the durable
+        outbox, the dedupe mark) and gives the lock back, in one atomic step. A
+        handoff adds one desk step in between (the ticket, opened once per message).
+
+        A failure before the commit writes nothing of the turn: it raises, the adapter
+        answers 5xx, and the provider's retry is processed instead of being dropped as a
+        duplicate. Replies are sent after the commit, never under the lock. Carrier
+        keywords and media take the same lock and dedupe as text, so they keep their
+        order in the conversation and a redelivery is never handled twice.
         """
+        inbound = _without_lone_surrogates(inbound)
         if len(inbound.text) > MAX_MESSAGE_CHARS:
             # Bounded, not refused: the customer's words are kept up to a size no
             # channel sends, so one pasted log cannot bloat transcripts or matching.
@@ -95,38 +126,84 @@ class Engine:
         parts = self.parts  # one content version for the whole turn, whatever is published
         settings = parts.settings
         identity = Identity(inbound.channel, inbound.address)
-        async with self.store.lock(conversation_id, settings.lock_ttl_seconds) as lease:
-            start = await self.store.turn_start(key, identity, conversation_id)
-            if start.open_ticket is not None:
-                logs.ticket(start.open_ticket.number)
-            if start.seen:
-                log.info(
-                    "duplicate %s message %s dropped", inbound.channel, inbound.provider_message_id
-                )
-                return Outcome.DUPLICATE
-            contact = await self._heard_from(inbound, start.contact)
-            # Derived from the provider's id: a retry of a turn that failed half-way
-            # writes the same transcript lines, each once (Store.append_message).
-            inbound_id = stable_id("msg", inbound.channel, inbound.provider_message_id)
-            with self._outbox.turn(inbound_id):
-                if inbound.keyword is not None and await self._keyword(
-                    conversation_id, inbound, contact
-                ):
-                    outcome = Outcome.KEYWORD
-                    if start.open_ticket is not None:
-                        await self._keyword_to_agents(
-                            start.open_ticket, inbound, contact, inbound_id
-                        )
-                elif inbound.media and not inbound.text.strip() and start.open_ticket is None:
-                    await self._unsupported(conversation_id, inbound, contact)
-                    outcome = Outcome.UNSUPPORTED
-                else:
-                    turn = await self._begin(
-                        parts, conversation_id, inbound, lease, start, contact, inbound_id
-                    )
-                    outcome = await turn.run()
-                    await self.store.save_conversation(turn.conversation, lease)
-            await self.store.mark_seen(key, settings.dedupe_ttl_seconds)
+        start = await self._begin_turn(conversation_id, key, identity)
+        if start.open_ticket is not None:
+            logs.ticket(start.open_ticket.number)
+        if start.seen or start.lease is None:
+            log.info(
+                "duplicate %s message %s dropped", inbound.channel, inbound.provider_message_id
+            )
+            return Outcome.DUPLICATE
+        lease = start.lease
+        write = TurnWrite(
+            conversation_id,
+            lease=lease,
+            seen_key=key,
+            seen_ttl_seconds=settings.dedupe_ttl_seconds,
+        )
+        try:
+            with pending.collecting(write) as turn_write:
+                outcome = await self._decide(parts, inbound, start, write)
+            committed = await self.store.commit_turn(write)
+        except BaseException:
+            # Give the lock back now, so the provider's retry need not wait for its ttl
+            # (the lease fences it: a no-op when the lock has moved on).
+            with contextlib.suppress(Exception):
+                await self.store.unlock(lease)
+            raise
+        await self._recorder.announce(write.events)
+        await self._outbox.deliver(write, committed.outbox_leased)
+        for action in turn_write.after:
+            try:
+                await action()
+            except Exception:  # the turn is stored; a workspace's failure is its own
+                log.exception("after turn %s: workspace notification failed", conversation_id)
+        return outcome
+
+    async def _begin_turn(self, conversation_id: str, key: str, identity: Identity) -> TurnStart:
+        """:meth:`Store.begin_turn`, waiting a bounded time for a held lock (issue 11:
+        far shorter than a provider's timeout; past it, :class:`LockTimeout`, a quick
+        503 the provider retries)."""
+        settings = self.parts.settings
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.lock_wait_seconds
+        pause = 0.002
+        while True:
+            start = await self.store.begin_turn(
+                conversation_id, key, identity, settings.lock_ttl_seconds
+            )
+            if start is not None:
+                return start
+            if loop.time() >= deadline:
+                raise LockTimeout(conversation_id)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    async def _decide(
+        self, parts: TurnParts, inbound: InboundMessage, start: TurnStart, write: TurnWrite
+    ) -> Outcome:
+        """The decision order, collecting writes into ``write``."""
+        assert start.lease is not None
+        conversation_id = write.conversation_id
+        contact = self._heard_from(inbound, start.contact, write)
+        # Derived from the provider's id: a retry of a turn that failed half-way
+        # writes the same transcript lines, each once (Store.append_message).
+        inbound_id = stable_id("msg", inbound.channel, inbound.provider_message_id)
+        with self._outbox.turn(inbound_id):
+            if inbound.keyword is not None and await self._keyword(
+                conversation_id, inbound, contact, write
+            ):
+                if start.open_ticket is not None:
+                    self._keyword_to_agents(start.open_ticket, inbound, contact, inbound_id, write)
+                return Outcome.KEYWORD
+            if inbound.media and not inbound.text.strip() and start.open_ticket is None:
+                await self._unsupported(conversation_id, inbound, contact)
+                return Outcome.UNSUPPORTED
+            turn = await self._start(
+                parts, conversation_id, inbound, start.lease, start, contact, inbound_id, write
+            )
+            outcome = await turn.run()
+            write.conversation = turn.conversation
             return outcome
 
     def _masked(self, inbound: InboundMessage) -> InboundMessage:
@@ -140,8 +217,11 @@ class Engine:
         masked = masking.mask(inbound.text, locale)
         return inbound if masked == inbound.text else replace(inbound, text=masked, raw=EMPTY)
 
-    async def _heard_from(self, inbound: InboundMessage, contact: Contact | None) -> Contact:
-        """The contact who wrote, created on first contact, with what this message tells."""
+    def _heard_from(
+        self, inbound: InboundMessage, contact: Contact | None, write: TurnWrite
+    ) -> Contact:
+        """The contact who wrote, created on first contact, with what this message tells
+        (saved with the turn when new or changed)."""
         if contact is None:
             contact = Contact(
                 id=stable_id("ct", inbound.channel, inbound.address),
@@ -150,7 +230,7 @@ class Engine:
                 name=inbound.name,
                 attributes=dict(inbound.attributes),
             )
-            await self.store.save_contact(contact)
+            write.contact = contact
             return contact
         updated = contact
         if contact.unreachable:
@@ -160,11 +240,11 @@ class Engine:
         if any(contact.attributes.get(k) != v for k, v in inbound.attributes.items()):
             updated = replace(updated, attributes={**contact.attributes, **inbound.attributes})
         if updated != contact:
-            await self.store.save_contact(updated)
+            write.contact = updated
         return updated
 
     async def _keyword(
-        self, conversation_id: str, inbound: InboundMessage, contact: Contact
+        self, conversation_id: str, inbound: InboundMessage, contact: Contact, write: TurnWrite
     ) -> bool:
         """Carrier compliance: nothing more is sent after STOP until START. False when the
         keyword is an ordinary message here (START from someone who never stopped)."""
@@ -180,7 +260,7 @@ class Engine:
             return False
         opt_out = keyword is CarrierKeyword.OPT_OUT
         contact = replace(contact, opted_out=opt_out)
-        await self.store.save_contact(contact)
+        write.contact = contact
         kind = EventKind.OPTED_OUT if opt_out else EventKind.OPTED_IN
         await self._recorder.record(
             kind,
@@ -195,8 +275,13 @@ class Engine:
             await outbox.notice(conversation_id, inbound.channel, inbound.address, welcome, contact)
         return True
 
-    async def _keyword_to_agents(
-        self, ticket: Ticket, inbound: InboundMessage, contact: Contact, inbound_id: str
+    def _keyword_to_agents(
+        self,
+        ticket: Ticket,
+        inbound: InboundMessage,
+        contact: Contact,
+        inbound_id: str,
+        write: TurnWrite,
     ) -> None:
         """A carrier keyword while agents own the conversation: they see it in the
         ticket (and transcript) with what it did, since after STOP nothing they write
@@ -212,9 +297,16 @@ class Engine:
             author=contact.name,
             provider_message_id=inbound.provider_message_id,
         )
-        await self.store.append_message(message)
-        view = await self.parts.views.view(ticket)
-        await self.parts.workspaces.customer_message(view, message)
+        write.messages.append(message)
+
+        async def tell_agents() -> None:
+            view = await self.parts.views.view(ticket)
+            await self.parts.workspaces.customer_message(view, message)
+
+        if self.parts.workspaces:
+            pending_write = pending.current(ticket.conversation_id)
+            assert pending_write is not None
+            pending_write.later(tell_agents)
 
     async def _unsupported(
         self, conversation_id: str, inbound: InboundMessage, contact: Contact
@@ -229,7 +321,7 @@ class Engine:
         reply = OutboundMessage(i18n.text("unsupported_media", contact.locale))
         await self._outbox.notice(conversation_id, inbound.channel, inbound.address, reply, contact)
 
-    async def _begin(
+    async def _start(
         self,
         parts: TurnParts,
         conversation_id: str,
@@ -238,6 +330,7 @@ class Engine:
         start: TurnStart,
         contact: Contact,
         inbound_id: str,
+        write: TurnWrite,
     ) -> Turn:
         now = inbound.received_at
         conversation = start.conversation
@@ -251,7 +344,6 @@ class Engine:
                 created_at=now,
                 updated_at=now,
             )
-            await self.store.save_conversation(conversation, lease)
         message = Message(
             id=inbound_id,
             conversation_id=conversation.id,
@@ -261,7 +353,7 @@ class Engine:
             author=contact.name,
             provider_message_id=inbound.provider_message_id,
         )
-        await self.store.append_message(message)
+        write.messages.append(message)
         await self._recorder.record(
             EventKind.MESSAGE_IN,
             conversation_id=conversation.id,
@@ -277,4 +369,5 @@ class Engine:
             message,
             lease,
             start.open_ticket,
+            start.recent,
         )

@@ -127,3 +127,11 @@ class DeliveryError(EscalaError):
         self.channel = channel
         self.reason = reason
         self.permanent = permanent
+
+
+class DeliveryInterrupted(DeliveryError):
+    """The sender stopped before the provider answered (shutdown): the reply was not
+    sent and did not fail either; it stays in the durable outbox for the next process."""
+
+    def __init__(self, channel: str, reason: str = "not sent before shutdown") -> None:
+        super().__init__(channel, reason, permanent=False)

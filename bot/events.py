@@ -19,9 +19,10 @@ of a shared Redis), not through these listeners.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from bot import pending
 from bot.clock import Clock, Ids
 from bot.models import Event, EventKind
 from bot.store.base import EventLog
@@ -60,8 +61,10 @@ class Recorder:
     ) -> Event:
         """Append one event to the store's log, then tell the listeners.
 
-        Raises the store's error when the event could not be written (the caller's
-        turn fails and is retried, as for any store failure)."""
+        Inside a turn of the event's conversation (:mod:`bot.pending`) the event is
+        written with the rest of the turn, and listeners hear of it once the turn is
+        committed (:meth:`announce`). Raises the store's error when the event could not
+        be written (the caller's turn fails and is retried, as for any store failure)."""
         if not isinstance(kind, EventKind):  # typed kinds only: reports group by them
             raise TypeError(f"not an EventKind: {kind!r}")
         event = Event(
@@ -72,13 +75,23 @@ class Recorder:
             ticket_id=ticket_id,
             data=data,
         )
+        turn = pending.current(conversation_id) if conversation_id is not None else None
+        if turn is not None:
+            turn.write.events.append(event)
+            return event
         await self._store.append_event(event)
-        for listener in tuple(self._listeners):
-            try:
-                await listener(event)
-            except Exception:  # an observer's bug must not fail the turn that recorded
-                log.exception("event listener %r failed on %s", listener, event.kind)
+        await self.announce((event,))
         return event
+
+    async def announce(self, events: Iterable[Event]) -> None:
+        """Tell the listeners of events the store has just accepted (a turn's, after
+        its commit)."""
+        for event in events:
+            for listener in tuple(self._listeners):
+                try:
+                    await listener(event)
+                except Exception:  # an observer's bug must not fail the turn that recorded
+                    log.exception("event listener %r failed on %s", listener, event.kind)
 
     async def delivery_failed(
         self,

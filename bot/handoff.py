@@ -16,6 +16,7 @@ from bot.access_code import access_code
 from bot.clock import Clock, Ids
 from bot.events import Recorder
 from bot.models import (
+    Contact,
     Conversation,
     EventKind,
     OutboundMessage,
@@ -49,31 +50,45 @@ class Handoff:
         self._ids = ids
 
     async def open(
-        self, conversation: Conversation, decision: TriageDecision, locale: str
-    ) -> tuple[Conversation, Ticket]:
-        """Open a ticket in the decided tier's queue and tell the customer.
-
-        Called under the conversation's lock; returns the conversation to save.
-        """
+        self, conversation: Conversation, decision: TriageDecision, opened_by: str
+    ) -> Ticket:
+        """Open a ticket in the decided tier's queue: the turn's desk step (issue 18),
+        once per customer message (``opened_by``): a retried turn gets the ticket its
+        first attempt opened, with the same number."""
         now = self._clock.now()
-        number = await self._desk.next_ticket_number()
-        ticket = Ticket(
-            id=self._ids.new("tkt"),
-            number=number,
-            conversation_id=conversation.id,
-            tier=decision.tier,
-            priority=decision.priority,
-            state=TicketState.QUEUED,
-            created_at=now,
-            queued_at=now,
-            skills=decision.skills,
-            private=decision.private,
-            reasons=decision.reasons,
-            tier_history=(decision.tier,),
-            terms=decision.terms,
+        return await self._desk.open_handoff(
+            Ticket(
+                id=self._ids.new("tkt"),
+                number=0,  # the store numbers it in the same step
+                conversation_id=conversation.id,
+                tier=decision.tier,
+                priority=decision.priority,
+                state=TicketState.QUEUED,
+                created_at=now,
+                queued_at=now,
+                skills=decision.skills,
+                private=decision.private,
+                reasons=decision.reasons,
+                tier_history=(decision.tier,),
+                terms=decision.terms,
+                opened_by=opened_by,
+            )
         )
-        await self._desk.open_ticket(ticket)
-        logs.ticket(number)
+
+    async def confirm(
+        self,
+        conversation: Conversation,
+        ticket: Ticket,
+        locale: str,
+        *,
+        rule: str | None,
+        contact: Contact | None = None,
+    ) -> Conversation:
+        """The handoff's outcome, written with the turn: the conversation owned by the
+        ticket, its SLA timers, the event, and the customer told the ticket number, its
+        access code and the tier's promise. Returns the conversation to save."""
+        now = self._clock.now()
+        logs.ticket(ticket.number)
         await self._deadlines.arm(ticket)
         conversation = replace(
             conversation,
@@ -88,12 +103,12 @@ class Handoff:
             EventKind.HANDOFF,
             conversation_id=conversation.id,
             ticket_id=ticket.id,
-            number=number,
+            number=ticket.number,
             tier=ticket.tier,
             priority=ticket.priority.label,
-            rule=decision.rule,
-            reasons=list(decision.reasons),
-            private=decision.private,
+            rule=rule,
+            reasons=list(ticket.reasons),
+            private=ticket.private,
         )
         sla, closed = self._deadlines.promise_text(ticket, locale, now)
         code = access_code(ticket)
@@ -102,7 +117,7 @@ class Handoff:
         ]
         if closed is not None:
             lines.append(closed)
-        if decision.private:
+        if ticket.private:
             lines.append(i18n.text("private_data", locale))
-        await self._outbox.send(conversation, OutboundMessage("\n\n".join(lines)))
-        return conversation, ticket
+        await self._outbox.send(conversation, OutboundMessage("\n\n".join(lines)), contact=contact)
+        return conversation

@@ -409,10 +409,39 @@ class Ticket:
     offered_to: str | None = None
     #: Agents offered this ticket during its stay in the current queue, oldest first.
     offers: tuple[str, ...] = ()
+    #: The transcript id of the customer message whose turn opened it (a handoff), so a
+    #: provider's retry of that message finishes the same handoff instead of opening a
+    #: second ticket or being relayed as a new message (issue 11).
+    opened_by: str | None = None
 
     @property
     def label(self) -> str:
         return f"#{self.number}"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A reply decided and stored, waiting for its channel to accept it (issue 11).
+
+    Written in the same atomic store step as the turn that decided it; removed only
+    once the provider accepted it or it finally failed (``delivery.failed``).
+    """
+
+    id: str
+    conversation_id: str
+    channel: str
+    address: str
+    locale: str
+    text: str
+    choices: tuple[Choice, ...] = ()
+    #: The transcript line it is (None for a notice kept out of the transcript).
+    message_id: str | None = None
+    ticket_id: str | None = None
+    created_at: datetime | None = None
+
+    @property
+    def outbound(self) -> OutboundMessage:
+        return OutboundMessage(self.text, self.choices)
 
 
 @dataclass(frozen=True)
@@ -428,6 +457,8 @@ class Event:
 
 
 class EventKind(enum.StrEnum):
+    #: A customer's data was erased on request (``escala forget``): counts only.
+    CONTACT_ERASED = "contact.erased"
     MESSAGE_IN = "message.in"
     KB_ANSWERED = "kb.answered"
     KB_SUGGESTED = "kb.suggested"

@@ -1,26 +1,52 @@
-"""Messages to customers, on whatever channel their conversation is on.
+"""Messages to customers: stored first, then delivered by whichever process can
+(issue 11: a durable outbox).
 
-Every outbound customer message is written to the transcript *before* it is sent,
-and a failed delivery is an event on the conversation (agents see it); nothing is
-dropped silently.
+A reply the engine decides is an :class:`~bot.models.OutboxItem`, written to the
+store with the transcript line it is, in the same atomic step as the rest of its turn
+(:mod:`bot.pending`); outside a turn (an agent's reply) it is written at once. Only
+then is it handed to its channel's sender, and it leaves the store only when the
+provider accepted it, or it finally failed (a ``delivery.failed`` event agents see).
+
+Delivery per conversation is ordered and single: the process that wrote the items
+takes the conversation's *delivery lease* in the same step and sends them at once;
+anyone else finds them through a safety-net timer (``outbox:<conversation id>``, due
+one lease later), so a process killed with replies queued loses none: the lease
+expires, the timer fires on a surviving process, and that process sends them, in
+order. The bound: a reply the provider accepted just before its process died,
+before the store heard of it, is sent again by the next process (at least once;
+twice only in that case).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from bot import pending
 from bot.clock import Clock, Ids
-from bot.errors import DeliveryError
+from bot.errors import DeliveryError, DeliveryInterrupted, StoreError
 from bot.events import Recorder
-from bot.models import Contact, Conversation, Direction, Message, OutboundMessage
-from bot.ports import ChannelSender
-from bot.store.base import ContactStore, ConversationStore
+from bot.models import (
+    Contact,
+    Conversation,
+    Direction,
+    Message,
+    OutboundMessage,
+    OutboxItem,
+)
+from bot.ports import ChannelSender, Done, QueueingSender
+from bot.store.base import ContactStore, Store, TurnWrite
+from bot.timers import Timers
 
 log = logging.getLogger(__name__)
+
+#: The safety-net timer's kind: ``outbox:<conversation id>``.
+OUTBOX_TIMER = "outbox"
 
 
 @dataclass
@@ -38,22 +64,40 @@ _TURN_LINES: contextvars.ContextVar[_TurnLines | None] = contextvars.ContextVar(
 
 
 class Outbox:
-    """Sends to customers on whatever channel their conversation is on."""
+    """Stores replies and delivers them (see the module docstring)."""
 
     def __init__(
         self,
-        conversations: ConversationStore,
+        store: Store,
         contacts: ContactStore,
         recorder: Recorder,
         clock: Clock,
         ids: Ids,
+        timers: Timers,
+        *,
+        lease_seconds: float = 30.0,
+        wait_seconds: float = 2.0,
     ) -> None:
-        self._conversations = conversations
+        self._store = store
         self._contacts = contacts
         self._recorder = recorder
         self._clock = clock
         self._ids = ids
+        self._timers = timers
+        self.lease_seconds = lease_seconds
+        #: This process's delivery-lease token (one for every conversation it delivers).
+        self.token = ids.new("obx")
         self._senders: dict[str, ChannelSender] = {}
+        #: Conversations this process is delivering now (their lease is ours).
+        self._busy: dict[str, int] = {}
+        self._renewer: asyncio.Task[None] | None = None
+        self._deliveries: set[asyncio.Task[None]] = set()
+        #: Items this process handed to a sender and has not heard back about: a later
+        #: look at the outbox (which still holds them) must not send them again.
+        self._in_flight: set[str] = set()
+        #: How long :meth:`deliver` waits for a plain sender before going on behind.
+        self.wait_seconds = wait_seconds
+        timers.on(OUTBOX_TIMER, self._due)
 
     def register(self, channel: str, sender: ChannelSender) -> None:
         self._senders[channel] = sender
@@ -78,6 +122,8 @@ class Outbox:
         lines.count += 1
         return f"{lines.base}.{lines.count}"
 
+    # -- storing --------------------------------------------------------------------------
+
     async def send(
         self,
         conversation: Conversation,
@@ -87,7 +133,9 @@ class Outbox:
         author: str = "",
         contact: Contact | None = None,
     ) -> None:
-        """Record ``message`` in the transcript, then deliver it (or record why not).
+        """Record ``message`` in the transcript and the outbox (with the turn, inside
+        one), then deliver it; a contact who opted out or cannot be reached gets the
+        transcript line and a ``delivery.failed`` event instead.
 
         ``contact``: the conversation's contact when the caller has just read it (a
         turn does, under the conversation's lock), saving a store round trip.
@@ -100,23 +148,32 @@ class Outbox:
             at=self._clock.now(),
             author=author,
         )
-        await self._conversations.append_message(record)
         if contact is None or contact.id != conversation.contact_id:
             contact = await self._contacts.get_contact(conversation.contact_id)
-        if contact is not None and (contact.opted_out or contact.unreachable):
-            why = "opted out" if contact.opted_out else "unreachable"
-            await self._failed(conversation, record, f"not sent: contact {why}")
-            return
-        sender = self._senders.get(conversation.channel)
-        if sender is None:
-            await self._failed(
-                conversation, record, f"no sender for channel {conversation.channel}"
+        item: OutboxItem | None = None
+        reason = self._blocked(contact, conversation.channel)
+        if reason is None:
+            item = OutboxItem(
+                id=f"out.{record.id}",
+                conversation_id=conversation.id,
+                channel=conversation.channel,
+                address=conversation.address,
+                locale=conversation.locale,
+                text=message.text,
+                choices=message.choices,
+                message_id=record.id,
+                ticket_id=conversation.ticket_in_view,
+                created_at=record.at,
             )
-            return
-        try:
-            await sender.send(conversation.address, message, conversation.locale)
-        except DeliveryError as e:
-            await self._failed(conversation, record, e.reason)
+        await self._store_reply(conversation.id, record, item)
+        if reason is not None:
+            await self._recorder.delivery_failed(
+                reason,
+                conversation_id=conversation.id,
+                ticket_id=conversation.ticket_in_view,
+                message_id=record.id,
+                channel=conversation.channel,
+            )
 
     async def notice(
         self,
@@ -131,23 +188,229 @@ class Outbox:
         answers; never sent to a contact who opted out or cannot be reached."""
         if contact.opted_out or contact.unreachable:
             return
-        sender = self._senders.get(channel)
-        reason = f"no sender for channel {channel}"
-        if sender is not None:
-            try:
-                await sender.send(address, message, contact.locale)
-                return
-            except DeliveryError as e:
-                reason = e.reason
-        await self._recorder.delivery_failed(
-            reason, conversation_id=conversation_id, channel=channel, text=message.text[:80]
+        item = OutboxItem(
+            id=f"out.{self._line_id()}",
+            conversation_id=conversation_id,
+            channel=channel,
+            address=address,
+            locale=contact.locale,
+            text=message.text,
+            choices=message.choices,
+            created_at=self._clock.now(),
         )
+        await self._store_reply(conversation_id, None, item)
 
-    async def _failed(self, conversation: Conversation, record: Message, reason: str) -> None:
+    def _blocked(self, contact: Contact | None, channel: str) -> str | None:
+        if contact is not None and (contact.opted_out or contact.unreachable):
+            return "not sent: contact " + ("opted out" if contact.opted_out else "unreachable")
+        if channel not in self._senders:
+            return f"no sender for channel {channel}"
+        return None
+
+    async def _store_reply(
+        self, conversation_id: str, record: Message | None, item: OutboxItem | None
+    ) -> None:
+        turn = pending.current(conversation_id)
+        write = turn.write if turn is not None else TurnWrite(conversation_id, unlock=False)
+        if record is not None:
+            write.messages.append(record)
+        if item is not None:
+            write.outbox.append(item)
+            self.prepare(write)
+        if turn is None and (record is not None or item is not None):
+            committed = await self._store.commit_turn(write)
+            await self.deliver(write, committed.outbox_leased)
+
+    def prepare(self, write: TurnWrite) -> None:
+        """Ask for the delivery lease and set the safety-net timer with ``write``."""
+        write.outbox_token = self.token
+        write.outbox_lease_seconds = self.lease_seconds
+        key = f"{OUTBOX_TIMER}:{write.conversation_id}"
+        write.timers[key] = self._clock.now() + timedelta(seconds=self.lease_seconds)
+
+    # -- delivering -----------------------------------------------------------------------
+
+    async def deliver(self, write: TurnWrite, leased: bool) -> None:
+        """After ``write`` is committed: send its items, when this process took the
+        conversation's delivery lease with it (else its holder, or the timer, will).
+
+        Waits up to ``wait_seconds`` for the sender (a queueing sender returns at once;
+        a plain one answers when the provider did), then lets delivery go on in the
+        background: a slow provider never holds a webhook open for long."""
+        if not write.outbox or not leased:
+            return
+        due = write.timers.get(f"{OUTBOX_TIMER}:{write.conversation_id}")
+        task = asyncio.create_task(self._run(write.conversation_id, list(write.outbox), due))
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+        done, _ = await asyncio.wait((task,), timeout=self.wait_seconds)
+        if task in done:
+            task.result()  # a store error reaches the caller's log, as before
+
+    async def _due(self, conversation_id: str) -> None:
+        """The safety-net timer: deliver what a process (maybe dead) left behind."""
+        again = self._clock.now() + timedelta(seconds=self.lease_seconds)
+        if conversation_id in self._busy:
+            await self._timers.schedule(OUTBOX_TIMER, conversation_id, again)
+            return
+        items = await self._store.take_outbox(conversation_id, self.token, self.lease_seconds)
+        if items is None:  # another process holds the lease: look again after it
+            await self._timers.schedule(OUTBOX_TIMER, conversation_id, again)
+            return
+        if items:
+            log.info("outbox: delivering %d reply(ies) left in %s", len(items), conversation_id)
+            await self._timers.schedule(OUTBOX_TIMER, conversation_id, again)
+            await self._run(conversation_id, items, again)
+
+    def _hold(self, conversation_id: str) -> None:
+        self._busy[conversation_id] = self._busy.get(conversation_id, 0) + 1
+        self._start_renewer()
+
+    def _let_go(self, conversation_id: str) -> None:
+        count = self._busy.pop(conversation_id, 1) - 1
+        if count > 0:
+            self._busy[conversation_id] = count
+
+    async def _run(
+        self, conversation_id: str, items: list[OutboxItem], due: datetime | None
+    ) -> None:
+        """Send ``items`` (the head of the conversation's outbox, lease held) in order,
+        then whatever was added meanwhile, until the outbox is empty."""
+        self._hold(conversation_id)
+        try:
+            while items := [i for i in items if i.id not in self._in_flight]:
+                left = await self._send_all(conversation_id, items, due)
+                if left is None or left == 0:
+                    return
+                taken = await self._store.take_outbox(
+                    conversation_id, self.token, self.lease_seconds
+                )
+                items = taken or []
+        finally:
+            self._let_go(conversation_id)
+
+    async def _send_all(
+        self, conversation_id: str, items: Sequence[OutboxItem], due: datetime | None
+    ) -> int | None:
+        """Send each item; how many remain in the store after the acks (None: stopped,
+        the rest is left for the lease's next holder)."""
+        timer = None
+        if due is not None:
+            timer = (f"{OUTBOX_TIMER}:{conversation_id}", due)
+        acked: list[str] = []
+        left: int | None = None
+        for n, item in enumerate(items):
+            last = n == len(items) - 1
+            sender = self._senders.get(item.channel)
+            if isinstance(sender, QueueingSender):
+                # Retried in the background: the item is acked when it ends. Acks of the
+                # ones sent inline so far go first, to keep the store's order.
+                if acked:
+                    await self._ack(conversation_id, acked, None)
+                    acked = []
+                self._hold(conversation_id)  # until it ends: the lease is renewed meanwhile
+                self._in_flight.add(item.id)
+                await sender.enqueue(
+                    item.address,
+                    item.outbound,
+                    item.locale,
+                    self._on_done(item, timer if last else None),
+                )
+                if last:
+                    return None  # the last ack (in _on_done) tells what is left
+                continue
+            error = await self._attempt(sender, item)
+            if isinstance(error, DeliveryInterrupted):
+                break
+            if error is not None:
+                await self._failed(item, error.reason)
+            acked.append(item.id)
+        if acked:
+            left = await self._ack(conversation_id, acked, timer)
+        return left
+
+    async def _attempt(
+        self, sender: ChannelSender | None, item: OutboxItem
+    ) -> DeliveryError | None:
+        if sender is None:
+            return DeliveryError(item.channel, f"no sender for channel {item.channel}")
+        try:
+            await sender.send(item.address, item.outbound, item.locale)
+        except DeliveryError as e:
+            return e
+        except Exception as e:  # a sender's bug must not keep the reply forever
+            log.exception("%s sender crashed", item.channel)
+            return DeliveryError(item.channel, f"unexpected error: {type(e).__name__}")
+        return None
+
+    def _on_done(self, item: OutboxItem, timer: tuple[str, datetime] | None) -> Done:
+        async def done(error: DeliveryError | None) -> None:
+            try:
+                if isinstance(error, DeliveryInterrupted):
+                    return  # left in the store: the next lease holder sends it
+                if error is not None:
+                    await self._failed(item, error.reason)
+                left = await self._ack(item.conversation_id, [item.id], timer)
+                if timer is not None and left:
+                    # more arrived meanwhile (another writer's items): keep going
+                    task = asyncio.create_task(self._more(item.conversation_id))
+                    _BACKGROUND.add(task)
+                    task.add_done_callback(_BACKGROUND.discard)
+            except StoreError:  # stays in the outbox: sent again by the next holder
+                log.exception("outbox: could not record how %s ended", item.id)
+            finally:
+                self._in_flight.discard(item.id)
+                self._let_go(item.conversation_id)
+
+        return done
+
+    async def _more(self, conversation_id: str) -> None:
+        """Items another writer added while this process held the lease."""
+        items = await self._store.take_outbox(conversation_id, self.token, self.lease_seconds)
+        if items:  # _run skips the ones already handed to the sender here
+            await self._run(conversation_id, items, None)
+
+    async def _ack(
+        self, conversation_id: str, ids: list[str], timer: tuple[str, datetime] | None
+    ) -> int:
+        return await self._store.ack_outbox(conversation_id, self.token, ids, timer)
+
+    async def _failed(self, item: OutboxItem, reason: str) -> None:
         await self._recorder.delivery_failed(
             reason,
-            conversation_id=conversation.id,
-            ticket_id=conversation.ticket_in_view,
-            message_id=record.id,
-            channel=conversation.channel,
+            conversation_id=item.conversation_id,
+            ticket_id=item.ticket_id,
+            message_id=item.message_id,
+            channel=item.channel,
+            text=item.text[:80],
         )
+
+    # -- the lease, renewed while this process delivers ------------------------------
+
+    def _start_renewer(self) -> None:
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew(), name="escala-outbox-lease")
+
+    async def _renew(self) -> None:
+        while self._busy:
+            await asyncio.sleep(self.lease_seconds / 3)
+            for conversation_id in list(self._busy):
+                try:
+                    await self._store.renew_outbox(conversation_id, self.token, self.lease_seconds)
+                except StoreError:
+                    log.warning("outbox: lease of %s not renewed", conversation_id)
+
+    async def close(self) -> None:
+        """Stop delivering: replies not yet accepted stay in the store, for the next
+        process (the lease expires)."""
+        for task in list(self._deliveries):
+            task.cancel()
+        if self._deliveries:
+            await asyncio.wait(self._deliveries)
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()

@@ -6,10 +6,11 @@ Adapters in ``channels/`` implement these protocols; the engine knows no provide
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from bot.errors import DeliveryError
 from bot.models import Contact, Conversation, Message, OutboundMessage, Ticket, Tier
 
 
@@ -22,6 +23,26 @@ class ChannelSender(Protocol):
         The sender renders choices its own way (buttons, numbered lines) and splits
         text at its channel's limit; retries of transient failures are its own job.
         """
+        ...
+
+
+#: Told how a queued send ended: None when the provider accepted every part, else
+#: the final :class:`~bot.errors.DeliveryError` (a :class:`~bot.errors.DeliveryInterrupted`
+#: when the sender stopped before trying: the reply is neither sent nor failed).
+Done = Callable[[DeliveryError | None], Awaitable[None]]
+
+
+@runtime_checkable
+class QueueingSender(Protocol):
+    """A sender that retries in the background (``channels.sending.RetryingSender``):
+    the durable outbox hands it a reply and hears later how it ended, so a webhook
+    never waits for a provider's retries."""
+
+    async def enqueue(
+        self, address: str, message: OutboundMessage, locale: str, done: Done
+    ) -> None:
+        """Queue ``message`` behind the address's earlier ones; ``done`` is called
+        exactly once when it is delivered, finally failed, or interrupted."""
         ...
 
 

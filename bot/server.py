@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 ESCALA = web.AppKey("escala", Escala)
 MAX_BODY = web.AppKey("max_body_bytes", int)
 METRICS = web.AppKey("metrics", Metrics)
+#: What a 503 asks the provider to wait (seconds).
+RETRY_AFTER_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,18 @@ class ServerConfig:
     max_body_bytes: int = 1_048_576
     public_base_url: str | None = None
     shutdown_timeout_seconds: float = 30.0
+    #: Requests handled at once; more wait ``queue_seconds`` then get 503 + Retry-After.
+    max_in_flight: int = 64
+    queue_seconds: float = 0.5
+    #: One line per request (aiohttp's access log): off by default, it costs CPU.
+    access_log: bool = False
+    #: A connection that has not sent a whole request head within this is closed
+    #: (also the idle keep-alive limit): a client trickling headers cannot hold it.
+    header_timeout_seconds: float = 15.0
+    #: A request body not received within this is refused (408).
+    body_timeout_seconds: float = 15.0
+    #: Open connections per process; more are closed at once.
+    max_connections: int = 1000
 
 
 def parse_server(file: str, data: Mapping[str, Any]) -> ServerConfig:
@@ -59,7 +73,16 @@ def parse_server(file: str, data: Mapping[str, Any]) -> ServerConfig:
     if port > 65535:
         raise s.error("port", f"must be at most 65535, got {port}")
     timeout = s.number("shutdown_timeout_seconds", d.shutdown_timeout_seconds, positive=True)
+    queue = s.number("queue_seconds", d.queue_seconds, low=0, high=30)
+    header = s.number("header_timeout_seconds", d.header_timeout_seconds, low=0.1, high=3600)
+    body = s.number("body_timeout_seconds", d.body_timeout_seconds, low=0.1, high=3600)
     return ServerConfig(
+        header_timeout_seconds=header if header is not None else d.header_timeout_seconds,
+        body_timeout_seconds=body if body is not None else d.body_timeout_seconds,
+        max_connections=s.integer("max_connections", d.max_connections, minimum=1),
+        max_in_flight=s.integer("max_in_flight", d.max_in_flight, minimum=1),
+        queue_seconds=queue if queue is not None else d.queue_seconds,
+        access_log=s.boolean("access_log", d.access_log),
         host=s.string("host", d.host),
         port=port,
         max_body_bytes=s.integer("max_body_bytes", d.max_body_bytes, minimum=1024),
@@ -89,6 +112,44 @@ def server_config(settings: Settings) -> ServerConfig:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _busy(text: str) -> web.Response:
+    """503 with ``Retry-After``: the provider retries soon instead of timing out."""
+    return web.Response(status=503, text=text, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+class InFlight:
+    """At most ``limit`` requests handled at once in this process (issue 11): one more
+    waits up to ``wait_seconds`` for a place, then gets a quick 503 with Retry-After,
+    instead of piling up on the store's pool and the conversation locks."""
+
+    def __init__(self, limit: int, wait_seconds: float) -> None:
+        self.limit = limit
+        self.wait_seconds = wait_seconds
+        self.current = 0
+        self.refused = 0
+        self._freed = asyncio.Condition()
+
+    async def enter(self) -> bool:
+        if self.current >= self.limit:
+            try:
+                async with asyncio.timeout(self.wait_seconds), self._freed:
+                    await self._freed.wait_for(lambda: self.current < self.limit)
+            except TimeoutError:
+                self.refused += 1
+                return False
+        self.current += 1
+        return True
+
+    async def leave(self) -> None:
+        self.current -= 1
+        async with self._freed:
+            self._freed.notify(1)
+
+
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
+BODY_TIMEOUT = web.AppKey("body_timeout_seconds", float)
+
+
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = request.app.get(METRICS)
@@ -111,6 +172,29 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     limit = request.app[MAX_BODY]
     if request.content_length is not None and request.content_length > limit:
         raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+    if request.method != "POST":
+        return await _handle(request, handler)
+    in_flight = request.app[IN_FLIGHT]
+    if not await in_flight.enter():
+        log.warning("saturated: %d requests in flight; 503 to %s", in_flight.limit, request.path)
+        return _busy("busy, retry later\n")
+    try:
+        # The body is read here, bounded in time (aiohttp keeps it for the handler's
+        # read()/json()/post()): a client trickling it cannot hold a place for ever.
+        try:
+            async with asyncio.timeout(request.app[BODY_TIMEOUT]):
+                await request.read()
+        except TimeoutError:
+            log.warning("request body not received in time on %s", request.path)
+            return web.Response(status=408, text="request body too slow\n")
+        return await _handle(request, handler)
+    finally:
+        await in_flight.leave()
+
+
+async def _handle(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     try:
         return await handler(request)
     except web.HTTPException:
@@ -118,7 +202,12 @@ async def _guarded(request: web.Request, handler: Handler) -> web.StreamResponse
     except StoreError as e:
         # Not acknowledged, so the provider retries; nothing was marked as seen.
         log.error("store failure on %s %s: %s", request.method, request.path, e)
-        return web.Response(status=503, text="temporarily unavailable, retry later\n")
+        return _busy("temporarily unavailable, retry later\n")
+    except (RecursionError, UnicodeError) as e:
+        # Authenticated but absurd (200,000-deep JSON, a lone surrogate the store cannot
+        # encode): a client error, never a 500 the provider would retry for ever.
+        log.warning("unprocessable %s %s: %s", request.method, request.path, type(e).__name__)
+        return web.Response(status=400, text="unprocessable payload\n")
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return web.Response(status=500, text="internal error\n")
@@ -140,12 +229,17 @@ def create_app(
     max_body_bytes: int = 1_048_576,
     metrics: Metrics | None = None,
     metrics_config: MetricsConfig | None = None,
+    max_in_flight: int = 64,
+    queue_seconds: float = 0.5,
+    body_timeout_seconds: float = 15.0,
 ) -> web.Application:
     """The webhooks' application; with ``metrics``, ``/metrics`` too unless
     ``metrics_config.port`` puts it on a listener of its own (:func:`run_server`)."""
     app = web.Application(client_max_size=max_body_bytes, middlewares=[_guard])
     app[ESCALA] = escala
     app[MAX_BODY] = max_body_bytes
+    app[IN_FLIGHT] = InFlight(max_in_flight, queue_seconds)
+    app[BODY_TIMEOUT] = body_timeout_seconds
     app.router.add_get("/healthz", _healthz)
     if metrics is not None:
         app[METRICS] = metrics
@@ -187,10 +281,39 @@ def create_app(
         await escala.timers.stop()  # before the plugins whose clients its timers use
         await stop_all(plugins)
         await escala.content.stop()
+        await escala.outbox.close()  # what is not sent stays stored, for the next process
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
     return app
+
+
+def runner_for(app: web.Application, server: ServerConfig) -> web.AppRunner:
+    """The app's runner with the connection limits of ``[server]``."""
+    return web.AppRunner(
+        app,
+        shutdown_timeout=server.shutdown_timeout_seconds,
+        handle_signals=False,
+        access_log=logging.getLogger("aiohttp.access") if server.access_log else None,
+        # aiohttp arms this when a connection opens and on every idle wait, and closes
+        # a connection still short of a whole request head then: the header timeout.
+        keepalive_timeout=server.header_timeout_seconds,
+    )
+
+
+def cap_connections(runner: web.AppRunner, limit: int) -> None:
+    """Close, at once, any connection beyond ``limit`` open ones (after setup)."""
+    server = runner.server
+    assert server is not None, "cap_connections runs after runner.setup()"
+    made = server.connection_made
+
+    def connection_made(handler: Any, transport: asyncio.Transport) -> None:
+        made(handler, transport)
+        if len(server.connections) > limit:
+            log.warning("%d connections open: one more refused", limit)
+            transport.close()
+
+    server.connection_made = connection_made  # type: ignore[method-assign]
 
 
 def parse_context(settings: Settings) -> ParseContext:
@@ -252,14 +375,15 @@ async def run_server(
         max_body_bytes=server.max_body_bytes,
         metrics=metrics,
         metrics_config=metrics_config,
+        max_in_flight=server.max_in_flight,
+        queue_seconds=server.queue_seconds,
+        body_timeout_seconds=server.body_timeout_seconds,
     )
     metrics_runner: web.AppRunner | None = None
     if metrics is not None and metrics_config.port is not None:
         handler = scrape_handler(escala, metrics, metrics_config)
         metrics_runner = web.AppRunner(scrape.metrics_app(handler, metrics_config.path))
-    runner = web.AppRunner(
-        app, shutdown_timeout=server.shutdown_timeout_seconds, handle_signals=False
-    )
+    runner = runner_for(app, server)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -267,6 +391,7 @@ async def run_server(
     reload_on_hangup(escala)
     try:
         await runner.setup()  # plugins start here (Slack auth.test, setWebhook ...)
+        cap_connections(runner, server.max_connections)
     except BaseException:
         # A plugin refused to start (the others are stopped by then): close the store
         # and let the error (a ConfigError naming the key) reach the command line.

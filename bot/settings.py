@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time
 from pathlib import Path
 from types import MappingProxyType
@@ -74,6 +74,12 @@ class EngineSettings:
     #: Mask payment card and CPF numbers in what customers send (:mod:`bot.masking`).
     mask_card_numbers: bool = True
     mask_cpf: bool = True
+    #: How long a message waits for its conversation's lock before a quick 503 the
+    #: provider retries (issue 11): far below any provider's webhook timeout.
+    lock_wait_seconds: float = 5.0
+    #: The durable outbox's delivery lease: a process killed with replies queued
+    #: leaves them to another process after this long (issue 11).
+    outbox_lease_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,13 @@ class StoreSettings:
     conversation_events_cap: int = 2000
     #: Events the event stream keeps (at least; issue 14): reports and exports read it.
     events_stream_cap: int = 1_000_000
+    #: The URL is a node of a Redis Cluster (``redis.asyncio.RedisCluster``).
+    cluster: bool = False
+    #: Retention: a conversation (with its contact's keys) idle this long expires
+    #: (Redis; None: kept until erased).
+    conversation_ttl_days: float | None = None
+    #: Bytes of transcript kept per conversation, oldest dropped first (0: no cap).
+    transcript_max_bytes: int = 1_048_576
 
     def redis_url(self, file: str = "settings") -> str | None:
         """The URL to connect to: ``url``, or the value of ``url_env`` (read now)."""
@@ -249,7 +262,15 @@ def _engine(s: Section) -> EngineSettings:
         timer_sweep_seconds=sweep,
         mask_card_numbers=s.boolean("mask_card_numbers", d.mask_card_numbers),
         mask_cpf=s.boolean("mask_cpf", d.mask_cpf),
+        lock_wait_seconds=_number(s, "lock_wait_seconds", d.lock_wait_seconds, 0.01, 60),
+        outbox_lease_seconds=_number(s, "outbox_lease_seconds", d.outbox_lease_seconds, 0.5, 3600),
     )
+
+
+def _number(s: Section, key: str, default: float, low: float, high: float) -> float:
+    value = s.number(key, default, low=low, high=high)
+    assert value is not None
+    return value
 
 
 def _path(s: Section, key: str, raw: str, base: Path, kind: Literal["file", "any"]) -> Path:
@@ -482,6 +503,9 @@ def _store(s: Section) -> StoreSettings:
             "transcript_archive_messages",
             "conversation_events_cap",
             "events_stream_cap",
+            "cluster",
+            "conversation_ttl_days",
+            "transcript_max_bytes",
         )
     )
     backend = s.string("backend", "memory")
@@ -494,14 +518,18 @@ def _store(s: Section) -> StoreSettings:
     )
     events = s.integer("conversation_events_cap", defaults.conversation_events_cap, minimum=1)
     stream_cap = s.integer("events_stream_cap", defaults.events_stream_cap, minimum=1000)
+    ttl_days = s.number("conversation_ttl_days", None, low=0.01, high=36500)
+    max_bytes = s.integer("transcript_max_bytes", defaults.transcript_max_bytes, minimum=0)
     bounds = StoreSettings(
         transcript_hot_messages=hot,
         transcript_archive_messages=archive,
         conversation_events_cap=events,
         events_stream_cap=stream_cap,
+        conversation_ttl_days=ttl_days,
+        transcript_max_bytes=max_bytes,
     )
     if backend == "memory":
-        for key in ("url", "url_env"):
+        for key in ("url", "url_env", "cluster", "conversation_ttl_days"):
             if key in s.data:
                 raise s.error(key, "set, but backend is 'memory' (set backend = \"redis\")")
         return bounds
@@ -515,7 +543,10 @@ def _store(s: Section) -> StoreSettings:
         raise s.error("url", "expected a redis://, rediss:// or unix:// URL")
     if url_env is not None:
         secret_from_env(s.file, s.at("url_env"), url_env)  # fail at start-up, not later
-    return StoreSettings("redis", url, url_env, hot, archive, events, stream_cap)
+    cluster = s.boolean("cluster", False)
+    if cluster and url is not None and url.startswith("unix://"):
+        raise s.error("cluster", "a Redis Cluster is reached over TCP (redis:// or rediss://)")
+    return replace(bounds, backend="redis", url=url, url_env=url_env, cluster=cluster)
 
 
 def _raw_tables(s: Section) -> Mapping[str, Any]:

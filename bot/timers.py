@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+from bot import pending
 from bot.clock import Clock
 from bot.store import Store
 
@@ -49,7 +50,12 @@ class Timers:
         self._handlers[kind] = handler
 
     async def schedule(self, kind: str, key: str, due_at: datetime) -> None:
-        """Set the timer ``<kind>:<key>`` (moving it when it is already set)."""
+        """Set the timer ``<kind>:<key>`` (moving it when it is already set); inside a
+        turn, with the turn's write (:mod:`bot.pending`)."""
+        turn = pending.current()
+        if turn is not None:
+            turn.write.timers[f"{kind}:{key}"] = due_at
+            return
         await self.store.schedule(f"{kind}:{key}", due_at)
 
     async def schedule_in(self, kind: str, key: str, delay: timedelta) -> None:

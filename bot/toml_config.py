@@ -21,12 +21,23 @@ from typing import Any
 
 from bot.errors import ConfigError
 
+#: The shortest webhook secret accepted (issue 11: a 1-character secret is guessable).
+MIN_WEBHOOK_SECRET = 16
 
-def secret_from_env(file: str, place: str, env_name: str) -> str:
-    """The value of environment variable ``env_name``; never logged, never in an error."""
+
+def secret_from_env(file: str, place: str, env_name: str, *, min_length: int = 1) -> str:
+    """The value of environment variable ``env_name``; never logged, never in an error.
+    ``min_length``: a shared webhook secret must be at least this long."""
     value = os.environ.get(env_name, "")
     if not value.strip():
         raise ConfigError(file, place, f"environment variable {env_name} is not set or empty")
+    if len(value) < min_length:
+        raise ConfigError(
+            file,
+            place,
+            f"environment variable {env_name} holds {len(value)} characters; a webhook "
+            f"secret needs at least {min_length} (e.g. openssl rand -hex 16)",
+        )
     return value
 
 

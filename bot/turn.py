@@ -15,10 +15,10 @@ It is also the flows' host: everything a flow may do to the world goes through i
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from bot import access_code, i18n, smalltalk
+from bot import access_code, i18n, pending, smalltalk
 from bot.commands import Command, CommandMatch, detect, resolve_choice
 from bot.csat import Survey
 from bot.customer_commands import TicketCommands
@@ -107,9 +107,12 @@ class Turn:
         message: Message,
         lease: Lease,
         open_ticket: Ticket | None,
+        recent: Sequence[Message] = (),
     ) -> None:
         self.parts = parts
         self.open_ticket = open_ticket
+        #: The transcript's last lines before this message (read with the lock).
+        self.recent = tuple(recent)
         self.conversation = conversation
         self.contact = contact
         self.inbound = inbound
@@ -211,7 +214,13 @@ class Turn:
         # and saving the conversation leaves a queued ticket the conversation does not
         # point to, and this message must still go to that ticket (issue 3).
         conversation = self.conversation
-        ticket = self.open_ticket  # read with the rest of the turn's start (Store.turn_start)
+        ticket = self.open_ticket  # read with the rest of the turn's start (Store.begin_turn)
+        if ticket is not None and ticket.opened_by == self.message.id:
+            # This very message opened the ticket, and its turn failed before it was
+            # committed (issue 11): the provider's retry finishes that handoff, so the
+            # customer still gets the ticket number, instead of a relay to agents.
+            await self._handed_off(ticket, rule=None)
+            return Outcome.HANDLED
         if ticket is not None:
             self.conversation = replace(conversation, ticket_id=ticket.id, last_ticket_id=ticket.id)
             return await self._relay(ticket)
@@ -299,6 +308,16 @@ class Turn:
         )
         await commands.relay(self, ticket)
         return Outcome.RELAYED
+
+    def _later(self, action: Callable[[], Awaitable[None]]) -> None:
+        """Run ``action`` once the turn is committed, with the lock given back: agent
+        workspaces see the stored state, and no network call holds the lock."""
+        if not self.parts.workspaces:
+            return  # nobody to tell: no view to build
+        turn = pending.current(self.conversation.id)
+        if turn is None:
+            raise RuntimeError("a turn's actions run inside its pending write")
+        turn.later(action)
 
     async def _command(self, match: CommandMatch) -> None:
         settings = self.parts.settings
@@ -412,9 +431,7 @@ class Turn:
     async def _recent_text(self) -> str:
         """The last few customer messages: what triage reads when a handoff is asked for
         ("talk to a human" usually follows the message that says what is wrong)."""
-        transcript = await self.parts.conversations.transcript(
-            self.conversation.id, limit=TRIAGE_CONTEXT_MESSAGES * 4
-        )
+        transcript = (*self.recent, self.message)  # read with the lock: no round trip
         inbound = [m.text for m in transcript if m.direction is Direction.INBOUND]
         return "\n".join(inbound[-TRIAGE_CONTEXT_MESSAGES:]) or self.inbound.text
 
@@ -426,13 +443,21 @@ class Turn:
             rule=decision.rule,
             reasons=list(decision.reasons),
         )
-        self.conversation, ticket = await self.parts.handoff.open(
-            self.conversation, decision, self.locale
+        ticket = await self.parts.handoff.open(self.conversation, decision, self.message.id)
+        await self._handed_off(ticket, decision.rule)
+
+    async def _handed_off(self, ticket: Ticket, rule: str | None) -> None:
+        """The handoff's outcome for the conversation: the ticket owns it, the customer
+        is told the number, agents hear of it once the turn is committed."""
+        self.conversation = await self.parts.handoff.confirm(
+            self.conversation, ticket, self.locale, rule=rule, contact=self.contact
         )
-        # Saved before agents hear of it: the ticket is safe whatever a workspace does.
-        await self.parts.conversations.save_conversation(self.conversation, self.lease)
-        view = await self.parts.views.view(ticket, full_transcript=True)
-        await self.parts.workspaces.ticket_opened(view)
+
+        async def tell_agents() -> None:
+            view = await self.parts.views.view(ticket, full_transcript=True)
+            await self.parts.workspaces.ticket_opened(view)
+
+        self._later(tell_agents)
 
     async def _event(
         self, kind: EventKind, *, ticket_id: str | None = None, **data: object

@@ -4,7 +4,9 @@ terminal console)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
+from bot import pending
 from bot.events import Recorder
 from bot.models import Message
 from bot.ports import AgentWorkspace, TicketChangeKind, TicketView
@@ -23,7 +25,22 @@ class Workspaces:
     def add(self, workspace: AgentWorkspace) -> None:
         self._workspaces.append(workspace)
 
+    def __bool__(self) -> bool:
+        """Whether any workspace listens (else a turn skips building ticket views)."""
+        return bool(self._workspaces)
+
+    def _deferred(self, view: TicketView, action: Callable[[], Awaitable[None]]) -> bool:
+        """Inside a turn of the view's conversation: tell the workspaces once it is
+        committed, with the lock given back (no network call holds the lock)."""
+        turn = pending.current(view.conversation.id)
+        if turn is None:
+            return False
+        turn.later(action)
+        return True
+
     async def ticket_opened(self, view: TicketView) -> None:
+        if self._deferred(view, lambda: self.ticket_opened(view)):
+            return
         for workspace in self._workspaces:
             try:
                 await workspace.ticket_opened(view)
@@ -31,6 +48,8 @@ class Workspaces:
                 await self._failed(view, workspace, "ticket_opened", e)
 
     async def ticket_changed(self, view: TicketView, change: TicketChangeKind) -> None:
+        if self._deferred(view, lambda: self.ticket_changed(view, change)):
+            return
         for workspace in self._workspaces:
             try:
                 await workspace.ticket_changed(view, change)
@@ -38,6 +57,8 @@ class Workspaces:
                 await self._failed(view, workspace, f"ticket_changed:{change}", e)
 
     async def customer_message(self, view: TicketView, message: Message) -> None:
+        if self._deferred(view, lambda: self.customer_message(view, message)):
+            return
         for workspace in self._workspaces:
             try:
                 await workspace.customer_message(view, message)

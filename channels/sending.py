@@ -7,9 +7,12 @@ channel's limit, buttons on the last one) and ``deliver`` sends one part, raisin
 :class:`~bot.errors.DeliveryError` (``permanent=True`` when a retry cannot help) or
 :class:`RetryLater` (429 / 5xx, with the provider's retry-after when it gave one).
 
-``send`` only enqueues, so a webhook is answered as soon as the engine has stored and
-decided; one worker task per address delivers that address's parts in order. A final
-failure is a ``delivery.failed`` event on the conversation, which agents see.
+``enqueue`` (what the durable outbox calls, :class:`bot.ports.QueueingSender`) only
+queues, so a webhook is answered as soon as the engine has stored and decided; one
+worker task per address delivers that address's parts in order and tells the outbox
+how each message ended, which then removes it from the store or records the failure
+(issue 11). ``send`` is the same for a caller without an outbox: a final failure is a
+``delivery.failed`` event on the conversation, which agents see.
 """
 
 from __future__ import annotations
@@ -24,8 +27,9 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from bot.edge import ChannelPort
-from bot.errors import DeliveryError, StoreError
+from bot.errors import DeliveryError, DeliveryInterrupted, StoreError
 from bot.models import OutboundMessage
+from bot.ports import Done
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,9 @@ class _Item(Generic[Part]):
     message_no: int
     part: Part
     preview: str
+    #: Told once how the message ended (on its last part, or its first failure).
+    done: Done | None = None
+    last: bool = True
 
 
 def split_text(text: str, limit: int) -> list[str]:
@@ -117,11 +124,23 @@ class RetryingSender(Generic[Part]):
         self._numbers = itertools.count(1)
 
     async def send(self, address: str, message: OutboundMessage, locale: str) -> None:
+        """Queue ``message``; a final failure is recorded through the port."""
+        await self._queue(address, message, locale, None)
+
+    async def enqueue(
+        self, address: str, message: OutboundMessage, locale: str, done: Done
+    ) -> None:
+        """Queue ``message``; ``done`` hears how it ended (nothing is recorded here)."""
+        await self._queue(address, message, locale, done)
+
+    async def _queue(
+        self, address: str, message: OutboundMessage, locale: str, done: Done | None
+    ) -> None:
         parts = await self._render(message, locale)
         number = next(self._numbers)
         queue = self._queues.setdefault(address, asyncio.Queue())
-        for part in parts:
-            queue.put_nowait(_Item(number, part, message.text[:80]))
+        for n, part in enumerate(parts, 1):
+            queue.put_nowait(_Item(number, part, message.text[:80], done, n == len(parts)))
         if address not in self._workers:
             self._workers[address] = asyncio.create_task(
                 self._work(address, queue), name=f"deliver-{self.channel}"
@@ -144,7 +163,7 @@ class RetryingSender(Generic[Part]):
                 item = queue.get_nowait()
                 if item.message_no not in failed:
                     failed.add(item.message_no)
-                    await self._failed(address, item, "not sent before shutdown")
+                    await self._interrupted(address, item)
             self._queues.pop(address, None)
 
     async def _work(self, address: str, queue: asyncio.Queue[_Item[Part]]) -> None:
@@ -157,10 +176,12 @@ class RetryingSender(Generic[Part]):
                     continue  # the rest of a message whose earlier part finally failed
                 if not await self._attempt(address, current):
                     given_up = current.message_no
+                elif current.last and current.done is not None:
+                    await current.done(None)
                 current = None
         except asyncio.CancelledError:
             if current is not None:
-                await self._failed(address, current, "not sent before shutdown")
+                await self._interrupted(address, current)
             raise
         finally:
             self._workers.pop(address, None)
@@ -199,7 +220,16 @@ class RetryingSender(Generic[Part]):
                 await self._failed(address, item, f"unexpected error: {type(e).__name__}")
                 return False
 
+    async def _interrupted(self, address: str, item: _Item[Part]) -> None:
+        if item.done is not None:  # the outbox keeps it for the next process
+            await item.done(DeliveryInterrupted(self.channel))
+        else:
+            await self._failed(address, item, "not sent before shutdown")
+
     async def _failed(self, address: str, item: _Item[Part], reason: str) -> None:
+        if item.done is not None:
+            await item.done(DeliveryError(self.channel, reason, permanent=True))
+            return
         try:
             await self._port.delivery_failed(self.channel, address, reason, text=item.preview)
         except StoreError:  # nowhere left to record it: the log line must do

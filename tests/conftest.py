@@ -15,6 +15,7 @@ import pytest
 from bench.processes import RedisServer, RedisUnavailable, redis_server_binary
 from bot.store import MemoryStore, Store
 from bot.store.redis import RedisStore
+from tests.cluster_fixture import redis_cluster_url  # noqa: F401  (a fixture)
 
 
 class FakeMonotonic:
@@ -62,6 +63,18 @@ async def redis_store(redis_url: str) -> AsyncIterator[RedisStore]:
 
 
 @pytest.fixture
+async def cluster_store(redis_cluster_url: str) -> AsyncIterator[RedisStore]:  # noqa: F811
+    """A fresh :class:`RedisStore` on the 3-master Redis Cluster, emptied."""
+    # The cluster client's pools do not wait for a free connection: room for the
+    # contract suite's 100 concurrent claims.
+    store = RedisStore.from_url(redis_cluster_url, cluster=True, max_connections=1024)
+    await store.redis.flushdb()
+    await store.load_scripts()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
 def monotonic() -> FakeMonotonic:
     return FakeMonotonic()
 
@@ -71,7 +84,7 @@ def memory_store(monotonic: FakeMonotonic) -> MemoryStore:
     return MemoryStore(monotonic=monotonic)
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def store(request: pytest.FixtureRequest) -> Store:
     """Every backend in turn: one contract, one suite."""
     backend: Store = request.getfixturevalue(f"{request.param}_store")

@@ -15,12 +15,14 @@ if TYPE_CHECKING:
 __all__ = ["ChangeError", "Lease", "MemoryStore", "Store", "TicketChange", "open_store"]
 
 
-async def open_store(settings: Settings) -> Store:
+async def open_store(settings: Settings, *, max_connections: int = 50) -> Store:
     """The store the settings ask for, checked: a Redis store answers ``PING`` first.
 
     An unreachable Redis stops start-up with a :class:`ConfigError` naming the file,
     the key and the URL (password masked), never a silent fall-back to memory. The
-    caller owns the store and closes it.
+    caller owns the store and closes it. ``max_connections``: the Redis pool's size
+    (``escala serve`` sizes it to its requests in flight; a request that finds it full
+    waits briefly, then fails as a quick 503 rather than a 30 s stall).
     """
     config = settings.store
     if config.backend == "memory":
@@ -28,6 +30,7 @@ async def open_store(settings: Settings) -> Store:
             max_transcript_messages=config.transcript_hot_messages
             + config.transcript_archive_messages,
             events_stream_cap=config.events_stream_cap,
+            max_transcript_bytes=config.transcript_max_bytes,
         )
     file = str(settings.source or "settings")
     place = "store.url" if config.url is not None else "store.url_env"
@@ -42,9 +45,17 @@ async def open_store(settings: Settings) -> Store:
         transcript_archive_messages=config.transcript_archive_messages,
         conversation_events_cap=config.conversation_events_cap,
         events_cap=config.events_stream_cap,
+        cluster=config.cluster,
+        transcript_max_bytes=config.transcript_max_bytes,
+        conversation_ttl_seconds=None
+        if config.conversation_ttl_days is None
+        else config.conversation_ttl_days * 86400,
+        max_connections=max_connections,
+        pool_timeout=2.0,
     )
     try:
         await store.ping()
+        await store.load_scripts()
     except StoreUnavailable as e:
         await store.close()
         cause = e.__cause__ or e

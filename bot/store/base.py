@@ -26,11 +26,13 @@ from __future__ import annotations
 import abc
 import asyncio
 import enum
+import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.clock import stable_id
 from bot.errors import LockTimeout
 from bot.models import (
     Availability,
@@ -41,6 +43,7 @@ from bot.models import (
     Event,
     Identity,
     Message,
+    OutboxItem,
     Priority,
     Promise,
     Ticket,
@@ -76,6 +79,9 @@ class ChangeError(enum.StrEnum):
     NOT_BREACHED = "not_breached"
     #: The ticket changed since it was read (a new stay, another offer).
     STALE = "stale"
+    #: The ticket is (now) in a tier the agent does not work, or no longer in the
+    #: tier the caller saw (escalated meanwhile).
+    NOT_IN_TIER = "not_in_tier"
 
 
 @dataclass(frozen=True)
@@ -137,12 +143,94 @@ class Routing:
 
 @dataclass(frozen=True)
 class TurnStart:
-    """What a turn reads before it begins (see :meth:`Store.turn_start`)."""
+    """What a turn reads before it begins (see :meth:`Store.begin_turn`)."""
 
     seen: bool
     contact: Contact | None
     conversation: Conversation | None
     open_ticket: Ticket | None
+    #: The lock, when read by :meth:`Store.begin_turn` (None for a duplicate).
+    lease: Lease | None = None
+    #: The last messages of the transcript (what triage reads on a handoff).
+    recent: tuple[Message, ...] = ()
+
+
+@dataclass
+class TurnWrite:
+    """Everything one turn produced, written by :meth:`Store.commit_turn` in one step.
+
+    Per-conversation parts (the conversation, its transcript lines, its events, the
+    outbox items, the dedupe mark, the unlock) are one atomic write, fenced by
+    ``lease`` (no ``lease``: an unfenced write outside a turn, such as an agent's
+    reply); the parts kept elsewhere (the contact and its identities, the address
+    index, timers, the global and per-ticket event logs) go in the same round trip.
+    """
+
+    conversation_id: str
+    lease: Lease | None = None
+    conversation: Conversation | None = None
+    contact: Contact | None = None
+    messages: list[Message] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    outbox: list[OutboxItem] = field(default_factory=list)
+    timers: dict[str, datetime] = field(default_factory=dict)
+    #: The turn's dedupe mark (its provider message id), kept ``seen_ttl_seconds``.
+    seen_key: str | None = None
+    seen_ttl_seconds: int = 0
+    #: Give the lock back in the same step.
+    unlock: bool = True
+    #: With outbox items: take the conversation's delivery lease with this token (when
+    #: free) so the committing process delivers them at once, without another read.
+    outbox_token: str | None = None
+    outbox_lease_seconds: float = 30.0
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.conversation or self.contact or self.messages or self.events or self.outbox
+        ) and not (self.timers or self.seen_key or (self.lease and self.unlock))
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What :meth:`Store.forget_contact` erased (counts only)."""
+
+    conversations: int
+    tickets: int
+    found: bool = True
+
+
+#: Event data kept in an erased conversation's tombstones: what KPIs count, nothing
+#: that identifies or quotes the customer.
+KPI_FIELDS = frozenset(
+    {"tier", "from_tier", "to_tier", "priority", "score", "number", "private", "channel"}
+)
+ERASED = "erased"
+
+
+def tombstone(event: Event) -> Event:
+    """``event`` without its conversation and anything but the KPI fields; its ticket
+    becomes an opaque id (the events of one erased ticket still group together)."""
+    ticket_id = None
+    if event.ticket_id is not None:
+        digest = hashlib.blake2b(event.ticket_id.encode(), digest_size=8).hexdigest()
+        ticket_id = f"{ERASED}_{digest}"
+    return Event(
+        id=event.id,
+        kind=event.kind,
+        at=event.at,
+        conversation_id=ERASED,
+        ticket_id=ticket_id,
+        data={k: v for k, v in event.data.items() if k in KPI_FIELDS},
+    )
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What :meth:`Store.commit_turn` did: whether the caller now holds the outbox's
+    delivery lease (it then delivers the items it wrote, in order)."""
+
+    outbox_leased: bool = False
 
 
 class DedupeStore(abc.ABC):
@@ -456,6 +544,12 @@ class DeskStore(abc.ABC):
         """Store a new ``QUEUED`` ticket and put it in its tier's queue, atomically."""
 
     @abc.abstractmethod
+    async def open_handoff(self, ticket: Ticket) -> Ticket:
+        """Open a handoff's ticket once: a ticket with ``number`` 0 gets the next
+        number; a second call for the same ``ticket.opened_by`` (a retried turn)
+        changes nothing and returns the ticket the first call opened. One desk step."""
+
+    @abc.abstractmethod
     async def get_ticket(self, ticket_id: str) -> Ticket | None: ...
 
     @abc.abstractmethod
@@ -473,11 +567,18 @@ class DeskStore(abc.ABC):
 
     @abc.abstractmethod
     async def claim(
-        self, ticket_id: str, agent_id: str, now: datetime, max_open: int | None = None
+        self,
+        ticket_id: str,
+        agent_id: str,
+        now: datetime,
+        max_open: int | None = None,
+        tiers: Sequence[str] = (),
     ) -> TicketChange:
         """Assign a queued ticket to ``agent_id``. Exactly one of concurrent claims wins.
 
-        Refused with ``AT_CAPACITY`` when the agent already holds ``max_open`` tickets.
+        Refused with ``AT_CAPACITY`` when the agent already holds ``max_open`` tickets,
+        and with ``NOT_IN_TIER`` when ``tiers`` (the agent's) is given and the ticket is
+        in none of them at claim time (escalated since the agent looked).
         """
 
     @abc.abstractmethod
@@ -498,8 +599,19 @@ class DeskStore(abc.ABC):
         queue are looked at, so a long queue stays cheap."""
 
     @abc.abstractmethod
-    async def escalate(self, ticket_id: str, to_tier: str, now: datetime) -> TicketChange:
-        """Move an open ticket to the queue of ``to_tier``, unassigned."""
+    async def escalate(
+        self,
+        ticket_id: str,
+        to_tier: str,
+        now: datetime,
+        *,
+        expect: Ticket | None = None,
+    ) -> TicketChange:
+        """Move an open ticket to the queue of ``to_tier``, unassigned.
+
+        With ``expect`` (the ticket as the caller saw it), refused unless it is still in
+        that tier (``NOT_IN_TIER``) with that assignee (``ALREADY_CLAIMED``): an
+        escalation decided on a stale look never takes a ticket from its new owner."""
 
     @abc.abstractmethod
     async def release(self, ticket_id: str, agent_id: str, now: datetime) -> TicketChange:
@@ -517,9 +629,21 @@ class DeskStore(abc.ABC):
         the conversation. ``NOT_OPEN`` for a ticket already resolved or closed."""
 
     @abc.abstractmethod
-    async def mark_first_response(self, ticket_id: str, now: datetime) -> TicketChange:
+    async def mark_first_response(
+        self,
+        ticket_id: str,
+        now: datetime,
+        *,
+        agent_id: str | None = None,
+        tier: str | None = None,
+    ) -> TicketChange:
         """Record an agent reply: ``first_response_at`` once (later calls keep the
-        first), ``replied_at`` every time."""
+        first), ``replied_at`` every time.
+
+        With ``agent_id`` and ``tier``: only while the ticket is still assigned to that
+        agent in that tier, else refused (``NOT_ASSIGNEE``, ``NOT_IN_TIER``) and nothing
+        recorded, so a reply racing an escalation never counts as the new tier's first
+        response (issue 11)."""
 
     @abc.abstractmethod
     async def breach_step(
@@ -691,9 +815,48 @@ class CounterStore(abc.ABC):
         it starts a new one at 1. Atomic across processes."""
 
 
+class OutboxStore(abc.ABC):
+    """Replies stored until their channel accepted them (issue 11).
+
+    Items are kept per conversation, in the order turns decided them. Whoever
+    delivers a conversation's items holds its *delivery lease* (a token with a ttl,
+    renewed while sending), so one process at a time sends them, in order; a process
+    that dies leaves the lease to expire and the items to the next taker.
+    """
+
+    @abc.abstractmethod
+    async def take_outbox(
+        self, conversation_id: str, token: str, lease_seconds: float, limit: int = 100
+    ) -> list[OutboxItem] | None:
+        """Take (or renew) the conversation's delivery lease with ``token`` and return
+        its first ``limit`` items, oldest first; None while another token holds it."""
+
+    @abc.abstractmethod
+    async def ack_outbox(
+        self,
+        conversation_id: str,
+        token: str,
+        item_ids: Sequence[str],
+        timer: tuple[str, datetime] | None = None,
+    ) -> int:
+        """Remove delivered (or finally failed) items, which are at the head, in order;
+        how many remain. With none left, the lease held by ``token`` is given back and
+        ``timer`` (the outbox's safety-net timer, id and due time) cancelled, as by
+        :meth:`TimerStore.cancel_timer` (on Redis: in the same round trip)."""
+
+    @abc.abstractmethod
+    async def renew_outbox(self, conversation_id: str, token: str, lease_seconds: float) -> bool:
+        """Extend the delivery lease; False when ``token`` no longer holds it."""
+
+    @abc.abstractmethod
+    async def outbox(self, conversation_id: str) -> list[OutboxItem]:
+        """The conversation's undelivered items, oldest first."""
+
+
 class Store(
     SignalStore,
     CounterStore,
+    OutboxStore,
     DedupeStore,
     ContactStore,
     ConversationStore,
@@ -707,22 +870,75 @@ class Store(
 ):
     """The whole contract: every role above, on one backend. Implementations must make
     every method safe under concurrency. Components take the roles they use (the
-    engine's turn reads across several, :meth:`turn_start`)."""
+    engine's turn reads and writes across several, :meth:`begin_turn`, :meth:`commit_turn`)."""
 
-    async def turn_start(
-        self, seen_key: str, identity: Identity, conversation_id: str
-    ) -> TurnStart:
-        """:meth:`is_seen`, :meth:`find_contact`, :meth:`get_conversation` and
-        :meth:`open_ticket_of` in one call: what the engine reads, under the
-        conversation's lock, before each customer message. Same answers as the four
-        calls; a backend may batch them (Redis: one round trip instead of five).
-        """
-        return TurnStart(
-            seen=await self.is_seen(seen_key),
-            contact=await self.find_contact(identity),
-            conversation=await self.get_conversation(conversation_id),
-            open_ticket=await self.open_ticket_of(conversation_id),
-        )
+    @abc.abstractmethod
+    async def begin_turn(
+        self,
+        conversation_id: str,
+        seen_key: str,
+        identity: Identity,
+        lock_ttl_seconds: float,
+        recent: int = 12,
+    ) -> TurnStart | None:
+        """A turn's first step: take the conversation's lock and read what the turn
+        needs (dedupe mark, contact, conversation, open ticket, the last ``recent``
+        transcript lines). None when the lock is held by someone else. A message
+        already seen takes no lock: ``seen`` is True and ``lease`` None.
+        On Redis: one round trip."""
+
+    @abc.abstractmethod
+    async def commit_turn(self, write: TurnWrite) -> Committed:
+        """A turn's last step: write everything it produced (see :class:`TurnWrite`)
+        and give the lock back. Raises :class:`~bot.errors.LockLost` when
+        ``write.lease`` no longer holds the lock (nothing of the conversation written).
+        On Redis: one round trip, one script under the conversation's hash tag."""
+
+    @abc.abstractmethod
+    async def turn_seen(self, conversation_id: str, key: str) -> bool:
+        """True while the turn dedupe mark ``key`` of the conversation is kept."""
+
+    @abc.abstractmethod
+    async def forget_conversation(self, conversation_id: str) -> None:
+        """Erase the conversation: its record and address index, transcript, events,
+        outbox, dedupe marks, lock and timers; in the log of all events its events
+        become anonymised tombstones (:func:`tombstone`), so KPI counts still add up."""
+
+    @abc.abstractmethod
+    async def forget_tickets(self, ticket_ids: Sequence[str]) -> None:
+        """Erase tickets whatever their state: record, number, queue place, agent and
+        open-ticket indexes, their own event lists and timers."""
+
+    @abc.abstractmethod
+    async def forget_contact_record(self, contact: Contact) -> None:
+        """Erase the contact and its identity index."""
+
+    async def forget_contact(self, contact_id: str) -> Erasure:
+        """Erase a customer (LGPD art. 18, GDPR art. 17): the contact, identities,
+        every conversation of its identities (record, transcript, events, outbox,
+        dedupe marks), and the tickets those conversations had. Atomic per
+        conversation and per ticket batch, not as a whole: run it again after a
+        failure. The caller records that an erasure happened (without the data)."""
+        contact = await self.get_contact(contact_id)
+        if contact is None:
+            return Erasure(0, 0, found=False)
+        tickets: set[str] = set()
+        conversations = 0
+        for identity in contact.identities:
+            conversation_id = stable_id("cnv", identity.channel, identity.address)
+            conversation = await self.get_conversation(conversation_id)
+            events = await self.events(conversation_id=conversation_id)
+            tickets |= {e.ticket_id for e in events if e.ticket_id is not None}
+            if conversation is not None:
+                conversations += 1
+                tickets |= {t for t in (conversation.ticket_id, conversation.last_ticket_id) if t}
+            open_ticket = await self.open_ticket_of(conversation_id)
+            if open_ticket is not None:
+                tickets.add(open_ticket.id)
+            await self.forget_conversation(conversation_id)
+        await self.forget_tickets(sorted(tickets))
+        await self.forget_contact_record(contact)
+        return Erasure(conversations, len(tickets))
 
     def observe(self, call: Callable[[str, float, bool], None]) -> None:
         """Tell ``call(operation, seconds, failed)`` of every operation on a remote

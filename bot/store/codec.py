@@ -14,11 +14,12 @@ names are also read by the Lua scripts in :mod:`bot.store.redis` (``state``,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
+
+import orjson
 
 from bot.models import (
     BreachAction,
@@ -32,6 +33,7 @@ from bot.models import (
     Event,
     Identity,
     Message,
+    OutboxItem,
     Priority,
     SlaTerms,
     Ticket,
@@ -39,8 +41,8 @@ from bot.models import (
 )
 from flows.position import FlowPosition
 
-Record = Contact | Conversation | Message | Ticket | Event | ConsoleUser
-R = TypeVar("R", Contact, Conversation, Message, Ticket, Event, ConsoleUser)
+Record = Contact | Conversation | Message | Ticket | Event | ConsoleUser | OutboxItem
+R = TypeVar("R", Contact, Conversation, Message, Ticket, Event, ConsoleUser, OutboxItem)
 
 
 def format_datetime(value: datetime) -> str:
@@ -229,6 +231,7 @@ def _ticket_to_dict(t: Ticket) -> dict[str, Any]:
         "breaches": list(t.breaches),
         "offered_to": t.offered_to,
         "offers": list(t.offers),
+        "opened_by": t.opened_by,
     }
 
 
@@ -289,6 +292,7 @@ def _ticket_from_dict(d: dict[str, Any]) -> Ticket:
         breaches=_strings(d.get("breaches")),
         offered_to=d.get("offered_to"),
         offers=_strings(d.get("offers")),
+        opened_by=d.get("opened_by"),
     )
 
 
@@ -337,6 +341,37 @@ def _user_from_dict(d: dict[str, Any]) -> ConsoleUser:
     )
 
 
+def _outbox_item_to_dict(o: OutboxItem) -> dict[str, Any]:
+    # "id" first: the Lua scripts find an item by how its record starts.
+    return {
+        "id": o.id,
+        "conversation_id": o.conversation_id,
+        "channel": o.channel,
+        "address": o.address,
+        "locale": o.locale,
+        "text": o.text,
+        "choices": _choices_to_list(o.choices),
+        "message_id": o.message_id,
+        "ticket_id": o.ticket_id,
+        "created_at": _format_optional(o.created_at),
+    }
+
+
+def _outbox_item_from_dict(d: dict[str, Any]) -> OutboxItem:
+    return OutboxItem(
+        id=d["id"],
+        conversation_id=d["conversation_id"],
+        channel=d["channel"],
+        address=d["address"],
+        locale=d["locale"],
+        text=d["text"],
+        choices=_choices_from_list(d.get("choices")),
+        message_id=d.get("message_id"),
+        ticket_id=d.get("ticket_id"),
+        created_at=_optional_datetime(d.get("created_at")),
+    )
+
+
 _ENCODERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
     Contact: _contact_to_dict,
     Conversation: _conversation_to_dict,
@@ -344,6 +379,7 @@ _ENCODERS: dict[type[Any], Callable[[Any], dict[str, Any]]] = {
     Ticket: _ticket_to_dict,
     Event: _event_to_dict,
     ConsoleUser: _user_to_dict,
+    OutboxItem: _outbox_item_to_dict,
 }
 _DECODERS: dict[type[Any], Callable[[dict[str, Any]], Any]] = {
     Contact: _contact_from_dict,
@@ -352,21 +388,26 @@ _DECODERS: dict[type[Any], Callable[[dict[str, Any]], Any]] = {
     Ticket: _ticket_from_dict,
     Event: _event_from_dict,
     ConsoleUser: _user_from_dict,
+    OutboxItem: _outbox_item_from_dict,
 }
 
 
 def to_json(value: Record) -> str:
     """The record as compact JSON (UTF-8 text, not ASCII-escaped)."""
     encode = _ENCODERS[type(value)]
-    return json.dumps(encode(value), ensure_ascii=False, separators=(",", ":"))
+    # orjson: compact, UTF-8, not ASCII-escaped, like json.dumps(ensure_ascii=False,
+    # separators=(",", ":")), at a fraction of its cost (issue 18: 14 dumps per message).
+    return orjson.dumps(encode(value), option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def from_json(kind: type[R], text: str | bytes) -> R:
     """Read a record of ``kind`` back. Raises ``ValueError`` when ``text`` is not one."""
     try:
-        document = json.loads(text)
+        document = orjson.loads(text)
         if not isinstance(document, dict):
             raise ValueError(f"expected a JSON object, got {type(document).__name__}")
         return cast(R, _DECODERS[kind](document))
+    except orjson.JSONDecodeError as e:
+        raise ValueError(f"not JSON: {e}") from e
     except (KeyError, TypeError) as e:
         raise ValueError(f"not a stored {kind.__name__}: {e!r}") from e

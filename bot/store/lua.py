@@ -140,12 +140,20 @@ if not t or (t.state ~= 'queued' and t.state ~= 'assigned') then return false en
 return raw
 """
 
-# KEYS: tickets, numbers, scores, agent. ARGV: desk, ticket id, agent, max_open or ''.
+# KEYS: tickets, numbers, scores, agent.
+# ARGV: desk, ticket id, agent, max_open or '', then the tiers the agent works (none: any).
+# The tier is checked here, at claim time (issue 11): an escalation that lands between
+# the agent's look at the ticket and the claim leaves it to the new tier's agents.
 CLAIM = """
 local t, raw = load(ARGV[2])
 if not t then return {'not_found'} end
 if t.state == 'assigned' then return {'already_claimed', raw} end
 if t.state ~= 'queued' then return {'not_queued', raw} end
+if #ARGV > 4 then
+  local works = false
+  for i = 5, #ARGV do if ARGV[i] == t.tier then works = true end end
+  if not works then return {'not_in_tier', raw} end
+end
 if at_capacity(ARGV[3], ARGV[4]) then return {'at_capacity', raw} end
 return {'', assign(t, ARGV[3])}
 """
@@ -193,11 +201,17 @@ return {'', assign(t, agent)}
 """
 
 # KEYS: tickets, numbers, scores, queue(to_tier).
-# ARGV: desk, ticket id, to_tier, now (ISO), now (µs since the queue epoch), top priority, span.
+# ARGV: desk, ticket id, to_tier, now (ISO), now (µs since the queue epoch), top priority,
+# span, and optionally the tier and assignee ('' for none) the caller saw (issue 11).
 ESCALATE = """
 local t, raw = load(ARGV[2])
 if not t then return {'not_found'} end
 if t.state ~= 'queued' and t.state ~= 'assigned' then return {'not_open', raw} end
+if ARGV[8] then
+  if t.tier ~= ARGV[8] then return {'not_in_tier', raw} end
+  local assignee = is_null(t.assignee) and '' or t.assignee
+  if assignee ~= ARGV[9] then return {'already_claimed', raw} end
+end
 if t.tier == ARGV[3] then return {'same_tier', raw} end
 move_to_tier(t, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 return {'', save(t)}
@@ -244,10 +258,17 @@ redis.call('ZADD', RESOLVED, ARGV[4], t.id)  -- for prune_tickets, oldest first
 return {'', save(t)}
 """
 
-# KEYS: tickets, numbers, scores. ARGV: desk, ticket id, now (ISO).
+# KEYS: tickets, numbers, scores. ARGV: desk, ticket id, now (ISO), agent or '', tier or ''.
+# With an agent and tier: only while the ticket is still assigned to that agent in that
+# tier (issue 11: an owner's reply racing their escalation is counted in the old tier
+# or refused, never as the new tier's first response).
 MARK_FIRST_RESPONSE = """
 local t, raw = load(ARGV[2])
 if not t then return {'not_found'} end
+if ARGV[4] and ARGV[4] ~= '' and (t.state ~= 'assigned' or t.assignee ~= ARGV[4]) then
+  return {'not_assignee', raw}
+end
+if ARGV[5] and ARGV[5] ~= '' and t.tier ~= ARGV[5] then return {'not_in_tier', raw} end
 if is_null(t.first_response_at) then t.first_response_at = ARGV[3] end
 t.replied_at = ARGV[3]
 return {'', save(t)}
@@ -382,25 +403,17 @@ redis.call('SET', KEYS[2], ARGV[2])
 return 1
 """
 
-# KEYS: messages (hot), archive.
-# ARGV: message json, hot cap, archive cap, its id's JSON key-value, how far back to look.
-# The overflow of the hot list moves to the archive, which keeps its last ``archive
-# cap`` messages (0: the overflow is dropped). Needs Redis >= 6.2 (LPOP count).
+# KEYS: messages (hot), archive, bytes.
+# ARGV: message json, hot cap, archive cap, its id's JSON key-value, how far back to
+# look, max bytes (0: none). Needs Redis >= 6.2 (LPOP count).
 APPEND_MESSAGE = """
 -- ARGV[4]: '"id":' .. the id as JSON, which starts the record; ARGV[5]: how far back
 for _, raw in ipairs(redis.call('LRANGE', KEYS[1], -tonumber(ARGV[5]), -1)) do
   if string.find(raw, ARGV[4], 1, true) == 2 then return 0 end  -- written already
 end
-local n = redis.call('RPUSH', KEYS[1], ARGV[1])
-local hot = tonumber(ARGV[2])
-if n <= hot then return n end
-local archive_cap = tonumber(ARGV[3])
-local overflow = redis.call('LPOP', KEYS[1], n - hot)
-if archive_cap > 0 then
-  for _, raw in ipairs(overflow) do redis.call('RPUSH', KEYS[2], raw) end
-  redis.call('LTRIM', KEYS[2], -archive_cap, -1)
-end
-return hot
+append_line(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[6]))
+return 1
 """
 
 # KEYS: messages (hot), archive. ARGV: limit, or '' for every message kept.
@@ -426,6 +439,7 @@ for _, id in ipairs(ids) do
     end
     redis.call('HDEL', TICKETS, id)
     redis.call('HDEL', SCORES, id)
+    if not is_null(t.opened_by) then redis.call('HDEL', Q .. 'opened_by', t.opened_by) end
   end
   redis.call('ZREM', RESOLVED, id)
 end
@@ -473,7 +487,206 @@ redis.call('SET', KEYS[1], n)
 return {1, n}
 """
 
+
+# Appending one transcript line: the hot list keeps ``hot`` lines, its overflow moves to
+# the archive (which keeps ``archive_cap``; 0: dropped), and the conversation's bytes
+# (a counter beside them) stay under ``max_bytes`` (0: no cap) by dropping the oldest
+# lines, archive first, never the last one (issue 11: a byte bound per conversation).
+_APPEND = """
+local function append_line(hot_key, archive_key, bytes_key, raw, hot, archive_cap, max_bytes)
+  local n = redis.call('RPUSH', hot_key, raw)
+  local size = redis.call('INCRBY', bytes_key, #raw)
+  if n > hot then
+    local overflow = redis.call('LPOP', hot_key, n - hot)
+    if archive_cap > 0 then
+      for _, old in ipairs(overflow) do redis.call('RPUSH', archive_key, old) end
+      local extra = redis.call('LLEN', archive_key) - archive_cap
+      if extra > 0 then
+        for _, gone in ipairs(redis.call('LPOP', archive_key, extra)) do
+          size = redis.call('DECRBY', bytes_key, #gone)
+        end
+      end
+    else
+      for _, gone in ipairs(overflow) do size = redis.call('DECRBY', bytes_key, #gone) end
+    end
+  end
+  while max_bytes > 0 and size > max_bytes do
+    local gone = redis.call('LPOP', archive_key)
+    if not gone then
+      if redis.call('LLEN', hot_key) <= 1 then break end
+      gone = redis.call('LPOP', hot_key)
+    end
+    size = redis.call('DECRBY', bytes_key, #gone)
+  end
+end
+"""
+
+# The turn's two steps (issue 18): each touches keys of the conversation's hash tag only.
+
+# KEYS: lock, fence, conversation, seen, messages (hot). ARGV: lock ttl ms, recent lines.
+# {'seen', conversation} | {'locked'} | {'ok', token, conversation or false, line...}
+BEGIN_TURN = """
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  return {'seen', redis.call('GET', KEYS[3])}
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'locked'} end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token, 'PX', ARGV[1])
+local out = {'ok', token, redis.call('GET', KEYS[3])}
+local recent = tonumber(ARGV[2])
+if recent > 0 then
+  for _, raw in ipairs(redis.call('LRANGE', KEYS[5], -recent, -1)) do out[#out + 1] = raw end
+end
+return out
+"""
+
+# KEYS: lock, conversation, messages, archive, events, outbox, outbox lease, seen,
+# bytes, fence.
+# ARGV: 1 token or '' (no lock), 2 conversation json or '', 3 seen ttl ms or '',
+# 4 '1' to unlock, 5 hot cap, 6 archive cap, 7 events cap, 8 recent ids to look back,
+# 9 outbox token or '', 10 outbox lease ms, 11 #messages, 12 #events, 13 #items,
+# 14 idle ttl ms or '' (retention), 15 max transcript bytes (0: none),
+# then per message its json and how its record starts ('"id":' .. id json), then
+# the events' json, then the items' json.
+# {0} when the lock is lost (nothing written), else {1, outbox leased 0/1}.
+COMMIT_TURN = """
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
+local hot, archive_cap = tonumber(ARGV[5]), tonumber(ARGV[6])
+local back = tonumber(ARGV[8])
+local nm, ne, no = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local max_bytes = tonumber(ARGV[15])
+local i = 16
+if nm > 0 then
+  local recent = redis.call('LRANGE', KEYS[3], -back, -1)
+  for _ = 1, nm do
+    local raw, start = ARGV[i], ARGV[i + 1]
+    i = i + 2
+    local written = false
+    for _, r in ipairs(recent) do
+      if string.find(r, start, 1, true) == 2 then written = true break end
+    end
+    if not written then
+      recent[#recent + 1] = raw
+      append_line(KEYS[3], KEYS[4], KEYS[9], raw, hot, archive_cap, max_bytes)
+    end
+  end
+end
+if ne > 0 then
+  for _ = 1, ne do
+    redis.call('RPUSH', KEYS[5], ARGV[i])
+    i = i + 1
+  end
+  redis.call('LTRIM', KEYS[5], -tonumber(ARGV[7]), -1)
+end
+local leased = 0
+if no > 0 then
+  for _ = 1, no do
+    redis.call('RPUSH', KEYS[6], ARGV[i])
+    i = i + 1
+  end
+  if ARGV[9] ~= '' then
+    local holder = redis.call('GET', KEYS[7])
+    if not holder or holder == ARGV[9] then
+      redis.call('SET', KEYS[7], ARGV[9], 'PX', ARGV[10])
+      leased = 1
+    end
+  end
+end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[8], 1, 'PX', ARGV[3]) end
+if ARGV[4] == '1' and ARGV[1] ~= '' then redis.call('DEL', KEYS[1]) end
+if ARGV[14] ~= '' then  -- retention: an idle conversation expires as a whole
+  for _, k in ipairs({KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[9], KEYS[10]}) do
+    redis.call('PEXPIRE', k, ARGV[14])
+  end
+end
+return {1, leased}
+"""
+
+# KEYS: outbox, outbox lease. ARGV: token, lease ms, limit.
+# false while another token holds the lease, else {item json...}.
+TAKE_OUTBOX = """
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[1] then return false end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+local limit = tonumber(ARGV[3])
+if limit <= 0 then return {} end
+return redis.call('LRANGE', KEYS[1], 0, limit - 1)
+"""
+
+# KEYS: outbox, outbox lease. ARGV: token, then how each acked item's record starts.
+# How many items remain; with none, the token's lease is given back.
+ACK_OUTBOX = """
+for i = 2, #ARGV do
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if head and string.find(head, ARGV[i], 1, true) == 2 then redis.call('LPOP', KEYS[1]) end
+end
+local left = redis.call('LLEN', KEYS[1])
+if left == 0 and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return left
+"""
+
+# KEYS: outbox lease. ARGV: token, lease ms. 1 renewed, 0 not the holder.
+RENEW_OUTBOX = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+# KEYS: tickets, numbers, scores, open_by_conversation, opened_by, ticket number,
+# queue(tier). ARGV: desk, ticket json (number 0: take the next), queue score,
+# first ticket number. The ticket opened (now, or by an earlier call for the same
+# opened_by).
+OPEN_HANDOFF = """
+local t = cjson.decode(ARGV[2])
+if not is_null(t.opened_by) then
+  local id = redis.call('HGET', KEYS[5], t.opened_by)
+  if id then
+    local raw = redis.call('HGET', TICKETS, id)
+    if raw then return raw end
+  end
+end
+if t.number == 0 then
+  t.number = redis.call('INCR', KEYS[6]) + tonumber(ARGV[4]) - 1
+end
+local raw = save(t)
+redis.call('HSET', NUMBERS, string.format('%d', t.number), t.id)
+redis.call('HSET', SCORES, t.id, ARGV[3])
+redis.call('ZADD', queue_key(t.tier), ARGV[3], member(t))
+mark_open(t)
+if not is_null(t.opened_by) then redis.call('HSET', KEYS[5], t.opened_by, t.id) end
+return raw
+"""
+
+# KEYS: tickets, numbers, scores, open_by_conversation, opened_by, resolved.
+# ARGV: desk, ticket id... Every trace of the tickets on the desk (erasure).
+FORGET_TICKETS = """
+for i = 2, #ARGV do
+  local t = load(ARGV[i])
+  if t then
+    redis.call('ZREM', queue_key(t.tier), member(t))
+    if not is_null(t.assignee) then redis.call('SREM', agent_key(t.assignee), t.id) end
+    if redis.call('HGET', NUMBERS, string.format('%d', t.number)) == t.id then
+      redis.call('HDEL', NUMBERS, string.format('%d', t.number))
+    end
+    mark_closed(t)
+    if not is_null(t.opened_by) then redis.call('HDEL', KEYS[5], t.opened_by) end
+    redis.call('HDEL', TICKETS, t.id)
+  end
+  redis.call('HDEL', SCORES, ARGV[i])
+  redis.call('ZREM', RESOLVED, ARGV[i])
+end
+return 1
+"""
+
 SCRIPTS: dict[str, str] = {
+    "forget_tickets": _DESK + FORGET_TICKETS,
+    "begin_turn": BEGIN_TURN,
+    "commit_turn": _APPEND + COMMIT_TURN,
+    "take_outbox": TAKE_OUTBOX,
+    "ack_outbox": ACK_OUTBOX,
+    "renew_outbox": RENEW_OUTBOX,
+    "open_handoff": _DESK + OPEN_HANDOFF,
     "publish_content": PUBLISH_CONTENT,
     "hit": HIT,
     "open_ticket": _DESK + OPEN_TICKET,
@@ -497,6 +710,6 @@ SCRIPTS: dict[str, str] = {
     "save_conversation": SAVE_CONVERSATION,
     "pop_due": POP_DUE,
     "cancel_timer": CANCEL_TIMER,
-    "append_message": APPEND_MESSAGE,
+    "append_message": _APPEND + APPEND_MESSAGE,
     "transcript": TRANSCRIPT,
 }

@@ -31,6 +31,7 @@ from bot.models import (
     Event,
     Identity,
     Message,
+    OutboxItem,
     Priority,
     Promise,
     Ticket,
@@ -42,6 +43,7 @@ from bot.store.base import (
     AgentLoad,
     Breach,
     ChangeError,
+    Committed,
     ContentDraft,
     ContentVersion,
     Lease,
@@ -53,7 +55,10 @@ from bot.store.base import (
     StreamEntry,
     StreamInfo,
     TicketChange,
+    TurnStart,
+    TurnWrite,
     position_key,
+    tombstone,
 )
 
 #: Default of ``[store] events_stream_cap``: events the stream keeps (both backends).
@@ -100,6 +105,7 @@ class MemoryStore(Store):
         *,
         max_transcript_messages: int | None = None,
         events_stream_cap: int = DEFAULT_EVENTS_STREAM_CAP,
+        max_transcript_bytes: int = 0,
     ) -> None:
         if max_transcript_messages is not None and max_transcript_messages < 1:
             raise ValueError(
@@ -109,6 +115,8 @@ class MemoryStore(Store):
             raise ValueError(f"events_stream_cap must be at least 1: {events_stream_cap}")
         self._monotonic = monotonic
         self._max_transcript = max_transcript_messages
+        self._max_bytes = max_transcript_bytes  # of message text, UTF-8 (0: no cap)
+        self._bytes: dict[str, int] = defaultdict(int)
         self._seen: dict[str, float] = {}
         self._next_number = first_ticket_number
         self._contacts: dict[str, Contact] = {}
@@ -163,6 +171,183 @@ class MemoryStore(Store):
             self._hits = {k: v for k, v in self._hits.items() if v[1] > now}
         return hits + 1
 
+        self._outbox: dict[str, list[OutboxItem]] = {}
+        self._outbox_lease: dict[str, tuple[str, float]] = {}  # conversation -> (token, expires)
+        self._opened_by: dict[str, str] = {}  # inbound message id -> ticket id
+        self._turn_keys: dict[str, set[str]] = {}  # conversation -> its turns' dedupe marks
+
+    # -- the turn's two steps ------------------------------------------------------------
+    # No await inside: each runs as one step of the event loop, hence atomically.
+
+    async def begin_turn(
+        self,
+        conversation_id: str,
+        seen_key: str,
+        identity: Identity,
+        lock_ttl_seconds: float,
+        recent: int = 12,
+    ) -> TurnStart | None:
+        now = self._monotonic()
+        expires = self._seen.get(seen_key)
+        conversation = self._conversations.get(conversation_id)
+        contact_id = self._contact_by_identity.get(identity)
+        contact = self._contacts.get(contact_id) if contact_id else None
+        ticket_id = self._open_by_conversation.get(conversation_id)
+        ticket = self._tickets.get(ticket_id) if ticket_id else None
+        if ticket is not None and ticket.state not in (TicketState.QUEUED, TicketState.ASSIGNED):
+            ticket = None
+        if expires is not None and expires > now:
+            return TurnStart(True, contact, conversation, ticket)
+        held = self._locks.get(conversation_id)
+        if held is not None and held[1] > now:
+            return None
+        token = next(self._tokens)
+        self._locks[conversation_id] = (token, now + lock_ttl_seconds)
+        messages = self._messages.get(conversation_id, [])
+        tail = tuple(messages[max(len(messages) - recent, 0) :]) if recent > 0 else ()
+        return TurnStart(False, contact, conversation, ticket, Lease(conversation_id, token), tail)
+
+    async def commit_turn(self, write: TurnWrite) -> Committed:
+        now = self._monotonic()
+        lease = write.lease
+        if lease is not None:
+            held = self._locks.get(lease.conversation_id)
+            if held is None or held[0] != lease.token or held[1] <= now:
+                raise LockLost(write.conversation_id, lease.token)
+        if write.contact is not None:
+            self._save_contact(write.contact)
+        if write.conversation is not None:
+            conversation = write.conversation
+            self._conversations[conversation.id] = conversation
+            key = (conversation.channel, conversation.address)
+            self._conversation_by_address[key] = conversation.id
+        for message in write.messages:
+            self._append(message)
+        for event in write.events:
+            self._record(event)
+        self._timers.update(write.timers)
+        leased = False
+        if write.outbox:
+            self._outbox.setdefault(write.conversation_id, []).extend(write.outbox)
+            if write.outbox_token is not None:
+                leased = self._lease_outbox(
+                    write.conversation_id, write.outbox_token, write.outbox_lease_seconds, now
+                )
+        if write.seen_key is not None:
+            self._seen[write.seen_key] = now + write.seen_ttl_seconds
+            self._turn_keys.setdefault(write.conversation_id, set()).add(write.seen_key)
+        if lease is not None and write.unlock:
+            self._unlock(lease)
+        return Committed(outbox_leased=leased)
+
+    async def turn_seen(self, conversation_id: str, key: str) -> bool:
+        return await self.is_seen(key)
+
+    async def open_handoff(self, ticket: Ticket) -> Ticket:
+        if ticket.opened_by is not None:
+            existing = self._tickets.get(self._opened_by.get(ticket.opened_by, ""))
+            if existing is not None:
+                return existing
+        if ticket.number == 0:
+            ticket = replace(ticket, number=self._next_number)
+            self._next_number += 1
+        self._open(ticket)
+        if ticket.opened_by is not None:
+            self._opened_by[ticket.opened_by] = ticket.id
+        return ticket
+
+    # -- the outbox ---------------------------------------------------------------------
+
+    def _lease_outbox(self, conversation_id: str, token: str, seconds: float, now: float) -> bool:
+        held = self._outbox_lease.get(conversation_id)
+        if held is not None and held[0] != token and held[1] > now:
+            return False
+        self._outbox_lease[conversation_id] = (token, now + seconds)
+        return True
+
+    async def take_outbox(
+        self, conversation_id: str, token: str, lease_seconds: float, limit: int = 100
+    ) -> list[OutboxItem] | None:
+        if not self._lease_outbox(conversation_id, token, lease_seconds, self._monotonic()):
+            return None
+        return list(self._outbox.get(conversation_id, [])[: max(limit, 0)])
+
+    async def ack_outbox(
+        self,
+        conversation_id: str,
+        token: str,
+        item_ids: Sequence[str],
+        timer: tuple[str, datetime] | None = None,
+    ) -> int:
+        items = self._outbox.get(conversation_id, [])
+        for item_id in item_ids:
+            if items and items[0].id == item_id:
+                items.pop(0)
+        if items:
+            return len(items)
+        self._outbox.pop(conversation_id, None)
+        held = self._outbox_lease.get(conversation_id)
+        if held is not None and held[0] == token:
+            del self._outbox_lease[conversation_id]
+        if timer is not None and self._timers.get(timer[0]) == timer[1]:
+            del self._timers[timer[0]]
+        return 0
+
+    async def renew_outbox(self, conversation_id: str, token: str, lease_seconds: float) -> bool:
+        held = self._outbox_lease.get(conversation_id)
+        if held is None or held[0] != token:
+            return False
+        self._outbox_lease[conversation_id] = (token, self._monotonic() + lease_seconds)
+        return True
+
+    async def outbox(self, conversation_id: str) -> list[OutboxItem]:
+        return list(self._outbox.get(conversation_id, []))
+
+    async def forget_conversation(self, conversation_id: str) -> None:
+        conversation = self._conversations.pop(conversation_id, None)
+        if conversation is not None:
+            key = (conversation.channel, conversation.address)
+            if self._conversation_by_address.get(key) == conversation_id:
+                del self._conversation_by_address[key]
+        self._messages.pop(conversation_id, None)
+        self._bytes.pop(conversation_id, None)
+        self._outbox.pop(conversation_id, None)
+        self._outbox_lease.pop(conversation_id, None)
+        self._locks.pop(conversation_id, None)
+        self._events = [
+            tombstone(e) if e.conversation_id == conversation_id else e for e in self._events
+        ]
+        self._stream.entries = [
+            replace(entry, event=tombstone(entry.event))
+            if entry.event.conversation_id == conversation_id
+            else entry
+            for entry in self._stream.entries
+        ]
+        self._timers.pop(f"outbox:{conversation_id}", None)
+        self._open_by_conversation.pop(conversation_id, None)
+        for mark in self._turn_keys.pop(conversation_id, set()):
+            self._seen.pop(mark, None)
+
+    async def forget_tickets(self, ticket_ids: Sequence[str]) -> None:
+        for ticket_id in ticket_ids:
+            ticket = self._tickets.pop(ticket_id, None)
+            if ticket is None:
+                continue
+            if self._ticket_by_number.get(ticket.number) == ticket_id:
+                del self._ticket_by_number[ticket.number]
+            if self._open_by_conversation.get(ticket.conversation_id) == ticket_id:
+                del self._open_by_conversation[ticket.conversation_id]
+            if ticket.opened_by is not None:
+                self._opened_by.pop(ticket.opened_by, None)
+            for timer in [t for t in self._timers if ticket_id in t]:  # sla, offers ...
+                del self._timers[timer]
+
+    async def forget_contact_record(self, contact: Contact) -> None:
+        self._contacts.pop(contact.id, None)
+        for identity in contact.identities:
+            if self._contact_by_identity.get(identity) == contact.id:
+                del self._contact_by_identity[identity]
+
     async def mark_seen(self, key: str, ttl_seconds: int) -> bool:
         now = self._monotonic()
         expires = self._seen.get(key)
@@ -190,6 +375,9 @@ class MemoryStore(Store):
         return self._contacts.get(contact_id) if contact_id else None
 
     async def save_contact(self, contact: Contact) -> None:
+        self._save_contact(contact)
+
+    def _save_contact(self, contact: Contact) -> None:
         self._contacts[contact.id] = contact
         for identity in contact.identities:
             self._contact_by_identity[identity] = contact.id
@@ -216,12 +404,21 @@ class MemoryStore(Store):
         )
 
     async def append_message(self, message: Message) -> None:
+        self._append(message)
+
+    def _append(self, message: Message) -> None:
         messages = self._messages[message.conversation_id]
         if any(m.id == message.id for m in messages[-RECENT_IDS:]):
             return  # a retried turn's line, already written
         messages.append(message)
+        cid = message.conversation_id
+        self._bytes[cid] += len(message.text.encode())
         if self._max_transcript is not None and len(messages) > self._max_transcript:
+            for gone in messages[: len(messages) - self._max_transcript]:
+                self._bytes[cid] -= len(gone.text.encode())
             del messages[: len(messages) - self._max_transcript]
+        while self._max_bytes and self._bytes[cid] > self._max_bytes and len(messages) > 1:
+            self._bytes[cid] -= len(messages.pop(0).text.encode())
 
     async def transcript(self, conversation_id: str, limit: int | None = None) -> list[Message]:
         messages = self._messages.get(conversation_id, [])
@@ -230,6 +427,9 @@ class MemoryStore(Store):
         return messages[max(len(messages) - limit, 0) :]
 
     async def append_event(self, event: Event) -> None:
+        self._record(event)
+
+    def _record(self, event: Event) -> None:
         self._events.append(event)
         self._stream.append(event)
         for follower in self._followers:
@@ -360,6 +560,9 @@ class MemoryStore(Store):
         return None if state is None else f"0-{state.last}"
 
     async def open_ticket(self, ticket: Ticket) -> None:
+        self._open(ticket)
+
+    def _open(self, ticket: Ticket) -> None:
         if ticket.state is not TicketState.QUEUED:
             raise ValueError(f"a new ticket must be queued, not {ticket.state}")
         old = self._tickets.get(ticket.id)
@@ -399,7 +602,12 @@ class MemoryStore(Store):
         return TicketChange(claimed)
 
     async def claim(
-        self, ticket_id: str, agent_id: str, now: datetime, max_open: int | None = None
+        self,
+        ticket_id: str,
+        agent_id: str,
+        now: datetime,
+        max_open: int | None = None,
+        tiers: Sequence[str] = (),
     ) -> TicketChange:
         ticket = self._tickets.get(ticket_id)
         if ticket is None:
@@ -408,6 +616,8 @@ class MemoryStore(Store):
             return TicketChange(ticket, ChangeError.ALREADY_CLAIMED)
         if ticket.state is not TicketState.QUEUED:
             return TicketChange(ticket, ChangeError.NOT_QUEUED)
+        if tiers and ticket.tier not in tiers:
+            return TicketChange(ticket, ChangeError.NOT_IN_TIER)
         return self._assign(ticket, agent_id, max_open)
 
     async def take_next(
@@ -439,12 +649,23 @@ class MemoryStore(Store):
         best = min(candidates, key=lambda c: (c[0], c[1]))[2]
         return self._assign(best, agent_id, max_open)
 
-    async def escalate(self, ticket_id: str, to_tier: str, now: datetime) -> TicketChange:
+    async def escalate(
+        self,
+        ticket_id: str,
+        to_tier: str,
+        now: datetime,
+        *,
+        expect: Ticket | None = None,
+    ) -> TicketChange:
         ticket = self._tickets.get(ticket_id)
         if ticket is None:
             return TicketChange(None, ChangeError.NOT_FOUND)
         if ticket.state not in (TicketState.QUEUED, TicketState.ASSIGNED):
             return TicketChange(ticket, ChangeError.NOT_OPEN)
+        if expect is not None and ticket.tier != expect.tier:
+            return TicketChange(ticket, ChangeError.NOT_IN_TIER)
+        if expect is not None and ticket.assignee != expect.assignee:
+            return TicketChange(ticket, ChangeError.ALREADY_CLAIMED)
         if ticket.tier == to_tier:
             return TicketChange(ticket, ChangeError.SAME_TIER)
         moved = _moved(ticket, to_tier, now)
@@ -503,14 +724,29 @@ class MemoryStore(Store):
         )[: max(limit, 0)]
         for t in old:
             del self._tickets[t.id]
+            if t.opened_by is not None and self._opened_by.get(t.opened_by) == t.id:
+                del self._opened_by[t.opened_by]
             if self._ticket_by_number.get(t.number) == t.id:
                 del self._ticket_by_number[t.number]
         return [t.id for t in old]
 
-    async def mark_first_response(self, ticket_id: str, now: datetime) -> TicketChange:
+    async def mark_first_response(
+        self,
+        ticket_id: str,
+        now: datetime,
+        *,
+        agent_id: str | None = None,
+        tier: str | None = None,
+    ) -> TicketChange:
         ticket = self._tickets.get(ticket_id)
         if ticket is None:
             return TicketChange(None, ChangeError.NOT_FOUND)
+        if agent_id is not None and (
+            ticket.state is not TicketState.ASSIGNED or ticket.assignee != agent_id
+        ):
+            return TicketChange(ticket, ChangeError.NOT_ASSIGNEE)
+        if tier is not None and ticket.tier != tier:
+            return TicketChange(ticket, ChangeError.NOT_IN_TIER)
         ticket = replace(ticket, first_response_at=ticket.first_response_at or now, replied_at=now)
         self._tickets[ticket_id] = ticket
         return TicketChange(ticket)
@@ -632,6 +868,9 @@ class MemoryStore(Store):
         return Lease(conversation_id, token)
 
     async def unlock(self, lease: Lease) -> None:
+        self._unlock(lease)
+
+    def _unlock(self, lease: Lease) -> None:
         held = self._locks.get(lease.conversation_id)
         if held is not None and held[0] == lease.token:
             del self._locks[lease.conversation_id]

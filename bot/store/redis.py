@@ -12,7 +12,6 @@ slot.
 key                             type       holds
 ==============================  =========  ============================================
 ``<p>:seen:<key>``              string     dedupe mark, ``PX`` ttl
-``<p>:ticket_number``           string     ``INCR`` counter (starts at 1001)
 ``<p>:contact:<id>``            string     contact JSON
 ``<p>:identity:<ch>:<addr>``    string     contact id
 ``<p>:address:<ch>:<addr>``     string     conversation id
@@ -21,9 +20,15 @@ key                             type       holds
 ``<p>:{c:<id>}:fence``          string     ``INCR`` source of lease tokens (never expires)
 ``<p>:{c:<id>}:messages``       list       recent (hot) transcript, message JSON, oldest first
 ``<p>:{c:<id>}:archive``        list       older transcript, capped, oldest first
+``<p>:{c:<id>}:bytes``          string     bytes of hot + archive (the byte cap's counter)
 ``<p>:{c:<id>}:events``         list       the conversation's events, capped
+``<p>:{c:<id>}:seen:<key>``     string     a turn's dedupe mark (provider message id), ``PX`` ttl
+``<p>:{c:<id>}:outbox``         list       replies not yet accepted by their channel, in order
+``<p>:{c:<id>}:outbox_lease``   string     token of the process delivering them, ``PX`` ttl
 ``<p>:{t:<id>}:events``         list       the ticket's events, capped
 ``<p>:events:stream``           stream     every event (field ``e``: JSON), ``MAXLEN ~ events_cap``
+``<p>:{q}:ticket_number``       string     ``INCR`` counter (starts at 1001)
+``<p>:{q}:opened_by``           hash       inbound message id -> the ticket its handoff opened
 ``<p>:{q}:tickets``             hash       ticket id -> ticket JSON
 ``<p>:{q}:numbers``             hash       ticket number -> ticket id
 ``<p>:{q}:scores``              hash       ticket id -> its queue score (kept for release)
@@ -73,11 +78,12 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from bot.clock import stable_id
 from bot.errors import LockLost, StoreError, StoreUnavailable
 from bot.models import (
     Availability,
@@ -88,6 +94,7 @@ from bot.models import (
     Event,
     Identity,
     Message,
+    OutboxItem,
     Priority,
     Ticket,
     TicketState,
@@ -99,6 +106,7 @@ from bot.store.base import (
     AgentLoad,
     Breach,
     ChangeError,
+    Committed,
     ContentDraft,
     ContentVersion,
     Lease,
@@ -111,6 +119,8 @@ from bot.store.base import (
     StreamInfo,
     TicketChange,
     TurnStart,
+    TurnWrite,
+    tombstone,
 )
 from bot.store.codec import format_datetime, from_json, to_json
 from bot.store.content_codec import (
@@ -135,6 +145,8 @@ UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEFAULT_HOT_MESSAGES = 500
 DEFAULT_ARCHIVE_MESSAGES = 5000
 DEFAULT_CONVERSATION_EVENTS = 2000
+#: Bytes of transcript kept per conversation (0: no cap); README gives the worst case.
+DEFAULT_TRANSCRIPT_BYTES = 1_048_576
 INDEXED_CACHE = 100_000  # conversation ids remembered as address-indexed, per process
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -300,6 +312,12 @@ class _Signals:
             self._pubsub = None
 
 
+def _record_start(record_id: str) -> str:
+    """How a stored record with this id starts after its ``{`` (codec: ``"id"`` first,
+    compact, not ASCII-escaped): how the scripts find a record without decoding it."""
+    return '"id":' + json.dumps(record_id, ensure_ascii=False)
+
+
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -346,7 +364,9 @@ class Keys:
         self.resolved = f"{self.desk}resolved"
         self.last_assigned = f"{self.desk}last_assigned"
         self.availability = f"{self.desk}availability"
-        self.ticket_number = f"{prefix}:ticket_number"
+        # Under the desk's tag, so the handoff's desk step numbers and opens in one script.
+        self.ticket_number = f"{self.desk}ticket_number"
+        self.opened_by = f"{self.desk}opened_by"
         self.events = f"{prefix}:events:stream"
         self.timers = f"{prefix}:timers"
         #: The pub/sub channel every appended event is published on (:meth:`follow`).
@@ -400,6 +420,28 @@ class Keys:
     def conversation_events(self, conversation_id: str) -> str:
         return self._conversation(conversation_id, "events")
 
+    def turn_seen(self, conversation_id: str, key: str) -> str:
+        return self._conversation(conversation_id, f"seen:{key}")
+
+    def outbox(self, conversation_id: str) -> str:
+        return self._conversation(conversation_id, "outbox")
+
+    def outbox_lease(self, conversation_id: str) -> str:
+        return self._conversation(conversation_id, "outbox_lease")
+
+    def transcript_bytes(self, conversation_id: str) -> str:
+        return self._conversation(conversation_id, "bytes")
+
+    def conversation_keys(self, conversation_id: str) -> list[str]:
+        """Every fixed-name key of the conversation's tag (not the dedupe marks)."""
+        return [
+            self._conversation(conversation_id, what)
+            for what in (
+                "conversation", "lock", "fence", "messages", "archive", "events",
+                "outbox", "outbox_lease", "bytes",
+            )
+        ]  # fmt: skip
+
     def ticket_events(self, ticket_id: str) -> str:
         return f"{self.prefix}:{{t:{ticket_id}}}:events"
 
@@ -427,6 +469,8 @@ class RedisStore(Store):
         conversation_events_cap: int = DEFAULT_CONVERSATION_EVENTS,
         transcript_hot_messages: int = DEFAULT_HOT_MESSAGES,
         transcript_archive_messages: int = DEFAULT_ARCHIVE_MESSAGES,
+        transcript_max_bytes: int = DEFAULT_TRANSCRIPT_BYTES,
+        conversation_ttl_seconds: float | None = None,
     ) -> None:
         for name, value, least in (
             ("events_cap", events_cap, 1),
@@ -443,6 +487,10 @@ class RedisStore(Store):
         self._conversation_events_cap = conversation_events_cap
         self._hot_messages = transcript_hot_messages
         self._archive_messages = transcript_archive_messages
+        self._max_bytes = max(0, transcript_max_bytes)
+        self._ttl_ms = (
+            None if conversation_ttl_seconds is None else round(conversation_ttl_seconds * 1000)
+        )
         self._scripts = {
             name: client.register_script(source) for name, source in lua.SCRIPTS.items()
         }
@@ -464,8 +512,11 @@ class RedisStore(Store):
         conversation_events_cap: int = DEFAULT_CONVERSATION_EVENTS,
         transcript_hot_messages: int = DEFAULT_HOT_MESSAGES,
         transcript_archive_messages: int = DEFAULT_ARCHIVE_MESSAGES,
+        transcript_max_bytes: int = DEFAULT_TRANSCRIPT_BYTES,
+        conversation_ttl_seconds: float | None = None,
         max_connections: int = 50,
         pool_timeout: float = 5.0,
+        cluster: bool = False,
         **client_options: Any,
     ) -> RedisStore:
         """A store on a new client for ``url`` (``redis://``, ``rediss://``, ``unix://``).
@@ -473,10 +524,19 @@ class RedisStore(Store):
         A burst of more than ``max_connections`` concurrent operations waits (up to
         ``pool_timeout`` seconds) for a free connection instead of failing at once.
         """
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=pool_timeout, **client_options
-        )
-        client = aioredis.Redis.from_pool(pool)
+        client: aioredis.Redis
+        if cluster:
+            # Redis Cluster (issue 18): every script touches the keys of one hash tag,
+            # so each runs on the node of that slot; pipelines are split per node.
+            cluster_client = aioredis.RedisCluster.from_url(
+                url, max_connections=max_connections, **client_options
+            )
+            client = cast(aioredis.Redis, cluster_client)  # the same command API here
+        else:
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=max_connections, timeout=pool_timeout, **client_options
+            )
+            client = aioredis.Redis.from_pool(pool)
         return cls(
             client,
             prefix=prefix,
@@ -485,6 +545,8 @@ class RedisStore(Store):
             conversation_events_cap=conversation_events_cap,
             transcript_hot_messages=transcript_hot_messages,
             transcript_archive_messages=transcript_archive_messages,
+            transcript_max_bytes=transcript_max_bytes,
+            conversation_ttl_seconds=conversation_ttl_seconds,
         )
 
     def observe(self, call: Callable[[str, float, bool], None]) -> None:
@@ -492,6 +554,350 @@ class RedisStore(Store):
 
     async def _run(self, script: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         return await self._scripts[script](keys=keys, args=args)
+
+    def _queue_script(
+        self, pipe: Any, script: str, keys: Sequence[str], args: Sequence[str | int]
+    ) -> None:
+        """EVALSHA in a pipeline without redis-py's SCRIPT EXISTS round trip first; a
+        ``NoScriptError`` reply (Redis restarted) is handled by :meth:`_script_reply`."""
+        # execute_command, not pipe.evalsha: redis-py refuses the latter in a cluster
+        # pipeline, while routing the former by its keys works (they share one slot).
+        pipe.execute_command("EVALSHA", self._scripts[script].sha, len(keys), *keys, *args)
+
+    async def _script_reply(
+        self, reply: Any, script: str, keys: Sequence[str], args: Sequence[str | int]
+    ) -> Any:
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            return await self._run(script, keys, args)  # loads the script, runs it once
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    @property
+    def _cluster(self) -> bool:
+        return isinstance(self.redis, aioredis.RedisCluster)
+
+    def _publish(self, pipe: Any, raw: str) -> None:
+        """PUBLISH on the live channel, in ``pipe`` (a cluster pipeline refuses it: there
+        :meth:`_published_on_cluster` publishes after the pipeline)."""
+        if not self._cluster:
+            pipe.publish(self.keys.live_events, raw)
+
+    async def _published_on_cluster(self, raws: Sequence[str]) -> None:
+        if self._cluster:
+            for raw in raws:
+                await self.redis.publish(self.keys.live_events, raw)
+
+    def _queue_events(self, pipe: Any, events: Sequence[Event], *, with_conversation: bool) -> None:
+        """The writes of :meth:`append_event` (the event stream, the per-ticket list, the
+        live channel), queued on ``pipe``."""
+        for event in events:
+            raw = to_json(event)
+            pipe.xadd(self.keys.events, {"e": raw}, maxlen=self._events_cap, approximate=True)
+            self._publish(pipe, raw)
+            keys = []
+            if with_conversation and event.conversation_id is not None:
+                keys.append(self.keys.conversation_events(event.conversation_id))
+            if event.ticket_id is not None:
+                keys.append(self.keys.ticket_events(event.ticket_id))
+            for key in keys:
+                pipe.rpush(key, raw)
+                pipe.ltrim(key, -self._conversation_events_cap, -1)
+
+    # -- the turn's two steps (issue 18) -----------------------------------------------
+
+    @_reachable
+    async def begin_turn(
+        self,
+        conversation_id: str,
+        seen_key: str,
+        identity: Identity,
+        lock_ttl_seconds: float,
+        recent: int = 12,
+    ) -> TurnStart | None:
+        # One round trip: the lock and the conversation's reads in one script under its
+        # tag, with the contact and the open ticket (other slots) pipelined beside it.
+        keys = self.keys
+        begin_keys = [
+            keys.lock(conversation_id),
+            keys.fence(conversation_id),
+            keys.conversation(conversation_id),
+            keys.turn_seen(conversation_id, seen_key),
+            keys.messages(conversation_id),
+        ]
+        begin_args: list[str | int] = [max(1, round(lock_ttl_seconds * 1000)), max(recent, 0)]
+        guessed = stable_id("ct", identity.channel, identity.address)
+        ticket_keys = [keys.tickets, keys.open_by_conversation]
+        ticket_args: list[str | int] = [keys.desk, conversation_id]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self._queue_script(pipe, "begin_turn", begin_keys, begin_args)
+            pipe.get(keys.identity(identity))
+            pipe.get(keys.contact(guessed))
+            self._queue_script(pipe, "open_ticket_of", ticket_keys, ticket_args)
+            begun, contact_id, raw_contact, raw_ticket = await pipe.execute(raise_on_error=False)
+        begun = await self._script_reply(begun, "begin_turn", begin_keys, begin_args)
+        for reply in (contact_id, raw_contact):
+            if isinstance(reply, Exception):
+                raise reply
+        state = _text(begun[0])
+        if state == "locked":
+            return None
+        contact: Contact | None = None
+        if contact_id is not None:
+            if _text(contact_id) == guessed and raw_contact is not None:
+                contact = from_json(Contact, raw_contact)
+            else:  # merged into another contact: one more read, rare
+                contact = await self.get_contact(_text(contact_id))
+        raw_ticket = await self._script_reply(
+            raw_ticket, "open_ticket_of", ticket_keys, ticket_args
+        )
+        if state == "seen":
+            raw = begun[1] if len(begun) > 1 else None
+            conversation = None if raw is None else from_json(Conversation, raw)
+            ticket = None if raw_ticket is None else from_json(Ticket, raw_ticket)
+            return TurnStart(True, contact, conversation, ticket)
+        raw_conversation = begun[2] if len(begun) > 2 else None
+        return TurnStart(
+            seen=False,
+            contact=contact,
+            conversation=None
+            if raw_conversation is None
+            else from_json(Conversation, raw_conversation),
+            open_ticket=None if raw_ticket is None else from_json(Ticket, raw_ticket),
+            lease=Lease(conversation_id, int(begun[1])),
+            recent=tuple(from_json(Message, raw) for raw in begun[3:]),
+        )
+
+    def _commit_script(self, write: TurnWrite) -> tuple[list[str], list[str | int]]:
+        cid = write.conversation_id
+        keys = self.keys
+        script_keys = [
+            keys.lock(cid),
+            keys.conversation(cid),
+            keys.messages(cid),
+            keys.archive(cid),
+            keys.conversation_events(cid),
+            keys.outbox(cid),
+            keys.outbox_lease(cid),
+            keys.turn_seen(cid, write.seen_key or ""),
+            keys.transcript_bytes(cid),
+            keys.fence(cid),
+        ]
+        lease = write.lease
+        args: list[str | int] = [
+            "" if lease is None else lease.token,
+            "" if write.conversation is None else to_json(write.conversation),
+            "" if write.seen_key is None else max(1, write.seen_ttl_seconds * 1000),
+            "1" if write.unlock else "",
+            self._hot_messages,
+            self._archive_messages,
+            self._conversation_events_cap,
+            RECENT_IDS,
+            write.outbox_token or "",
+            max(1, round(write.outbox_lease_seconds * 1000)),
+            len(write.messages),
+            len(write.events),
+            len(write.outbox),
+            "" if self._ttl_ms is None else self._ttl_ms,
+            self._max_bytes,
+        ]
+        for message in write.messages:
+            args += [to_json(message), _record_start(message.id)]
+        args += [to_json(event) for event in write.events]
+        args += [to_json(item) for item in write.outbox]
+        return script_keys, args
+
+    @_reachable
+    async def commit_turn(self, write: TurnWrite) -> Committed:
+        for event in write.events:
+            if event.conversation_id != write.conversation_id:
+                raise ValueError(f"event {event.id} is not of {write.conversation_id}")
+        script_keys, args = self._commit_script(write)
+        index = write.conversation is not None and write.conversation.id not in self._indexed
+        at = 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            # Timers first (the outbox's safety net among them): a timer whose turn did
+            # not commit only fires for nothing; an item without its timer would wait.
+            if write.timers:
+                at += 1
+                pipe.zadd(self.keys.timers, {t: unix_micros(at) for t, at in write.timers.items()})
+            if write.contact is not None:
+                at += 1 + len(write.contact.identities)
+                pipe.set(self.keys.contact(write.contact.id), to_json(write.contact))
+                for identity in write.contact.identities:
+                    pipe.set(self.keys.identity(identity), write.contact.id)
+            if index and write.conversation is not None:
+                at += 1
+                c = write.conversation
+                pipe.set(self.keys.address(c.channel, c.address), c.id)
+            saved = write.conversation
+            if self._ttl_ms is not None and saved is not None:
+                # Retention: what identifies the customer outside the conversation's
+                # tag expires with it when they stay away (issue 11).
+                at += 3
+                identity = Identity(saved.channel, saved.address)
+                pipe.pexpire(self.keys.contact(saved.contact_id), self._ttl_ms)
+                pipe.pexpire(self.keys.identity(identity), self._ttl_ms)
+                pipe.pexpire(self.keys.address(saved.channel, saved.address), self._ttl_ms)
+            self._queue_script(pipe, "commit_turn", script_keys, args)
+            # The global and per-ticket logs live in other slots: same round trip, after.
+            self._queue_events(pipe, write.events, with_conversation=False)
+            replies = await pipe.execute(raise_on_error=False)
+        await self._published_on_cluster([to_json(e) for e in write.events])
+        for n, reply in enumerate(replies):
+            if n != at and isinstance(reply, Exception):
+                raise reply
+        done = await self._script_reply(replies[at], "commit_turn", script_keys, args)
+        if not int(done[0]):
+            assert write.lease is not None
+            raise LockLost(write.conversation_id, write.lease.token)
+        if index and write.conversation is not None:
+            self._remember_indexed(write.conversation.id)
+        return Committed(outbox_leased=bool(int(done[1])))
+
+    @_reachable
+    async def turn_seen(self, conversation_id: str, key: str) -> bool:
+        return bool(await self.redis.exists(self.keys.turn_seen(conversation_id, key)))
+
+    @_reachable
+    async def open_handoff(self, ticket: Ticket) -> Ticket:
+        if ticket.state is not TicketState.QUEUED:
+            raise ValueError(f"a new ticket must be queued, not {ticket.state}")
+        raw = await self._run(
+            "open_handoff",
+            [
+                *self._desk_keys(),
+                self.keys.opened_by,
+                self.keys.ticket_number,
+                self.keys.queue(ticket.tier),
+            ],
+            [
+                self.keys.desk,
+                to_json(ticket),
+                queue_score(ticket.priority, ticket.queued_at),
+                self._first_ticket_number,
+            ],
+        )
+        return from_json(Ticket, raw)
+
+    # -- the outbox (issue 11) ----------------------------------------------------------
+
+    @_reachable
+    async def take_outbox(
+        self, conversation_id: str, token: str, lease_seconds: float, limit: int = 100
+    ) -> list[OutboxItem] | None:
+        raws = await self._run(
+            "take_outbox",
+            [self.keys.outbox(conversation_id), self.keys.outbox_lease(conversation_id)],
+            [token, max(1, round(lease_seconds * 1000)), limit],
+        )
+        if raws is None:
+            return None
+        return [from_json(OutboxItem, raw) for raw in raws]
+
+    @_reachable
+    async def ack_outbox(
+        self,
+        conversation_id: str,
+        token: str,
+        item_ids: Sequence[str],
+        timer: tuple[str, datetime] | None = None,
+    ) -> int:
+        ack_keys = [self.keys.outbox(conversation_id), self.keys.outbox_lease(conversation_id)]
+        ack_args: list[str | int] = [token, *map(_record_start, item_ids)]
+        if timer is None:
+            return int(await self._run("ack_outbox", ack_keys, ack_args))
+        cancel_args: list[str | int] = [timer[0], unix_micros(timer[1])]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            self._queue_script(pipe, "ack_outbox", ack_keys, ack_args)
+            # The timer is cancelled only if still at this due time: a later turn's
+            # items moved it, so it stays for them even when these acks emptied the list.
+            self._queue_script(pipe, "cancel_timer", [self.keys.timers], cancel_args)
+            left, cancelled = await pipe.execute(raise_on_error=False)
+        left = await self._script_reply(left, "ack_outbox", ack_keys, ack_args)
+        if int(left) == 0:
+            await self._script_reply(cancelled, "cancel_timer", [self.keys.timers], cancel_args)
+        return int(left)
+
+    @_reachable
+    async def renew_outbox(self, conversation_id: str, token: str, lease_seconds: float) -> bool:
+        renewed = await self._run(
+            "renew_outbox",
+            [self.keys.outbox_lease(conversation_id)],
+            [token, max(1, round(lease_seconds * 1000))],
+        )
+        return bool(renewed)
+
+    @_reachable
+    async def outbox(self, conversation_id: str) -> list[OutboxItem]:
+        raws = await self.redis.lrange(self.keys.outbox(conversation_id), 0, -1)
+        return [from_json(OutboxItem, raw) for raw in raws]
+
+    @_reachable
+    async def forget_conversation(self, conversation_id: str) -> None:
+        conversation = await self.get_conversation(conversation_id)
+        # The event stream cannot be edited in place: the conversation's entries are
+        # deleted and appended again as tombstones (their time kept in the event).
+        found: list[tuple[str, Event]] = []
+        after: str | None = None
+        while page := await self.read_stream(after, 1000):
+            found += [
+                (e.position, e.event) for e in page if e.event.conversation_id == conversation_id
+            ]
+            after = page[-1].position
+        if found:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xdel(self.keys.events, *[position for position, _ in found])
+                for _, event in found:
+                    pipe.xadd(self.keys.events, {"e": to_json(tombstone(event))})
+                await pipe.execute()
+        marks = [
+            key
+            async for key in self.redis.scan_iter(
+                match=self.keys.turn_seen(conversation_id, "*"), count=1000
+            )
+        ]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in [*self.keys.conversation_keys(conversation_id), *marks]:
+                pipe.delete(key)  # one key per command: fine on a cluster too
+            if conversation is not None:
+                pipe.delete(self.keys.address(conversation.channel, conversation.address))
+            pipe.zrem(self.keys.timers, f"outbox:{conversation_id}")
+            pipe.hdel(self.keys.open_by_conversation, conversation_id)
+            await pipe.execute()
+        self._indexed.pop(conversation_id, None)
+
+    @_reachable
+    async def forget_tickets(self, ticket_ids: Sequence[str]) -> None:
+        if not ticket_ids:
+            return
+        await self._run(
+            "forget_tickets",
+            [*self._desk_keys(), self.keys.opened_by, self.keys.resolved],
+            [self.keys.desk, *ticket_ids],
+        )
+        timers: list[Any] = []
+        for ticket_id in ticket_ids:  # every timer kind names its ticket (sla, offers ...)
+            timers += [
+                member
+                async for member, _ in self.redis.zscan_iter(
+                    self.keys.timers, match=f"*{ticket_id}*", count=1000
+                )
+            ]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ticket_id in ticket_ids:
+                pipe.delete(self.keys.ticket_events(ticket_id))
+            if timers:
+                pipe.zrem(self.keys.timers, *timers)
+            await pipe.execute()
+
+    @_reachable
+    async def forget_contact_record(self, contact: Contact) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self.keys.contact(contact.id))
+            for identity in contact.identities:
+                pipe.delete(self.keys.identity(identity))
+            await pipe.execute()
 
     # -- dedupe and numbering -------------------------------------------------
 
@@ -562,7 +968,11 @@ class RedisStore(Store):
         await self.redis.set(
             self.keys.address(conversation.channel, conversation.address), conversation.id
         )
-        self._indexed[conversation.id] = None
+        self._remember_indexed(conversation.id)
+
+    def _remember_indexed(self, conversation_id: str) -> None:
+        self._indexed[conversation_id] = None
+        self._indexed.move_to_end(conversation_id)
         if len(self._indexed) > INDEXED_CACHE:
             self._indexed.popitem(last=False)
 
@@ -573,14 +983,18 @@ class RedisStore(Store):
         conversation_id = message.conversation_id
         await self._run(
             "append_message",
-            [self.keys.messages(conversation_id), self.keys.archive(conversation_id)],
+            [
+                self.keys.messages(conversation_id),
+                self.keys.archive(conversation_id),
+                self.keys.transcript_bytes(conversation_id),
+            ],
             [
                 to_json(message),
                 self._hot_messages,
                 self._archive_messages,
-                # how the record starts (codec: "id" first, compact, not ASCII-escaped)
-                '"id":' + json.dumps(message.id, ensure_ascii=False),
+                _record_start(message.id),
                 RECENT_IDS,
+                self._max_bytes,
             ],
         )
 
@@ -609,8 +1023,9 @@ class RedisStore(Store):
                 if key is not None:
                     pipe.rpush(key, raw)
                     pipe.ltrim(key, -self._conversation_events_cap, -1)
-            pipe.publish(self.keys.live_events, raw)
+            self._publish(pipe, raw)
             await pipe.execute()
+        await self._published_on_cluster([raw])
 
     @asynccontextmanager
     async def follow(self) -> AsyncIterator[AsyncIterator[Event]]:
@@ -825,48 +1240,6 @@ class RedisStore(Store):
         return None if raw is None else from_json(Ticket, raw)
 
     @_reachable
-    async def turn_start(
-        self, seen_key: str, identity: Identity, conversation_id: str
-    ) -> TurnStart:
-        # One pipelined round trip for the four reads (not a transaction: the keys live
-        # in different slots; under the conversation's lock nothing else writes the
-        # conversation, and the other reads are each atomic), then the contact itself.
-        script = self._scripts["open_ticket_of"]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(self.keys.seen(seen_key))
-            pipe.get(self.keys.identity(identity))
-            pipe.get(self.keys.conversation(conversation_id))
-            pipe.evalsha(
-                script.sha,
-                2,
-                self.keys.tickets,
-                self.keys.open_by_conversation,
-                self.keys.desk,
-                conversation_id,
-            )
-            seen, contact_id, raw_conversation, raw_ticket = await pipe.execute(
-                raise_on_error=False
-            )
-        for reply in (seen, contact_id, raw_conversation):
-            if isinstance(reply, Exception):
-                raise reply
-        if isinstance(raw_ticket, redis.exceptions.NoScriptError):
-            ticket = await self.open_ticket_of(conversation_id)  # loads the script
-        elif isinstance(raw_ticket, Exception):
-            raise raw_ticket
-        else:
-            ticket = None if raw_ticket is None else from_json(Ticket, raw_ticket)
-        contact = None if contact_id is None else await self.get_contact(_text(contact_id))
-        return TurnStart(
-            seen=bool(seen),
-            contact=contact,
-            conversation=None
-            if raw_conversation is None
-            else from_json(Conversation, raw_conversation),
-            open_ticket=ticket,
-        )
-
-    @_reachable
     async def get_ticket(self, ticket_id: str) -> Ticket | None:
         raw = await self.redis.hget(self.keys.tickets, ticket_id)
         return None if raw is None else from_json(Ticket, raw)
@@ -886,12 +1259,17 @@ class RedisStore(Store):
 
     @_reachable
     async def claim(
-        self, ticket_id: str, agent_id: str, now: datetime, max_open: int | None = None
+        self,
+        ticket_id: str,
+        agent_id: str,
+        now: datetime,
+        max_open: int | None = None,
+        tiers: Sequence[str] = (),
     ) -> TicketChange:
         reply = await self._run(
             "claim",
             [*self._desk_keys(), self.keys.agent(agent_id)],
-            [self.keys.desk, ticket_id, agent_id, "" if max_open is None else max_open],
+            [self.keys.desk, ticket_id, agent_id, "" if max_open is None else max_open, *tiers],
         )
         return self._change(reply)
 
@@ -923,11 +1301,21 @@ class RedisStore(Store):
         return self._change(reply)
 
     @_reachable
-    async def escalate(self, ticket_id: str, to_tier: str, now: datetime) -> TicketChange:
+    async def escalate(
+        self,
+        ticket_id: str,
+        to_tier: str,
+        now: datetime,
+        *,
+        expect: Ticket | None = None,
+    ) -> TicketChange:
+        expected: list[str | int] = []
+        if expect is not None:
+            expected = [expect.tier, expect.assignee or ""]
         reply = await self._run(
             "escalate",
             [*self._desk_keys(), self.keys.queue(to_tier)],
-            [self.keys.desk, ticket_id, to_tier, *self._moving(now)],
+            [self.keys.desk, ticket_id, to_tier, *self._moving(now), *expected],
         )
         return self._change(reply)
 
@@ -980,11 +1368,18 @@ class RedisStore(Store):
         return pruned
 
     @_reachable
-    async def mark_first_response(self, ticket_id: str, now: datetime) -> TicketChange:
+    async def mark_first_response(
+        self,
+        ticket_id: str,
+        now: datetime,
+        *,
+        agent_id: str | None = None,
+        tier: str | None = None,
+    ) -> TicketChange:
         reply = await self._run(
             "mark_first_response",
             self._desk_keys(),
-            [self.keys.desk, ticket_id, format_datetime(now)],
+            [self.keys.desk, ticket_id, format_datetime(now), agent_id or "", tier or ""],
         )
         return self._change(reply)
 
@@ -1148,6 +1543,19 @@ class RedisStore(Store):
     @_reachable
     async def ping(self) -> None:
         await self.redis.ping()
+
+    @_reachable
+    async def load_scripts(self) -> None:
+        """Load every script (one pipeline), so the first turn does not pay for it.
+        Redis forgets them on restart; each call then loads its own (NOSCRIPT)."""
+        if isinstance(self.redis, aioredis.RedisCluster):
+            for source in lua.SCRIPTS.values():  # SCRIPT LOAD goes to every primary
+                await self.redis.script_load(source)
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for source in lua.SCRIPTS.values():
+                pipe.script_load(source)
+            await pipe.execute()
 
     async def close(self) -> None:
         await self._signals.close()

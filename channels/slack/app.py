@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 #: Slack payloads are a few KB; anything bigger is not Slack.
 MAX_BODY_BYTES = 256 * 1024
 COMMAND = "/escala"
+#: How long a request signature is remembered: Slack's 5-minute window, and a margin.
+REPLAY_SECONDS = 6 * 60
 
 
 def build_bolt_app(config: SlackConfig, client: AsyncWebClient, actions: AgentActions) -> AsyncApp:
@@ -97,6 +99,13 @@ class SlackPlugin:
         if not self._signed(request, raw):
             log.warning("Slack request with a bad or missing signature refused")
             return web.Response(status=401, text="invalid signature")
+        # Replay protection (issue 11): a signed request is accepted once. Slack
+        # refuses timestamps older than 5 minutes; the signature (over timestamp and
+        # body) is remembered a little longer, in the store, so no process takes it twice.
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not await self.actions.port.first_time(f"slack:signature:{signature}", REPLAY_SECONDS):
+            log.warning("replayed Slack request ignored")
+            return web.Response(status=200, text="")
         try:
             bolt_request = await to_bolt_request(request)
         except (ValueError, UnicodeDecodeError, AttributeError, TypeError, KeyError):

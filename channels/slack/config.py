@@ -16,7 +16,13 @@ from typing import Literal
 
 from bot.errors import ConfigError, ConfigErrors
 from bot.settings import Settings
-from bot.toml_config import Section, did_you_mean, secret_from_env, type_name
+from bot.toml_config import (
+    MIN_WEBHOOK_SECRET,
+    Section,
+    did_you_mean,
+    secret_from_env,
+    type_name,
+)
 from bot.triage import load_triage
 
 KEYS = (
@@ -113,6 +119,7 @@ def load_slack_config(settings: Settings) -> SlackConfig:
             file,
             s.at("signing_secret_env"),
             s.string("signing_secret_env", "SLACK_SIGNING_SECRET"),
+            min_length=MIN_WEBHOOK_SECRET,
         )
     else:
         app_token = secret_from_env(

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from bot.models import LOCALES
-from bot.toml_config import Section, secret_from_env
+from bot.toml_config import MIN_WEBHOOK_SECRET, Section, secret_from_env
 
 MODES = ("webhook", "polling")
 
@@ -73,7 +73,11 @@ def parse_telegram(file: str, data: Mapping[str, Any], default_locale: str) -> T
         token=secret_from_env(file, s.at("token_env"), token_env),
         mode="polling" if mode == "polling" else "webhook",
         secret_token=(
-            secret_from_env(file, s.at("secret_token_env"), secret_env) if secret_env else None
+            secret_from_env(
+                file, s.at("secret_token_env"), secret_env, min_length=MIN_WEBHOOK_SECRET
+            )
+            if secret_env
+            else None
         ),
         webhook_path=path,
         webhook_url=url,

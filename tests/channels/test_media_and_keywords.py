@@ -14,6 +14,7 @@ from aiohttp import ClientResponse
 from bot.clock import stable_id
 from bot.models import Contact, Direction, Identity
 from bot.store import Lease, MemoryStore
+from bot.store.base import TurnStart
 from channels.slack.config import SlackConfig
 from channels.slack.workspace import SlackWorkspace, web_client
 from tests.channels.harness import SMS_FROM, Harness, message
@@ -48,6 +49,20 @@ class YieldingStore(MemoryStore):
     async def try_lock(self, conversation_id: str, ttl_seconds: float) -> Lease | None:
         self.lock_attempts[conversation_id] = self.lock_attempts.get(conversation_id, 0) + 1
         return await super().try_lock(conversation_id, ttl_seconds)
+
+    async def begin_turn(
+        self,
+        conversation_id: str,
+        seen_key: str,
+        identity: Identity,
+        lock_ttl_seconds: float,
+        recent: int = 12,
+    ) -> TurnStart | None:
+        self.lock_attempts[conversation_id] = self.lock_attempts.get(conversation_id, 0) + 1
+        await asyncio.sleep(0.01)  # the answer on its way back
+        return await super().begin_turn(
+            conversation_id, seen_key, identity, lock_ttl_seconds, recent
+        )
 
 
 @pytest.fixture

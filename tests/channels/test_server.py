@@ -9,10 +9,11 @@ import pytest
 from aiohttp import web
 
 from bot.errors import ConfigError, StoreUnavailable
-from bot.models import OutboundMessage
+from bot.models import Identity, OutboundMessage
 from bot.server import build_plugins, parse_server, run_server
 from bot.settings import default_settings, load_settings
 from bot.store import Lease, MemoryStore
+from bot.store.base import TurnStart
 from channels.telegram.config import parse_telegram
 from channels.twilio.config import parse_twilio
 from tests.channels.harness import PUBLIC, SMS_FROM, Harness
@@ -27,6 +28,20 @@ class FlakyStore(MemoryStore):
         if self.down:
             raise StoreUnavailable("connection refused")
         return await super().try_lock(conversation_id, ttl_seconds)
+
+    async def begin_turn(
+        self,
+        conversation_id: str,
+        seen_key: str,
+        identity: Identity,
+        lock_ttl_seconds: float,
+        recent: int = 12,
+    ) -> TurnStart | None:
+        if self.down:
+            raise StoreUnavailable("connection refused")
+        return await super().begin_turn(
+            conversation_id, seen_key, identity, lock_ttl_seconds, recent
+        )
 
     async def ping(self) -> None:
         if self.down:
@@ -142,7 +157,7 @@ async def test_build_plugins_mounts_every_enabled_channel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("TG_SECRET", "TW_SID", "TW_TOKEN"):
-        monkeypatch.setenv(name, "x1")
+        monkeypatch.setenv(name, "x1-long-enough-secret")
     monkeypatch.setenv("TG_TOKEN", "123456:TEST-token")
     config = tmp_path / "escala.toml"
     config.write_text(

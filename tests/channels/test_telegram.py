@@ -222,7 +222,7 @@ async def test_api_base_is_where_sends_go(
     from channels.telegram.config import parse_telegram
 
     monkeypatch.setenv("ESCALA_TEST_TG_TOKEN", "123456:TEST-token")
-    monkeypatch.setenv("ESCALA_TEST_TG_SECRET", "s3cret")
+    monkeypatch.setenv("ESCALA_TEST_TG_SECRET", "s3cret-long-enough")
     table = {"token_env": "ESCALA_TEST_TG_TOKEN", "secret_token_env": "ESCALA_TEST_TG_SECRET"}
     config = parse_telegram("f.toml", {**table, "api_base": harness.fake_telegram.url + "/"}, "en")
     assert config.api_base == harness.fake_telegram.url

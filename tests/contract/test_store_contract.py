@@ -28,12 +28,13 @@ from bot.models import (
     EventKind,
     Identity,
     Message,
+    OutboxItem,
     Priority,
     Ticket,
     TicketState,
 )
 from bot.store import ChangeError, Lease, MemoryStore, Store
-from bot.store.base import RECENT_IDS, TurnStart
+from bot.store.base import RECENT_IDS, TurnWrite
 from bot.store.codec import from_json
 from bot.store.redis import Keys, RedisStore
 from flows.position import FlowPosition
@@ -462,41 +463,54 @@ async def test_open_ticket_of_follows_the_ticket_from_open_to_resolved(store: St
     assert await store.open_ticket_of(opened.conversation_id) is None
 
 
-async def test_turn_start_reads_what_the_four_single_reads_read(store: Store) -> None:
-    """The engine's batched start of a turn gives the same answers as the single reads."""
+async def test_begin_turn_reads_what_the_single_reads_read(store: Store) -> None:
+    """The turn's first step gives the same answers as the single reads."""
     identity = Identity("telegram", "42")
-    empty = await store.turn_start("in:telegram:u1", identity, "cnv_tkt_1")
-    assert empty == TurnStart(seen=False, contact=None, conversation=None, open_ticket=None)
-
+    empty = await store.begin_turn("cnv_tkt_1", "in:telegram:u1", identity, 30)
+    assert empty is not None and empty.lease is not None
+    assert (empty.seen, empty.contact, empty.conversation, empty.open_ticket) == (
+        False,
+        None,
+        None,
+        None,
+    )
     contact = Contact(id="ct_1", identities=(identity,), locale="en", name="Ana")
     await store.save_contact(contact)
-    lease = await store.try_lock("cnv_tkt_1", 30.0)
-    assert lease is not None
     saved = conversation("cnv_tkt_1")
-    await store.save_conversation(saved, lease)
-    await store.mark_seen("in:telegram:u1", 60)
+    await store.save_conversation(saved, empty.lease)
+    await store.unlock(empty.lease)
     opened = ticket("tkt_1")
     await store.open_ticket(opened)
 
-    start = await store.turn_start("in:telegram:u1", identity, "cnv_tkt_1")
-    assert start == TurnStart(seen=True, contact=contact, conversation=saved, open_ticket=opened)
-    other = await store.turn_start("in:telegram:u2", Identity("sms", "+1"), "cnv_other")
-    assert other == TurnStart(seen=False, contact=None, conversation=None, open_ticket=None)
+    start = await store.begin_turn("cnv_tkt_1", "in:telegram:u2", identity, 30)
+    assert start is not None and start.lease is not None
+    assert (start.contact, start.conversation, start.open_ticket) == (contact, saved, opened)
+    await store.unlock(start.lease)
+    merged = Contact(id="ct_other", identities=(identity,), locale="en", name="Ana M.")
+    await store.save_contact(merged)  # the identity now points to another contact
     claimed = await store.claim("tkt_1", "ana", at(1))
-    start = await store.turn_start("in:telegram:u2", identity, "cnv_tkt_1")
-    assert start.open_ticket == claimed.ticket and not start.seen
+    start = await store.begin_turn("cnv_tkt_1", "in:telegram:u3", identity, 30)
+    assert start is not None and start.open_ticket == claimed.ticket
+    assert start.contact == merged
 
 
-async def test_redis_turn_start_survives_a_script_cache_flush(redis_store: RedisStore) -> None:
+async def test_redis_begin_and_commit_survive_a_script_cache_flush(
+    redis_store: RedisStore,
+) -> None:
     """After a Redis restart or SCRIPT FLUSH the pipelined EVALSHA gets NOSCRIPT."""
     opened = ticket("tkt_1")
     await redis_store.open_ticket(opened)
     await redis_store.redis.script_flush()
 
-    start = await redis_store.turn_start("in:x", Identity("telegram", "42"), "cnv_tkt_1")
-
+    start = await redis_store.begin_turn("cnv_tkt_1", "in:x", Identity("telegram", "42"), 30)
+    assert start is not None and start.lease is not None
     assert start.open_ticket == opened
-    assert await redis_store.open_ticket_of("cnv_tkt_1") == opened
+    await redis_store.redis.script_flush()
+    await redis_store.commit_turn(
+        TurnWrite("cnv_tkt_1", lease=start.lease, messages=[message(1, "cnv_tkt_1")])
+    )
+    assert [m.id for m in await redis_store.transcript("cnv_tkt_1")] == ["msg_1"]
+    assert await redis_store.try_lock("cnv_tkt_1", 30) is not None, "unlocked"
 
 
 async def test_open_ticket_of_is_the_conversations_newest_open_ticket(store: Store) -> None:
@@ -964,6 +978,9 @@ async def test_redis_keys_that_scripts_touch_together_share_a_slot(
             keys.messages("cnv_{x}"),
             keys.archive("cnv_{x}"),
             keys.conversation_events("cnv_{x}"),
+            keys.turn_seen("cnv_{x}", "in:telegram:{1}"),
+            keys.outbox("cnv_{x}"),
+            keys.outbox_lease("cnv_{x}"),
         )
     }
     desk_slots = {
@@ -975,6 +992,8 @@ async def test_redis_keys_that_scripts_touch_together_share_a_slot(
             keys.open_by_conversation,
             keys.queue("n1"),
             keys.agent("{a}"),
+            keys.ticket_number,
+            keys.opened_by,
         )
     }
     assert len(conversation_slots) == 1
@@ -989,5 +1008,229 @@ async def test_unreachable_redis_is_store_unavailable(tmp_path: object) -> None:
         assert unavailable.value.__cause__ is not None
         with pytest.raises(StoreUnavailable):
             await store.claim("tkt_1", "ana", T0)
+    finally:
+        await store.close()
+
+
+# -- the turn's two steps and the durable outbox (issues 11 and 18) --------------------
+
+IDENTITY = Identity("telegram", "42")
+
+
+def item(n: int, conversation_id: str = "cnv_1") -> OutboxItem:
+    return OutboxItem(
+        id=f"out.{n}",
+        conversation_id=conversation_id,
+        channel="telegram",
+        address="42",
+        locale="pt-BR",
+        text=f"resposta {n} ✓",
+        choices=(Choice("a", "A"),),
+        message_id=f"msg_{n}",
+        created_at=at(n),
+    )
+
+
+async def test_begin_turn_locks_and_reads_then_commit_writes_all_and_unlocks(
+    store: Store,
+) -> None:
+    contact = Contact("ct_1", (IDENTITY,), "pt-BR", name="Ana")
+    await store.save_contact(contact)
+    start = await store.begin_turn("cnv_1", "in:telegram:1", IDENTITY, 30)
+    assert start is not None and start.lease is not None
+    assert (start.seen, start.contact, start.conversation, start.open_ticket) == (
+        False,
+        contact,
+        None,
+        None,
+    )
+    assert await store.begin_turn("cnv_1", "in:telegram:2", IDENTITY, 30) is None  # held
+    event = Event("evt_1", EventKind.MESSAGE_IN, at(0), conversation_id="cnv_1")
+    write = TurnWrite(
+        "cnv_1",
+        lease=start.lease,
+        conversation=conversation(),
+        messages=[message(1), message(2)],
+        events=[event],
+        outbox=[item(1), item(2)],
+        timers={"outbox:cnv_1": at(1)},
+        seen_key="in:telegram:1",
+        seen_ttl_seconds=60,
+        outbox_token="tok-a",
+    )
+    committed = await store.commit_turn(write)
+    assert committed.outbox_leased
+    assert await store.get_conversation("cnv_1") == conversation()
+    assert await store.find_conversation("telegram", "42") == conversation()
+    assert [m.id for m in await store.transcript("cnv_1")] == ["msg_1", "msg_2"]
+    assert await store.events(conversation_id="cnv_1") == [event]
+    assert await store.outbox("cnv_1") == [item(1), item(2)]
+    assert await store.pop_due(at(1)) == ["outbox:cnv_1"]
+    assert await store.turn_seen("cnv_1", "in:telegram:1")
+
+    again = await store.begin_turn("cnv_1", "in:telegram:1", IDENTITY, 30)
+    assert again is not None and again.seen and again.lease is None  # a duplicate: no lock
+    nxt = await store.begin_turn("cnv_1", "in:telegram:3", IDENTITY, 30, recent=1)
+    assert nxt is not None and nxt.lease is not None, "the commit gave the lock back"
+    assert nxt.conversation == conversation() and [m.id for m in nxt.recent] == ["msg_2"]
+
+
+async def test_commit_with_a_lost_lease_writes_nothing_of_the_conversation(
+    store: Store, expire: Expire
+) -> None:
+    start = await store.begin_turn("cnv_1", "in:telegram:1", IDENTITY, 30)
+    assert start is not None and start.lease is not None
+    await expire.lock("cnv_1")
+    other = await store.try_lock("cnv_1", 30)
+    assert other is not None
+    write = TurnWrite(
+        "cnv_1",
+        lease=start.lease,
+        conversation=conversation(),
+        messages=[message(1)],
+        outbox=[item(1)],
+        seen_key="in:telegram:1",
+        seen_ttl_seconds=60,
+    )
+    with pytest.raises(LockLost):
+        await store.commit_turn(write)
+    assert await store.get_conversation("cnv_1") is None
+    assert await store.transcript("cnv_1") == []
+    assert await store.outbox("cnv_1") == []
+    assert not await store.turn_seen("cnv_1", "in:telegram:1")
+
+
+async def test_the_outbox_lease_has_one_holder_and_acks_remove_in_order(store: Store) -> None:
+    await store.commit_turn(
+        TurnWrite("cnv_1", outbox=[item(1), item(2), item(3)], outbox_token="tok-a", unlock=False)
+    )
+    assert await store.take_outbox("cnv_1", "tok-b", 30) is None, "tok-a holds the lease"
+    assert await store.take_outbox("cnv_1", "tok-a", 30, limit=2) == [item(1), item(2)]
+    assert await store.ack_outbox("cnv_1", "tok-a", ["out.2"]) == 3, "only the head is acked"
+    assert await store.ack_outbox("cnv_1", "tok-a", ["out.1", "out.2"]) == 1
+    assert await store.renew_outbox("cnv_1", "tok-a", 30)
+    assert not await store.renew_outbox("cnv_1", "tok-b", 30)
+    await store.schedule("outbox:cnv_1", at(5))
+    assert await store.ack_outbox("cnv_1", "tok-a", ["out.3"], ("outbox:cnv_1", at(5))) == 0
+    assert await store.pop_due(at(10)) == [], "the safety-net timer went with the last ack"
+    assert await store.take_outbox("cnv_1", "tok-b", 30) == [], "the lease was given back"
+
+
+async def test_a_second_writer_does_not_take_a_held_outbox_lease(store: Store) -> None:
+    first = await store.commit_turn(
+        TurnWrite("cnv_1", outbox=[item(1)], outbox_token="tok-a", unlock=False)
+    )
+    second = await store.commit_turn(
+        TurnWrite("cnv_1", outbox=[item(2)], outbox_token="tok-b", unlock=False)
+    )
+    assert (first.outbox_leased, second.outbox_leased) == (True, False)
+    assert await store.outbox("cnv_1") == [item(1), item(2)]
+
+
+async def test_open_handoff_numbers_the_ticket_once_per_message(store: Store) -> None:
+    first = replace(ticket("tkt_a", number=0), opened_by="msg_7")
+    opened = await store.open_handoff(first)
+    assert opened.number > 0 and opened.opened_by == "msg_7"
+    retried = await store.open_handoff(replace(ticket("tkt_b", number=0), opened_by="msg_7"))
+    assert retried == opened, "a retried turn gets the ticket its first attempt opened"
+    assert ids(await store.queue("n1")) == ["tkt_a"]
+    assert await store.open_ticket_of("cnv_tkt_a") == opened
+    other = await store.open_handoff(replace(ticket("tkt_c", number=0), opened_by="msg_8"))
+    assert other.number == opened.number + 1
+
+
+async def test_claim_rechecks_the_tier_at_claim_time(store: Store) -> None:
+    await open_tickets(store, ticket("tkt_1"))
+    await store.escalate("tkt_1", "n2", at(1))
+    refused = await store.claim("tkt_1", "ana", at(2), tiers=("n1",))
+    assert refused.error is ChangeError.NOT_IN_TIER
+    assert (await store.claim("tkt_1", "bruno", at(3), tiers=("n1", "n2"))).ok
+
+
+async def test_an_escalation_on_a_stale_look_is_refused(store: Store) -> None:
+    seen = ticket("tkt_1")
+    await open_tickets(store, seen)
+    await store.claim("tkt_1", "ana", at(1))
+    stale = await store.escalate("tkt_1", "n2", at(2), expect=seen)
+    assert stale.error is ChangeError.ALREADY_CLAIMED
+    current = await store.get_ticket("tkt_1")
+    assert current is not None and current.tier == "n1" and current.assignee == "ana"
+    assert (await store.escalate("tkt_1", "n2", at(3), expect=current)).ok
+    again = await store.escalate("tkt_1", "n3", at(4), expect=current)
+    assert again.error is ChangeError.NOT_IN_TIER
+
+
+async def test_a_first_response_counts_only_for_its_owner_in_its_tier(store: Store) -> None:
+    await open_tickets(store, ticket("tkt_1"))
+    await store.claim("tkt_1", "ana", at(1))
+    other = await store.mark_first_response("tkt_1", at(2), agent_id="bruno", tier="n1")
+    assert other.error is ChangeError.NOT_ASSIGNEE
+    await store.escalate("tkt_1", "n2", at(3))
+    late = await store.mark_first_response("tkt_1", at(4), agent_id="ana", tier="n1")
+    assert late.error is ChangeError.NOT_ASSIGNEE
+    unmarked = await store.get_ticket("tkt_1")
+    assert unmarked is not None and unmarked.first_response_at is None
+
+
+# -- retention and the byte cap (issue 11) -----------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_a_transcript_keeps_under_its_byte_cap_the_newest_lines(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    store: Store
+    if backend == "memory":
+        store = MemoryStore(max_transcript_bytes=10_000)
+    else:
+        url = request.getfixturevalue("redis_url")
+        store = RedisStore.from_url(url, transcript_max_bytes=10_000)
+        await store.redis.flushdb()
+    try:
+        for n in range(50):
+            line = Message(f"msg_{n}", "cnv_1", Direction.INBOUND, f"{n:03d}" + "é" * 500, at(n))
+            if n % 2:
+                await store.append_message(line)
+            else:
+                await store.commit_turn(TurnWrite("cnv_1", messages=[line], unlock=False))
+        kept = await store.transcript("cnv_1")
+        assert 5 <= len(kept) < 12
+        assert [m.id for m in kept] == [f"msg_{n}" for n in range(50 - len(kept), 50)]
+        huge = Message("msg_huge", "cnv_1", Direction.INBOUND, "x" * 20_000, at(60))
+        await store.append_message(huge)
+        assert [m.id for m in await store.transcript("cnv_1")] == ["msg_huge"], "the last stays"
+    finally:
+        await store.close()
+
+
+async def test_redis_idle_conversations_expire_with_their_contact(redis_url: str) -> None:
+    store = RedisStore.from_url(redis_url, conversation_ttl_seconds=3600)
+    await store.redis.flushdb()
+    try:
+        identity = Identity("telegram", "42")
+        start = await store.begin_turn("cnv_1", "in:telegram:1", identity, 30)
+        assert start is not None and start.lease is not None
+        contact = Contact("ct_1", (identity,), "pt-BR")
+        await store.commit_turn(
+            TurnWrite(
+                "cnv_1",
+                lease=start.lease,
+                contact=contact,
+                conversation=conversation(),
+                messages=[message(1)],
+                events=[Event("evt_1", EventKind.MESSAGE_IN, at(0), conversation_id="cnv_1")],
+            )
+        )
+        keys = store.keys
+        for key in (
+            keys.conversation("cnv_1"),
+            keys.messages("cnv_1"),
+            keys.conversation_events("cnv_1"),
+            keys.fence("cnv_1"),
+            keys.contact("ct_1"),
+            keys.identity(identity),
+            keys.address("telegram", "42"),
+        ):
+            assert 3_500_000 < await store.redis.pttl(key) <= 3_600_000, key
     finally:
         await store.close()

@@ -98,9 +98,11 @@ def aof_redis(tmp_path: Path) -> Iterator[RedisServer]:
 # -- (1) a router killed in the middle of a handoff ------------------------------------
 
 
-async def test_a_router_killed_mid_handoff_leaves_the_ticket_owning_the_conversation(
+async def test_a_router_killed_mid_handoff_still_tells_the_customer_the_ticket_number(
     redis_url: str, shared_store: RedisStore, tmp_path: Path
 ) -> None:
+    """Issue 11 (1): the provider's retry of the message that opened the ticket finishes
+    that handoff (the confirmation with the number), instead of relaying it to agents."""
     dying = Router(redis_url, tmp_path / "dying.log", "--die-after-open-ticket", "--lock-ttl", "1")
     # Only the dying router's lock must free itself quickly; the survivor keeps the
     # default lease, so a slow turn on a busy machine does not outlive its own lock.
@@ -119,23 +121,84 @@ async def test_a_router_killed_mid_handoff_leaves_the_ticket_owning_the_conversa
         seen_before = await sent_texts(shared_store)
         assert not any(HANDOFF in text for text in seen_before)
 
-        # the provider retries the killed delivery on the survivor: relayed, no 2nd ticket
+        # the provider retries the killed delivery on the survivor: the same handoff ends
         outcome, _ = await deliver_until_accepted(
             survivor, delivery("quero falar com um atendente", "m2")
         )
-        assert outcome == "relayed"
+        assert outcome == "handled"
+        sent = await sent_texts(shared_store)
+        confirmations = [text for text in sent[len(seen_before) :] if HANDOFF in text]
+        assert len(confirmations) == 1 and ticket.label in confirmations[0]
         # and the customer's next message goes to the ticket, not to the bot
         outcome, _ = await deliver_until_accepted(survivor, delivery("alguém aí?", "m3"))
         assert outcome == "relayed"
 
-        assert await sent_texts(shared_store) == seen_before, "the bot answered"
-        assert await shared_store.queue("N1") == [ticket]
+        assert await sent_texts(shared_store) == sent, "the bot answered a relayed message"
+        assert await shared_store.queue("N1") == [ticket], "one ticket, not two"
         owned = await shared_store.get_conversation(CONVERSATION)
         assert owned is not None
         assert (owned.ticket_id, owned.last_ticket_id) == (ticket.id, ticket.id)
         assert await shared_store.open_ticket_of(CONVERSATION) == ticket
+        handoffs = [
+            e
+            for e in await shared_store.events(conversation_id=CONVERSATION)
+            if e.kind == EventKind.HANDOFF
+        ]
+        assert [e.data["number"] for e in handoffs] == [ticket.number]
     finally:
         dying.stop()
+        survivor.stop()
+
+
+# -- (1b) a router killed with replies queued: another process delivers them ----------
+
+
+async def test_replies_queued_in_a_killed_router_are_delivered_by_a_survivor(
+    redis_url: str, shared_store: RedisStore, tmp_path: Path
+) -> None:
+    """Issue 11 (2): the provider is down for the first router, which answers 200 (the
+    replies are stored) and is SIGKILLed; nobody restarts it. The surviving router
+    delivers every stored reply, in order, once the dead router's lease expires."""
+    stuck = Router(redis_url, tmp_path / "stuck.log", "--provider-down", "--outbox-lease", "1")
+    survivor = Router(redis_url, tmp_path / "survivor.log", "--outbox-lease", "1")
+    customers = [f"55119888800{n:02d}" for n in range(10)]
+    try:
+        for address in customers:
+            body = {
+                **delivery("qual o horário de atendimento?", f"q-{address}"),
+                "address": address,
+            }
+            assert await post_inbound(stuck, body) == (200, {"outcome": "handled"})
+        stuck.process.kill()
+        assert stuck.wait(timeout=10) == -signal.SIGKILL
+
+        async def delivered(address: str) -> list[str]:
+            raws = await shared_store.redis.lrange(sent_key("telegram", address), 0, -1)
+            return [json.loads(raw)["text"] for raw in raws]
+
+        async with asyncio.timeout(120):  # the lease (1 s) and a sweep: a few seconds
+            while True:
+                outstanding = [
+                    a
+                    for a in customers
+                    if await shared_store.outbox(stable_id("cnv", "telegram", a))
+                ]
+                if not outstanding:
+                    break
+                await asyncio.sleep(0.1)
+        for address in customers:
+            conversation_id = stable_id("cnv", "telegram", address)
+            transcript = await shared_store.transcript(conversation_id)
+            bot_lines = [m.text for m in transcript if m.direction is Direction.BOT]
+            assert bot_lines and await delivered(address) == bot_lines, address
+            failures = [
+                e
+                for e in await shared_store.events(conversation_id=conversation_id)
+                if e.kind == EventKind.DELIVERY_FAILED
+            ]
+            assert failures == []
+    finally:
+        stuck.stop()
         survivor.stop()
 
 
@@ -156,7 +219,7 @@ async def test_an_accepted_message_survives_a_redis_crash(
             transcript = await store.transcript(CONVERSATION)
             assert inbound_texts(transcript) == ["oi"]
             assert any(m.direction is Direction.BOT for m in transcript)
-            assert await store.is_seen("in:telegram:m1")
+            assert await store.turn_seen(CONVERSATION, "in:telegram:m1")
         finally:
             await store.close()
         # the same router carries on once Redis is back; the redelivery is a duplicate

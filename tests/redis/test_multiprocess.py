@@ -34,20 +34,34 @@ CLAIMS = 100
 HANDOFF = "Abri o chamado"
 
 
+@pytest.fixture(params=["single", "cluster"])
+def backend(request: pytest.FixtureRequest) -> tuple[str, bool, int]:
+    """One redis-server, or the 3-master Redis Cluster (issue 18), and how many
+    customers (fewer on the cluster: the same journey, a shorter run)."""
+    if request.param == "cluster":
+        return request.getfixturevalue("redis_cluster_url"), True, 200
+    return request.getfixturevalue("redis_url"), False, CONVERSATIONS
+
+
 @pytest.fixture
-async def shared_store(redis_url: str) -> AsyncIterator[RedisStore]:
-    store = RedisStore.from_url(redis_url, max_connections=64)
+async def shared_store(backend: tuple[str, bool, int]) -> AsyncIterator[RedisStore]:
+    url, cluster, _ = backend
+    store = RedisStore.from_url(url, max_connections=256, cluster=cluster)
     await store.redis.flushdb()
     yield store
     await store.close()
 
 
 @pytest.fixture
-def routers(redis_url: str, shared_store: RedisStore, tmp_path: Path) -> Iterator[list[Router]]:
+def routers(
+    backend: tuple[str, bool, int], shared_store: RedisStore, tmp_path: Path
+) -> Iterator[list[Router]]:
+    url, cluster, _ = backend
     started: list[Router] = []
     try:
         for n in range(2):
-            started.append(Router(redis_url, tmp_path / f"router{n}.log"))
+            extra = ("--cluster",) if cluster else ()
+            started.append(Router(url, tmp_path / f"router{n}.log", *extra))
         yield started
     finally:
         for router in started:
@@ -62,8 +76,9 @@ async def post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> d
 
 
 async def test_two_routers_process_every_message_exactly_once_in_order(
-    routers: list[Router], shared_store: RedisStore
+    routers: list[Router], shared_store: RedisStore, backend: tuple[str, bool, int]
 ) -> None:
+    conversations = backend[2]
     limit = asyncio.Semaphore(CONCURRENCY)
     outcomes: dict[str, list[str]] = {}
     connector = aiohttp.TCPConnector(limit=2 * CONCURRENCY)
@@ -86,16 +101,16 @@ async def test_two_routers_process_every_message_exactly_once_in_order(
             outcomes[body["provider_message_id"]] = sorted(a["outcome"] for a in answers)
 
     async with aiohttp.ClientSession(connector=connector) as http:
-        await asyncio.gather(*(customer(http, n) for n in range(CONVERSATIONS)))
+        await asyncio.gather(*(customer(http, n) for n in range(conversations)))
     fed = time.monotonic() - started
 
     # every message: one router processed it, the other saw a duplicate
-    assert len(outcomes) == CONVERSATIONS * len(SCRIPT)
+    assert len(outcomes) == conversations * len(SCRIPT)
     assert Counter(tuple(o) for o in outcomes.values()) == {
-        ("duplicate", "handled"): CONVERSATIONS * len(SCRIPT)
+        ("duplicate", "handled"): conversations * len(SCRIPT)
     }
 
-    addresses = [f"55{n:08d}" for n in range(CONVERSATIONS)]
+    addresses = [f"55{n:08d}" for n in range(conversations)]
     conversation_ids = {stable_id("cnv", "telegram", a): a for a in addresses}
     transcripts = await asyncio.gather(*(shared_store.transcript(c) for c in conversation_ids))
     for conversation_id, transcript in zip(conversation_ids, transcripts, strict=True):
@@ -104,7 +119,7 @@ async def test_two_routers_process_every_message_exactly_once_in_order(
 
     # every handoff in exactly one queue, one ticket per conversation
     waiting = [t for tier in ("N1", "N2", "N3") for t in await shared_store.queue(tier)]
-    assert len(waiting) == CONVERSATIONS
+    assert len(waiting) == conversations
     assert {t.conversation_id for t in waiting} == set(conversation_ids)
     for ticket in waiting:
         assert await shared_store.open_ticket_of(ticket.conversation_id) == ticket
@@ -134,4 +149,4 @@ async def test_two_routers_process_every_message_exactly_once_in_order(
     claimed = await shared_store.get_ticket(contested.id)
     assert claimed is not None and claimed.assignee in ("ana", "bruno")
     assert all(r.returncode is None for r in routers), "a router died"
-    print(f"\n{CONVERSATIONS * len(SCRIPT) * 2} deliveries fed in {fed:.1f}s")
+    print(f"\n{conversations * len(SCRIPT) * 2} deliveries fed in {fed:.1f}s")

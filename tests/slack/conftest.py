@@ -187,6 +187,7 @@ class Slack:
         return await self.post(body, "application/json")
 
     async def command(self, user: str, text: str) -> tuple[int, str]:
+        self._event += 1  # Slack gives every command its own trigger id
         body = urlencode(
             {
                 "command": "/escala",
@@ -194,7 +195,7 @@ class Slack:
                 "user_id": user,
                 "team_id": TEAM,
                 "channel_id": "C111",
-                "trigger_id": "trigger-cmd",
+                "trigger_id": f"trigger-cmd-{self._event}",
                 "api_app_id": "A0APP",
                 "response_url": f"{self.fake.url}respond/1",
             }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 
@@ -161,7 +162,7 @@ async def test_sensitive_tickets_go_to_the_tiers_private_channel(
 
 def test_a_private_channel_cannot_be_an_open_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s" * 16)
     settings = slack_settings(private_channels={"N1": "C222"})
     with pytest.raises(ConfigError) as raised:
         load_slack_config(settings)
@@ -266,3 +267,27 @@ async def test_slash_command_stats_shows_the_kpis_of_the_last_days(world: World)
     world.journey.clock.advance(days=8)
     assert "tickets 0" in (await ask("stats 7d")).splitlines()[1]
     assert (await ask("stats forever")).startswith("Unknown command `stats forever`")
+
+
+async def test_a_replayed_signed_command_is_taken_once(world: World) -> None:
+    """Issue 11 (7): the same signed ``/escala next`` sent three more times inside
+    Slack's 5-minute window assigns one ticket, not four."""
+    for n in range(4):
+        await world.journey.say("quero falar com um atendente", address=f"200{n}")
+    body = urlencode(
+        {
+            "command": "/escala",
+            "text": "next",
+            "user_id": BRUNO,
+            "team_id": "T0TEAM",
+            "channel_id": "C111",
+            "trigger_id": "trigger-replayed",
+            "api_app_id": "A0APP",
+            "response_url": f"{world.fake.url}respond/1",
+        }
+    )
+    headers = world.slack.headers(body, "application/x-www-form-urlencoded")
+    for _ in range(4):
+        status, _ = await world.slack.post(body, "application/x-www-form-urlencoded", headers)
+        assert status == 200
+    assert len(await world.journey.desk.store.assigned("bruno")) == 1

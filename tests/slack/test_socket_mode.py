@@ -116,7 +116,7 @@ async def test_an_unreachable_web_api_stops_start_up_naming_the_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", TOKEN)
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cret")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cret-long-enough")
     settings = slack_settings(connect_timeout_seconds=1)
     journey = Journey(settings)
     async with BlackHole() as address:

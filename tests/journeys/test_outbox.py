@@ -1,0 +1,88 @@
+"""Issue 11: replies go through the durable outbox: stored with their turn, removed
+only once the channel accepted them or they finally failed (``delivery.failed``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.clock import stable_id
+from bot.errors import DeliveryError
+from bot.models import EventKind, OutboundMessage
+from bot.store import Store
+from channels.sending import Backoff, RetryingSender, RetryLater
+from tests.journeys.harness import Journey
+
+CONVERSATION = stable_id("cnv", "telegram", "1001")
+
+
+class Port:
+    """What RetryingSender needs of the core when driven by the outbox: no records."""
+
+    async def delivery_failed(
+        self, channel: str, address: str, reason: str, **data: object
+    ) -> None:
+        raise AssertionError("the outbox records failures, not the sender's port")
+
+    def provider_call(self, channel: str, result: str, seconds: float) -> None:
+        """Metrics: not measured here."""
+
+
+async def test_a_sent_reply_leaves_the_outbox(store: Store) -> None:
+    journey = Journey(store=store)
+    replies = await journey.say("qual o horário de atendimento?")
+    assert any("Atendemos" in r.text for r in replies)
+    assert await store.outbox(CONVERSATION) == []
+
+
+async def test_a_finally_failed_reply_leaves_the_outbox_as_a_delivery_failure(
+    store: Store,
+) -> None:
+    journey = Journey(store=store)
+    journey.channels["telegram"].fail_with = DeliveryError("telegram", "blocked", permanent=True)
+    await journey.say("qual o horário de atendimento?")
+    assert await store.outbox(CONVERSATION) == []
+    failures = [
+        e
+        for e in await store.events(conversation_id=CONVERSATION)
+        if e.kind == EventKind.DELIVERY_FAILED
+    ]
+    assert failures and all(e.data["reason"] == "blocked" for e in failures)
+    assert failures[0].data["text"].startswith("Atendemos")
+
+
+async def test_a_queueing_sender_keeps_the_reply_stored_until_the_provider_accepts(
+    store: Store,
+) -> None:
+    journey = Journey(store=store)
+    accepted: list[str] = []
+    provider_up = asyncio.Event()
+    attempts = 0
+
+    async def deliver(address: str, part: str) -> None:
+        nonlocal attempts
+        attempts += 1
+        if not provider_up.is_set():
+            raise RetryLater("telegram", "503 from the provider", retry_after=0)
+        accepted.append(part)
+
+    async def render(message: OutboundMessage, locale: str) -> list[str]:
+        return [message.text]
+
+    async def wait_for_provider(seconds: float) -> None:
+        provider_up.set()  # the retry's back-off: the provider is back by then
+
+    sender: RetryingSender[str] = RetryingSender(
+        "telegram",
+        render=render,
+        deliver=deliver,
+        port=Port(),  # type: ignore[arg-type]
+        backoff=Backoff(attempts=3),
+        sleep=wait_for_provider,
+    )
+    journey.escala.outbox.register("telegram", sender)
+    await journey.say("qual o horário de atendimento?")
+    await sender.flush(within=60)  # the sender's worker ends after the last ack
+    assert await store.outbox(CONVERSATION) == []
+    assert attempts > len(accepted) >= 1
+    transcript = await store.transcript(CONVERSATION)
+    assert accepted == [m.text for m in transcript if m.direction.value == "bot"]

@@ -1,0 +1,75 @@
+"""Issue 18: Redis round trips per customer message, counted on the wire.
+
+A turn is two store steps (the lock with its reads; the commit with the unlock); a
+handoff adds one desk step. Delivering the replies adds one acknowledgement once the
+channel accepted them (the durable outbox, issue 11).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.app import Escala, build
+from bot.clock import FakeClock, SequentialIds
+from bot.models import InboundMessage
+from bot.settings import default_settings
+from bot.store.redis import RedisStore
+from tests.journeys.harness import RecordingChannel
+from tests.redis.counting import RoundTrips, counting_client
+
+
+@pytest.fixture
+async def counted(redis_url: str) -> AsyncIterator[tuple[Escala, RoundTrips, RoundTrips]]:
+    trips = RoundTrips()
+    store = RedisStore(counting_client(redis_url.removeprefix("unix://"), trips))
+    await store.redis.flushdb()
+    await store.load_scripts()  # as open_store does at start-up
+    acks = RoundTrips()
+    ack = store.ack_outbox
+
+    async def counted_ack(*args: object, **kwargs: object) -> int:
+        acks.count += 1
+        return await ack(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.ack_outbox = counted_ack  # type: ignore[method-assign]
+    clock = FakeClock()
+    escala = build(default_settings(), store=store, clock=clock, ids=SequentialIds())
+    escala.outbox.register("telegram", RecordingChannel("telegram"))
+    yield escala, trips, acks
+    await store.close()
+
+
+async def say(escala: Escala, text: str, n: int) -> None:
+    await escala.engine.handle(
+        InboundMessage(
+            channel="telegram",
+            address="1001",
+            text=text,
+            provider_message_id=f"m{n}",
+            received_at=FakeClock().now(),
+            locale="pt-BR",
+        )
+    )
+
+
+async def test_round_trips_per_message(counted: tuple[Escala, RoundTrips, RoundTrips]) -> None:
+    escala, trips, acks = counted
+    await say(escala, "oi", 1)  # the first message creates contact and conversation
+    trips.count = acks.count = 0
+
+    await say(escala, "qual o horário de atendimento?", 2)
+    assert (trips.count - acks.count, acks.count) == (2, 1), "KB answer: 2 store steps + 1 ack"
+
+    trips.count = acks.count = 0
+    await say(escala, "quero falar com um atendente", 3)
+    assert (trips.count - acks.count, acks.count) == (3, 1), "handoff: 3 store steps + 1 ack"
+
+    trips.count = acks.count = 0
+    await say(escala, "alguém aí?", 4)
+    assert (trips.count, acks.count) == (2, 0), "a relay to agents sends nothing"
+
+    trips.count = 0
+    await say(escala, "alguém aí?", 4)
+    assert trips.count == 1, "a duplicate: one trip, no lock"
