@@ -121,8 +121,9 @@ class TicketCommands:
         )
         if confirming:
             host.conversation = replace(host.conversation, pending_choices=())
-        view = await self.views.view(ticket)
-        await self.workspaces.customer_message(view, host.message)
+        if self.workspaces:  # a view costs store reads: only when someone listens
+            view = await self.views.view(ticket)
+            await self.workspaces.customer_message(view, host.message)
         if choice is not None:
             await self._confirmed(host, ticket, choice)
             return

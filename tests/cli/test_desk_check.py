@@ -85,7 +85,7 @@ def test_a_private_rule_without_a_private_slack_channel_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret-of-16-chars")
     config = write(tmp_path, slack=SLACK)
     assert main(["check", "--config", str(config)]) == 2
     err = capsys.readouterr().err
@@ -103,7 +103,7 @@ def test_a_desk_that_works_passes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-test")
-    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "secret-of-16-chars")
     tiers = TIERS.replace('tiers = ["N1", "N2"]', 'tiers = ["N1", "N2", "N3"]')
     slack = SLACK.replace("agents =", 'private_channels = { N1 = "G0444DDDD" }\nagents =')
     config = write(tmp_path, slack=slack, tiers=tiers)

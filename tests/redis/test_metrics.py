@@ -171,7 +171,7 @@ async def test_two_processes_add_up_to_the_journey_and_agree_on_the_desk(
             assert total(sa, "escala_http_responses_total", route=WEBHOOK, status="200") == 2
             assert total(sb, "escala_http_responses_total", route=WEBHOOK, status="200") == 2
             assert total(sa, "escala_http_responses_total", route=WEBHOOK, status="403") == 1
-            assert total(sa, "escala_redis_operation_seconds_count", operation="turn_start") == 2
+            assert total(sa, "escala_redis_operation_seconds_count", operation="begin_turn") == 2
             assert both("escala_redis_errors_total") == 0
             assert both("escala_delivery_failures_total") == 0
 
