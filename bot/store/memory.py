@@ -142,6 +142,10 @@ class MemoryStore(Store):
         self._followers: list[asyncio.Queue[Event]] = []
         self._listening: dict[str, set[Listening]] = defaultdict(set)
         self._hits: dict[str, tuple[int, float]] = {}  # key -> (hits, window ends)
+        self._outbox: dict[str, list[OutboxItem]] = {}
+        self._outbox_lease: dict[str, tuple[str, float]] = {}  # conversation -> (token, expires)
+        self._opened_by: dict[str, str] = {}  # inbound message id -> ticket id
+        self._turn_keys: dict[str, set[str]] = {}  # conversation -> its turns' dedupe marks
 
     # -- signals and counters (one process: nobody else can hear) ---------------------
 
@@ -170,11 +174,6 @@ class MemoryStore(Store):
         if len(self._hits) > 10_000 and len(self._hits) % 1000 == 0:
             self._hits = {k: v for k, v in self._hits.items() if v[1] > now}
         return hits + 1
-
-        self._outbox: dict[str, list[OutboxItem]] = {}
-        self._outbox_lease: dict[str, tuple[str, float]] = {}  # conversation -> (token, expires)
-        self._opened_by: dict[str, str] = {}  # inbound message id -> ticket id
-        self._turn_keys: dict[str, set[str]] = {}  # conversation -> its turns' dedupe marks
 
     # -- the turn's two steps ------------------------------------------------------------
     # No await inside: each runs as one step of the event loop, hence atomically.
