@@ -1,7 +1,7 @@
 """A Redis client that counts round trips: one per command, one per pipeline.
 
-Used by the tests and the benchmark to pin how many times a customer message goes
-to Redis (issue 18), whatever the store does inside each trip.
+Used by the tests to pin how many times a customer message goes to Redis (issue 18),
+whatever the store does inside each trip.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.connection import UnixDomainSocketConnection
+from redis.asyncio.connection import AbstractConnection, Connection, UnixDomainSocketConnection
 
 
 class RoundTrips:
@@ -18,17 +18,19 @@ class RoundTrips:
         self.count = 0
 
 
-class CountingConnection(UnixDomainSocketConnection):
-    trips: RoundTrips
+def _counting(base: type[AbstractConnection], trips: RoundTrips) -> type[AbstractConnection]:
+    class Counting(base):  # type: ignore[valid-type,misc]
+        async def send_packed_command(
+            self, command: bytes | str | Iterable[bytes], check_health: bool = True
+        ) -> None:
+            trips.count += 1  # a pipeline is packed into one write: one round trip
+            await super().send_packed_command(command, check_health)
 
-    async def send_packed_command(
-        self, command: bytes | str | Iterable[bytes], check_health: bool = True
-    ) -> None:
-        self.trips.count += 1  # a pipeline is packed into one write: one round trip
-        await super().send_packed_command(command, check_health)
+    return Counting
 
 
-def counting_client(socket_path: str, trips: RoundTrips, **options: Any) -> aioredis.Redis:
-    counted = type("Counted", (CountingConnection,), {"trips": trips})
-    pool = aioredis.ConnectionPool(connection_class=counted, path=socket_path, **options)
+def counting_client(url: str, trips: RoundTrips, **options: Any) -> aioredis.Redis:
+    """A client for ``url`` (``redis://`` or ``unix://``) counting into ``trips``."""
+    base = UnixDomainSocketConnection if url.startswith("unix://") else Connection
+    pool = aioredis.ConnectionPool.from_url(url, connection_class=_counting(base, trips), **options)
     return aioredis.Redis.from_pool(pool)

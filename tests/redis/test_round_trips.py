@@ -23,7 +23,7 @@ from tests.redis.counting import RoundTrips, counting_client
 @pytest.fixture
 async def counted(redis_url: str) -> AsyncIterator[tuple[Escala, RoundTrips, RoundTrips]]:
     trips = RoundTrips()
-    store = RedisStore(counting_client(redis_url.removeprefix("unix://"), trips))
+    store = RedisStore(counting_client(redis_url, trips))
     await store.redis.flushdb()
     await store.load_scripts()  # as open_store does at start-up
     acks = RoundTrips()
