@@ -88,6 +88,11 @@ local function move_to_tier(t, tier, now_iso, now_us, top, span)
     redis.call('SREM', agent_key(t.assignee), t.id)
   end
   local score = string.format('%.0f', (tonumber(top) - t.priority) * tonumber(span) + tonumber(now_us))
+  -- A reply counted before this move belongs to the stay that ends here, even when its
+  -- time (read by another process before its round trip) is not before now: dated back
+  -- to that stay's start, it never passes for the new tier's first response (issue 11).
+  -- ISO 8601 times of one format and offset compare as strings.
+  if not is_null(t.replied_at) and t.replied_at >= now_iso then t.replied_at = t.queued_at end
   t.tier_history = list(t.tier_history)
   t.tier_history[#t.tier_history + 1] = tier
   t.tier = tier

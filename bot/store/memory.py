@@ -76,9 +76,18 @@ def queue_order(ticket: Ticket) -> tuple[int, datetime, int]:
 
 
 def _moved(ticket: Ticket, to_tier: str, now: datetime) -> Ticket:
-    """Queued in ``to_tier`` from ``now``: a new stay (its own promises and offers)."""
+    """Queued in ``to_tier`` from ``now``: a new stay (its own promises and offers).
+
+    A reply the store counted before this move belongs to the stay that ends here,
+    even when its time, read by another process before its round trip, is not before
+    ``now``: it is dated back to that stay's start, so it never passes for the new
+    tier's first response (issue 11)."""
+    replied_at = ticket.replied_at
+    if replied_at is not None and replied_at >= now:
+        replied_at = ticket.queued_at
     return replace(
         ticket,
+        replied_at=replied_at,
         tier=to_tier,
         state=TicketState.QUEUED,
         assignee=None,

@@ -33,6 +33,7 @@ from bot.models import (
     Ticket,
     TicketState,
 )
+from bot.sla import waiting_for_first_response
 from bot.store import ChangeError, Lease, MemoryStore, Store
 from bot.store.base import RECENT_IDS, TurnWrite
 from bot.store.codec import from_json
@@ -735,6 +736,30 @@ async def test_first_response_is_kept_once(store: Store) -> None:
     stored = await store.get_ticket("tkt_1")
     assert stored is not None and stored.first_response_at == at(3)
     assert (await store.mark_first_response("nope", at(1))).error is ChangeError.NOT_FOUND
+
+
+async def test_a_reply_counted_before_an_escalation_is_never_the_new_tiers_response(
+    store: Store,
+) -> None:
+    """Issue 11: two processes read their clocks before their round trips, so a reply
+    the store counted first may carry a later time than the escalation that followed
+    it. It belongs to the old stay: the new tier still waits for its first response."""
+    await store.open_ticket(ticket("tkt_1"))
+    assert (await store.claim("tkt_1", "ana", at(1))).ok
+    replied = await store.mark_first_response("tkt_1", at(5), agent_id="ana", tier="n1")
+    assert replied.ok
+    moved = await store.escalate("tkt_1", "n2", at(4))
+    assert moved.ok and moved.ticket is not None
+    assert moved.ticket.queued_at == at(4)
+    assert moved.ticket.first_response_at == at(5)  # the KPI keeps the reply's own time
+    assert waiting_for_first_response(moved.ticket, "n2")
+    stored = await store.get_ticket("tkt_1")
+    assert stored is not None and waiting_for_first_response(stored, "n2")
+    # A reply in the new stay answers it.
+    assert (await store.claim("tkt_1", "bruno", at(6))).ok
+    answered = await store.mark_first_response("tkt_1", at(7), agent_id="bruno", tier="n2")
+    assert answered.ticket is not None
+    assert not waiting_for_first_response(answered.ticket, "n2")
 
 
 async def test_csat_is_recorded_on_a_resolved_ticket_only(store: Store) -> None:
