@@ -10,6 +10,9 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import aiohttp
 
 from bench.processes import STOP_SECONDS, stop_process
 
@@ -44,3 +47,11 @@ class Router:
 
     def stop(self) -> None:
         stop_process(self.process, timeout=STOP_SECONDS)
+
+
+async def post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST ``body`` as JSON to a router process; its JSON answer (200 expected)."""
+    async with http.post(url, json=body) as response:
+        answer: dict[str, Any] = await response.json()
+        assert response.status == 200, answer
+        return answer

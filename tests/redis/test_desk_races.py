@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -22,19 +21,11 @@ from bot.clock import stable_id
 from bot.models import EventKind
 from bot.sla import waiting_for_first_response
 from bot.store.redis import RedisStore
-from tests.redis.processes import Router
+from tests.redis.processes import Router, post
 from tests.redis.router import sent_key
 
 ROUNDS = 24
 REPLY = "Olá, estou verificando"
-
-
-@pytest.fixture
-async def shared_store(redis_url: str) -> AsyncIterator[RedisStore]:
-    store = RedisStore.from_url(redis_url)
-    await store.redis.flushdb()
-    yield store
-    await store.close()
 
 
 @pytest.fixture
@@ -47,13 +38,6 @@ def routers(redis_url: str, shared_store: RedisStore, tmp_path: Path) -> Iterato
     finally:
         for router in started:
             router.stop()
-
-
-async def post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> dict[str, Any]:
-    async with http.post(url, json=body) as response:
-        answer: dict[str, Any] = await response.json()
-        assert response.status == 200, answer
-        return answer
 
 
 async def open_tickets(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,14 +78,6 @@ async def sent_texts(store: RedisStore) -> list[str]:
 
 def inbound_texts(transcript: list[Message]) -> list[str]:
     return [m.text for m in transcript if m.direction is Direction.INBOUND]
-
-
-@pytest.fixture
-async def shared_store(redis_url: str) -> AsyncIterator[RedisStore]:
-    store = RedisStore.from_url(redis_url)
-    await store.redis.flushdb()
-    yield store
-    await store.close()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -24,7 +23,7 @@ import pytest
 from bot.clock import stable_id
 from bot.models import Direction
 from bot.store.redis import RedisStore
-from tests.redis.processes import Router
+from tests.redis.processes import Router, post
 from tests.redis.router import sent_key
 
 CONVERSATIONS = 1000
@@ -66,13 +65,6 @@ def routers(
     finally:
         for router in started:
             router.stop()
-
-
-async def post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> dict[str, Any]:
-    async with http.post(url, json=body) as response:
-        answer: dict[str, Any] = await response.json()
-        assert response.status == 200, answer
-        return answer
 
 
 async def test_two_routers_process_every_message_exactly_once_in_order(
