@@ -86,6 +86,18 @@ def _post(url: str, body: dict[str, str]) -> int:
         return status
 
 
+def _check(config: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+    """``escala check --config config`` in a process of its own (entry points are read
+    once per process)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "check", "--config", str(config)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=START_LIMIT_SECONDS,
+    )
+
+
 class Serve:
     def __init__(self, config: Path, env: dict[str, str]) -> None:
         self.port = _free_port()
@@ -139,24 +151,12 @@ def test_a_third_party_channel_is_checked_without_touching_the_core(tmp_path: Pa
     _install_echo_distribution(tmp_path / "site")
     config = tmp_path / "escala.toml"
     config.write_text(ECHO, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "check", "--config", str(config)],
-        env=_env(tmp_path / "site"),
-        cwd=ROOT,
-        capture_output=True,
-        timeout=START_LIMIT_SECONDS,
-    )
+    result = _check(config, _env(tmp_path / "site"))
     assert result.returncode == 0, result.stderr.decode()
     assert "channels: echo" in result.stdout.decode()
 
     config.write_text('[channels.echo]\npath = "no-slash"\n', encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "check", "--config", str(config)],
-        env=_env(tmp_path / "site"),
-        cwd=ROOT,
-        capture_output=True,
-        timeout=START_LIMIT_SECONDS,
-    )
+    result = _check(config, _env(tmp_path / "site"))
     assert result.returncode == 2
     assert "channels.echo.path: must be a path starting with '/'" in result.stderr.decode()
 
@@ -164,13 +164,7 @@ def test_a_third_party_channel_is_checked_without_touching_the_core(tmp_path: Pa
 def test_without_the_distribution_the_channel_is_unknown(tmp_path: Path) -> None:
     config = tmp_path / "escala.toml"
     config.write_text(ECHO, encoding="utf-8")
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "check", "--config", str(config)],
-        env=_env(tmp_path / "empty-site"),
-        cwd=ROOT,
-        capture_output=True,
-        timeout=START_LIMIT_SECONDS,
-    )
+    result = _check(config, _env(tmp_path / "empty-site"))
     assert result.returncode == 2
     err = result.stderr.decode()
     assert "channels.echo: unknown channel (known: " in err and "telegram" in err
@@ -182,12 +176,7 @@ def test_every_bad_channel_table_is_reported_at_once(tmp_path: Path) -> None:
         '[channels.fax]\nnumber = "1"\n\n[channels.telegram]\nmode = "carrier-pigeon"\n',
         encoding="utf-8",
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "check", "--config", str(config)],
-        cwd=ROOT,
-        capture_output=True,
-        timeout=START_LIMIT_SECONDS,
-    )
+    result = _check(config)
     assert result.returncode == 2
     err = result.stderr.decode()
     assert "channels.fax: unknown channel" in err
