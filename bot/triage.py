@@ -45,7 +45,14 @@ from bot.hours import BusinessHours
 from bot.models import EMPTY, BreachAction, Calendar, Priority, SlaTerms, Tier, TriageDecision
 from bot.settings import breach_actions, choice, minutes
 from bot.toml_config import Section, did_you_mean, read_toml
-from bot.triage_text import EXAMPLE_THRESHOLD, ExampleHit, Examples, Keyword, TextForms
+from bot.triage_text import (
+    EXAMPLE_THRESHOLD,
+    ExampleHit,
+    Examples,
+    Keyword,
+    TextForms,
+    Vocabulary,
+)
 from kb.lowinfo import is_low_information
 from kb.matcher import Nearest
 from kb.normalize import fold
@@ -127,6 +134,19 @@ class Conditions:
                 return f"regex '{pattern.pattern}' on '{found.group(0)[:60]}'"
         return None
 
+    def _may_hold(self, ctx: TriageContext) -> bool:
+        """False when a condition that does not read the text fails."""
+        return (
+            (not self.kb_outcome or ctx.kb_outcome in self.kb_outcome)
+            and (not self.kb_category or ctx.kb_category in self.kb_category)
+            and (
+                self.failed_attempts_at_least is None
+                or ctx.failed_attempts >= self.failed_attempts_at_least
+            )
+            and (not self.channel or ctx.channel in self.channel)
+            and (self.requested_human is None or ctx.requested_human is self.requested_human)
+        )
+
     def explain(
         self,
         ctx: TriageContext,
@@ -136,6 +156,8 @@ class Conditions:
     ) -> list[str] | None:
         """Why every condition holds, or ``None`` as soon as one does not.
         ``nearest``: this rule's example nearest to the text, if it has examples."""
+        if not self._may_hold(ctx):
+            return None  # the cheap conditions first: reading the text costs the most
         why: list[str] = []
         if self.reads_text:
             hit = self._text_hit(text, nearest)
@@ -201,6 +223,9 @@ class Triage:
         self.rules = tuple(rules)
         self.default_tier = default_tier
         self.hours = hours
+        self._vocabulary = Vocabulary(
+            word for r in self.rules for keyword in r.when.keywords for word in keyword.words
+        )
         self._examples = Examples({r.name: r.when.examples for r in self.rules})
         self._human = Examples({HUMAN_REQUEST: tuple(human_examples)})
         self._human_threshold = human_threshold
@@ -216,12 +241,20 @@ class Triage:
         return ExampleHit(HUMAN_REQUEST, found.phrasing, found.score)
 
     def decide(self, ctx: TriageContext) -> TriageDecision:
-        text = TextForms.of(ctx.text)
+        text = TextForms.of(ctx.text, self._vocabulary)
         # Examples match only a message that says something: "ok" is close to no problem.
         nearest = {} if is_low_information(ctx.text) else self._examples.nearest(ctx.text)
 
+        explained: dict[str, list[str] | None] = {}
+
         def explain(rule: Rule) -> list[str] | None:
-            return rule.when.explain(ctx, text, self.hours, nearest.get(rule.name))
+            # A rule is asked again when an earlier one routes without handing off or
+            # is not private: once is enough.
+            if rule.name not in explained:
+                explained[rule.name] = rule.when.explain(
+                    ctx, text, self.hours, nearest.get(rule.name)
+                )
+            return explained[rule.name]
 
         for i, rule in enumerate(self.rules):
             why = explain(rule)
