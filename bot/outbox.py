@@ -24,7 +24,7 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from bot import pending
@@ -47,6 +47,21 @@ log = logging.getLogger(__name__)
 
 #: The safety-net timer's kind: ``outbox:<conversation id>``.
 OUTBOX_TIMER = "outbox"
+
+
+@dataclass
+class _AckGroup:
+    """Consecutive items of one conversation handed to queueing senders together: each
+    ends on its own, and the last to end acks all of them in one store step. A crash
+    in between resends the ones sent (at least once, as the module doc says)."""
+
+    conversation_id: str
+    waiting: int
+    members: list[str] = field(default_factory=list)  # handed over so far
+    ids: list[str] = field(default_factory=list)  # ended, to ack
+    ended: int = 0
+    interrupted: bool = False
+    timer: tuple[str, datetime] | None = None
 
 
 @dataclass
@@ -299,23 +314,33 @@ class Outbox:
             timer = (f"{OUTBOX_TIMER}:{conversation_id}", due)
         acked: list[str] = []
         left: int | None = None
+        group: _AckGroup | None = None
         for n, item in enumerate(items):
             last = n == len(items) - 1
             sender = self._senders.get(item.channel)
             if isinstance(sender, QueueingSender):
-                # Retried in the background: the item is acked when it ends. Acks of the
-                # ones sent inline so far go first, to keep the store's order.
+                # Retried in the background: the item is acked when it ends, together
+                # with the queued items next to it (one store round trip for a turn's
+                # replies, issue 18). Acks of the ones sent inline so far go first, to
+                # keep the store's order.
                 if acked:
                     await self._ack(conversation_id, acked, None)
                     acked = []
+                if group is None:
+                    group = _AckGroup(conversation_id, self._queued_run(items, n))
                 self._hold(conversation_id)  # until it ends: the lease is renewed meanwhile
                 self._in_flight.add(item.id)
                 await sender.enqueue(
                     item.address,
                     item.outbound,
                     item.locale,
-                    self._on_done(item, timer if last else None),
+                    self._on_done(item, group),
                 )
+                group.members.append(item.id)
+                if last:
+                    group.timer = timer  # the batch's last ack settles the safety-net timer
+                if len(group.members) == group.waiting:
+                    group = None  # the run ends here: the next queued item starts another
                 if last:
                     return None  # the last ack (in _on_done) tells what is left
                 continue
@@ -343,15 +368,32 @@ class Outbox:
             return DeliveryError(item.channel, f"unexpected error: {type(e).__name__}")
         return None
 
-    def _on_done(self, item: OutboxItem, timer: tuple[str, datetime] | None) -> Done:
+    def _queued_run(self, items: Sequence[OutboxItem], start: int) -> int:
+        """How many items from ``start`` on go to queueing senders, one after another."""
+        count = 0
+        for item in items[start:]:
+            if not isinstance(self._senders.get(item.channel), QueueingSender):
+                break
+            count += 1
+        return count
+
+    def _on_done(self, item: OutboxItem, group: _AckGroup) -> Done:
         async def done(error: DeliveryError | None) -> None:
             try:
                 if isinstance(error, DeliveryInterrupted):
-                    return  # left in the store: the next lease holder sends it
-                if error is not None:
+                    group.interrupted = True  # left in the store: the next holder sends it
+                elif error is not None:
                     await self._failed(item, error.reason)
-                left = await self._ack(item.conversation_id, [item.id], timer)
-                if timer is not None and left:
+                    group.ids.append(item.id)
+                else:
+                    group.ids.append(item.id)
+                group.ended += 1
+                if group.ended < group.waiting or not group.ids:
+                    return  # the run's last item acks them all (still in flight till then)
+                # items left behind keep the safety-net timer
+                timer_now = None if group.interrupted else group.timer
+                left = await self._ack(item.conversation_id, list(group.ids), timer_now)
+                if timer_now is not None and left:
                     # more arrived meanwhile (another writer's items): keep going
                     task = asyncio.create_task(self._more(item.conversation_id))
                     _BACKGROUND.add(task)
@@ -359,7 +401,8 @@ class Outbox:
             except StoreError:  # stays in the outbox: sent again by the next holder
                 log.exception("outbox: could not record how %s ended", item.id)
             finally:
-                self._in_flight.discard(item.id)
+                if group.ended >= group.waiting:
+                    self._in_flight.difference_update(group.members)
                 self._let_go(item.conversation_id)
 
         return done

@@ -12,12 +12,14 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.app import Escala, build
-from bot.clock import FakeClock, SequentialIds
-from bot.models import InboundMessage
+from bot.clock import FakeClock, SequentialIds, stable_id
+from bot.models import InboundMessage, OutboundMessage
 from bot.settings import default_settings
 from bot.store.redis import RedisStore
+from channels.sending import RetryingSender
 from tests.journeys.harness import RecordingChannel
 from tests.redis.counting import RoundTrips, counting_client
+from tests.waits import eventually
 
 
 @pytest.fixture
@@ -73,3 +75,40 @@ async def test_round_trips_per_message(counted: tuple[Escala, RoundTrips, RoundT
     trips.count = 0
     await say(escala, "alguém aí?", 4)
     assert trips.count == 1, "a duplicate: one trip, no lock"
+
+
+async def test_queued_replies_of_a_turn_are_acked_in_one_trip(
+    counted: tuple[Escala, RoundTrips, RoundTrips],
+) -> None:
+    """A channel that delivers in the background (Telegram, Twilio, web chat: the
+    RetryingSender) ends each reply on its own; the turn's replies are still acked
+    together, once the last is delivered."""
+    escala, trips, acks = counted
+    delivered: list[str] = []
+
+    async def render(message: OutboundMessage, locale: str) -> list[str]:
+        return [message.text]
+
+    async def deliver(address: str, part: str) -> None:
+        delivered.append(part)
+
+    sender = RetryingSender("telegram", render=render, deliver=deliver, port=escala.edge)
+    escala.outbox.register("telegram", sender)
+    conversation = stable_id("cnv", "telegram", "1001")
+
+    polls = 0
+
+    async def outbox_empty() -> bool:  # one round trip per poll, counted out below
+        nonlocal polls
+        polls += 1
+        return await escala.store.outbox(conversation) == []
+
+    await say(escala, "oi", 1)
+    await eventually(outbox_empty, "the greeting delivered and acked")
+    trips.count = acks.count = polls = 0
+    before = len(delivered)
+
+    await say(escala, "qual o horário de atendimento?", 2)
+    await eventually(lambda: len(delivered) - before == 2, "the answer and 'did this help?'")
+    await eventually(outbox_empty, "both acked")
+    assert (trips.count - acks.count - polls, acks.count) == (2, 1), "2 steps + 1 ack"
