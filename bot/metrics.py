@@ -212,10 +212,10 @@ class Metrics:
             ["operation"],
             registry=r,
         )
-        # Labelled children by label value, for the per-message paths.
-        self._event_children: dict[str, Counter] = {}
-        self._turn_children: dict[str, Histogram] = {}
-        self._redis_children: dict[str, Histogram] = {}
+        # Labelled children by metric and label values, for the per-message paths:
+        # labels() costs a lock and checks each time (label values are bounded sets:
+        # kinds, tiers, priorities, channels, route patterns, status codes).
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self.http = Counter(
             "escala_http_responses",
             "HTTP responses by route (its pattern) and status code",
@@ -223,50 +223,57 @@ class Metrics:
             registry=r,
         )
 
+    def _child(self, metric: Any, *values: str) -> Any:
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     # -- the event recorder's subscriber --------------------------------------------
 
     async def on_event(self, event: Event) -> None:
         """Subscribed to the :class:`~bot.events.Recorder`: every event this process records."""
         kind = event.kind
         data = event.data
-        child = self._event_children.get(kind)
-        if child is None:  # labels() costs a lock and checks; a turn records several events
-            child = self._event_children[kind] = self.events.labels(str(kind))
-        child.inc()
+        self._child(self.events, str(kind)).inc()
         turn = _TURN.get()
         if turn is not None:
             turn.kinds.add(str(kind))
         if kind == EventKind.KB_ANSWERED:
-            self.kb.labels("answered").inc()
+            self._child(self.kb, "answered").inc()
         elif kind == EventKind.KB_SUGGESTED:
-            self.kb.labels("suggested").inc()
+            self._child(self.kb, "suggested").inc()
         elif kind == EventKind.KB_MISSED:
-            self.kb.labels("missed").inc()
+            self._child(self.kb, "missed").inc()
         elif kind == EventKind.HANDOFF:
-            self.tickets_opened.labels(_label(data, "tier"), _label(data, "priority")).inc()
+            self._child(self.tickets_opened, _label(data, "tier"), _label(data, "priority")).inc()
         elif kind == EventKind.ESCALATED:
-            self.tickets_escalated.labels(
-                _label(data, "from_tier"), _label(data, "to_tier"), _label(data, "priority")
+            self._child(
+                self.tickets_escalated,
+                _label(data, "from_tier"),
+                _label(data, "to_tier"),
+                _label(data, "priority"),
             ).inc()
         elif kind == EventKind.RESOLVED:
             tier = _label(data, "tier")
-            self.tickets_resolved.labels(tier, _label(data, "priority")).inc()
+            self._child(self.tickets_resolved, tier, _label(data, "priority")).inc()
             seconds = data.get("resolution_seconds")
             if isinstance(seconds, int | float):
-                self.resolution.labels(tier).observe(seconds)
+                self._child(self.resolution, tier).observe(seconds)
         elif kind == EventKind.AGENT_REPLY:
             seconds = data.get("first_response_seconds")
             if isinstance(seconds, int | float):
-                self.first_response.labels(_label(data, "tier")).observe(seconds)
+                self._child(self.first_response, _label(data, "tier")).observe(seconds)
         elif kind == EventKind.SLA_BREACHED:
             promise = _label(data, "promise", "first_response")
-            self.sla_breaches.labels(_label(data, "tier"), promise).inc()
+            self._child(self.sla_breaches, _label(data, "tier"), promise).inc()
         elif kind == EventKind.CSAT_RECORDED:
             score = data.get("score")
             if isinstance(score, int) and 1 <= score <= 5:
-                self.csat.labels(_label(data, "tier"), str(score)).inc()
+                self._child(self.csat, _label(data, "tier"), str(score)).inc()
         elif kind == EventKind.DELIVERY_FAILED:
-            self.delivery_failures.labels(_label(data, "channel", "workspace")).inc()
+            self._child(self.delivery_failures, _label(data, "channel", "workspace")).inc()
 
     # -- measured in one place each ----------------------------------------------------
 
@@ -283,25 +290,19 @@ class Metrics:
         finally:
             _TURN.reset(token)
             seconds = time.perf_counter() - start
-            histogram = self._turn_children.get(channel)
-            if histogram is None:
-                histogram = self._turn_children[channel] = self.turn_seconds.labels(channel)
-            histogram.observe(seconds)
-            self.messages_in.labels(channel, facts.label).inc()
+            self._child(self.turn_seconds, channel).observe(seconds)
+            self._child(self.messages_in, channel, facts.label).inc()
 
     def provider_call(self, channel: str, result: str, seconds: float) -> None:
-        self.provider_calls.labels(channel, result).observe(seconds)
+        self._child(self.provider_calls, channel, result).observe(seconds)
 
     def redis_call(self, operation: str, seconds: float, failed: bool) -> None:
-        histogram = self._redis_children.get(operation)
-        if histogram is None:
-            histogram = self._redis_children[operation] = self.redis_seconds.labels(operation)
-        histogram.observe(seconds)
+        self._child(self.redis_seconds, operation).observe(seconds)
         if failed:
-            self.redis_errors.labels(operation).inc()
+            self._child(self.redis_errors, operation).inc()
 
     def http_response(self, route: str, status: int) -> None:
-        self.http.labels(route, str(status)).inc()
+        self._child(self.http, route, str(status)).inc()
 
 
 def _label(data: Mapping[str, Any], key: str, default: str = "unknown") -> str:
