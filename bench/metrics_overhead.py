@@ -11,7 +11,12 @@ least disturbed by the rest of the machine).
 It also times the metrics work of one message alone (:func:`work_per_message`), which
 stays stable when the machine is busy.
 
-    python -m bench.metrics_overhead [--messages 2000] [--rounds 5]
+``--e2e-pairs N`` also runs the end-to-end benchmark's Redis row N times with metrics on
+and N times off, alternating the order, and reports the median of the N paired ratios
+(throughput, and server CPU per message): the done-when of issue 14 is "less than 5% of
+throughput in the end-to-end benchmark", and one pair on a shared machine is noise.
+
+    python -m bench.metrics_overhead [--messages 2000] [--rounds 5] [--e2e-pairs 5]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.app import build
 from bot.metrics import Metrics
@@ -69,10 +75,11 @@ async def measure(messages: int, rounds: int) -> dict[str, float]:
     }
 
 
-async def work_per_message(redis_operations: int = 13, repeats: int = 20000) -> float:
+async def work_per_message(redis_operations: int = 3, repeats: int = 20000) -> float:
     """CPU seconds of the metrics work one KB question causes, alone: the turn's
     measure, four recorded events and ``redis_operations`` timed store operations (the
-    Redis store makes 13 per such message). Stable on a busy machine, unlike a whole turn."""
+    Redis store makes 3 per such message: begin, commit, ack). Stable on a busy machine,
+    unlike a whole turn."""
     metrics = Metrics()
     now = datetime.now(UTC)
     events = [
@@ -100,10 +107,49 @@ async def work_per_message(redis_operations: int = 13, repeats: int = 20000) -> 
     return best
 
 
+async def e2e_pairs(pairs: int, seconds: float) -> dict[str, Any]:
+    """The end-to-end Redis row, metrics on and off, ``pairs`` times (order alternating)."""
+    from bench.e2e import run_scenario
+
+    runs: list[dict[str, float]] = []
+    for n in range(pairs):
+        got: dict[bool, dict[str, Any]] = {}
+        for metrics in (False, True) if n % 2 == 0 else (True, False):
+            result = await run_scenario(
+                "escala",
+                store="redis",
+                metrics=metrics,
+                customers=8,
+                messages_per_customer=100_000,
+                closed_seconds=seconds,
+                rate=0,
+            )
+            got[metrics] = result
+        on, off = got[True], got[False]
+        runs.append(
+            {
+                "msg_s_on": on["closed_loop"]["messages_per_second"],
+                "msg_s_off": off["closed_loop"]["messages_per_second"],
+                "cpu_ms_on": on["closed_loop_cost_per_message"]["server_cpu_ms"],
+                "cpu_ms_off": off["closed_loop_cost_per_message"]["server_cpu_ms"],
+            }
+        )
+        print(f"pair {n + 1}/{pairs}: {runs[-1]}", flush=True)
+    throughput = [r["msg_s_on"] / r["msg_s_off"] - 1 for r in runs]
+    cpu = [r["cpu_ms_on"] / r["cpu_ms_off"] - 1 for r in runs]
+    return {
+        "pairs": runs,
+        "throughput_change_median": round(statistics.median(throughput), 4),
+        "cpu_per_message_change_median": round(statistics.median(cpu), 4),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.metrics_overhead", description=__doc__)
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--e2e-pairs", type=int, default=0, help="end-to-end pairs (Redis)")
+    parser.add_argument("--e2e-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
     work = asyncio.run(work_per_message())
     print(f"metrics work per message (Redis store): {work * 1e6:.1f} µs CPU")
@@ -113,6 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"on {result['cpu_ms_per_message_on']} ms: {100 * result['cost']:+.1f}% (least of each; "
         f"medians {result['median_off']} and {result['median_on']} ms)"
     )
+    if args.e2e_pairs:
+        pairs = asyncio.run(e2e_pairs(args.e2e_pairs, args.e2e_seconds))
+        print(
+            f"end to end, Redis, {args.e2e_pairs} pairs: throughput "
+            f"{100 * pairs['throughput_change_median']:+.1f}%, server CPU per message "
+            f"{100 * pairs['cpu_per_message_change_median']:+.1f}% with metrics on (medians)"
+        )
     return 0
 
 
