@@ -18,6 +18,7 @@ The pipeline, in order (``Normalizer.tokens``):
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -31,6 +32,7 @@ TYPO_LONG_WORD = 8  # from this length on, two edits are forgiven; below it, one
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
 
+@functools.lru_cache(maxsize=1024)  # one message is folded by the KB, triage, flows...
 def fold(text: str) -> str:
     """Lowercase, accents stripped, anything but letters and digits turned to one space."""
     decomposed = unicodedata.normalize("NFKD", text.lower())
@@ -151,6 +153,7 @@ _FINAL_VOWELS = ("a", "e", "o", "y")
 _MIN_STEM = 3
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure, and words repeat: a vocabulary's worth
 def stem(word: str) -> str:
     """A light pt/en stemmer: plural, then one derivational/verbal suffix, then a final vowel.
 
