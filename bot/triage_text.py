@@ -153,9 +153,19 @@ class Keyword:
     text: str  # as the admin wrote it, for explanations
     words: tuple[str, ...]  # folded
     stems: tuple[str, ...] = field(init=False, compare=False, repr=False)
+    #: The words (with stems) every window must hold, and whether in order (see
+    #: :meth:`_in_window`): worked out once, not per text.
+    meaningful: tuple[tuple[str, str], ...] = field(init=False, compare=False, repr=False)
+    ordered: bool = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "stems", tuple(stem(w) for w in self.words))
+        stems = tuple(stem(w) for w in self.words)
+        pairs = tuple(zip(self.words, stems, strict=True))
+        meaningful = tuple((w, s) for w, s in pairs if w not in STOP_WORDS) or pairs
+        object.__setattr__(self, "stems", stems)
+        object.__setattr__(self, "meaningful", meaningful)
+        # a small word inside the phrase: an expression, kept in order
+        object.__setattr__(self, "ordered", len(meaningful) < len(self.words))
 
     def find(self, text: TextForms) -> str | None:
         """The words of ``text`` this keyword matches, or ``None``."""
@@ -175,12 +185,10 @@ class Keyword:
     def _in_window(self, text: TextForms) -> str | None:
         """Each meaningful word of the phrase matched by a distinct word of the text, all
         within one window (see module doc); the window's words, or ``None``."""
-        pairs = list(zip(self.words, self.stems, strict=True))
-        meaningful = [(w, s) for w, s in pairs if w not in STOP_WORDS] or pairs
-        ordered = len(meaningful) < len(self.words)  # a small word inside: an expression
-        positions = [text.hits(w, s) for w, s in meaningful]
+        positions = [text.hits(w, s) for w, s in self.meaningful]
         if not all(positions):
             return None  # some word is nowhere in the text
+        ordered = self.ordered
         size = len(self.words) + WINDOW_SLACK
         for start in range(len(text.words)):
             end = min(start + size, len(text.words))
