@@ -333,6 +333,10 @@ DESK_GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "escala_open_tickets": ("Open tickets by tier and state (queued, assigned)", ("tier", "state")),
     "escala_agent_open_tickets": ("Tickets assigned to each configured agent", ("agent",)),
     "escala_agents_busy": ("Configured agents holding at least one ticket", ()),
+    "escala_agents": (
+        "Configured agents by what they last said (online, away, offline; never: online)",
+        ("availability",),
+    ),
     "escala_event_stream_length": ("Events the event stream keeps", ()),
     "escala_event_stream_trimmed": ("Events the stream's cap has dropped (export before)", ()),
 }

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bot.desk import Desk
 from bot.metrics import Metrics, MetricsConfig, desk_registry
-from bot.models import TicketState
+from bot.models import Availability, TicketState
 from bot.store.base import DeskStore, EventLog
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,12 @@ async def desk_values(
             key = (ticket.tier, "assigned")
             values["escala_open_tickets"][key] = values["escala_open_tickets"].get(key, 0) + 1
     values["escala_agents_busy"][()] = busy
+    said = await store.availabilities()
+    for state in Availability:
+        values["escala_agents"][(state.value,)] = 0
+    for agent_id in desk.agents:  # never said anything: online (Desk.availability)
+        state = said.get(agent_id, Availability.ONLINE)
+        values["escala_agents"][(state.value,)] += 1
     info = await log_store.stream_info()
     values["escala_event_stream_length"][()] = info.length
     values["escala_event_stream_trimmed"][()] = info.trimmed

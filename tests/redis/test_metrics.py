@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.e2e import _wait_healthz, spawn, update
 from bench.processes import free_port, stop_process
 from bot.app import build
+from bot.models import Availability
 from bot.settings import default_settings
 from bot.store.redis import RedisStore
 from tests.channels.fakes import FakeTelegram
@@ -193,6 +194,16 @@ async def test_two_processes_add_up_to_the_journey_and_agree_on_the_desk(
                 assert total(samples, "escala_open_tickets", tier="N1", state="assigned") == 1
                 assert total(samples, "escala_agent_open_tickets", agent="ana") == 1
                 assert total(samples, "escala_agents_busy") == 1
+            # Agents online: what each said, read from the store by either process.
+            agents = len(desk.agents)
+            assert (await desk.set_availability("ana", Availability.AWAY)).ok
+            for samples in (
+                (await scrape(http, a_metrics))[1],
+                (await scrape(http, b_metrics))[1],
+            ):
+                assert total(samples, "escala_agents", availability="away") == 1
+                assert total(samples, "escala_agents", availability="online") == agents - 1
+                assert total(samples, "escala_agents", availability="offline") == 0
             desk_lines = [
                 [
                     line
