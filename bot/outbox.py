@@ -40,7 +40,7 @@ from bot.models import (
     OutboxItem,
 )
 from bot.ports import ChannelSender, Done, QueueingSender
-from bot.store.base import ContactStore, Store, TurnWrite
+from bot.store.base import ContactStore, OutboxAck, Store, TurnWrite
 from bot.timers import Timers
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,8 @@ class Outbox:
         self._senders: dict[str, ChannelSender] = {}
         #: Conversations this process is delivering now (their lease is ours).
         self._busy: dict[str, int] = {}
+        self._acks: list[tuple[OutboxAck, asyncio.Future[int]]] = []
+        self._acker: asyncio.Task[None] | None = None
         self._renewer: asyncio.Task[None] | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
         #: Items this process handed to a sender and has not heard back about: a later
@@ -416,7 +418,29 @@ class Outbox:
     async def _ack(
         self, conversation_id: str, ids: list[str], timer: tuple[str, datetime] | None
     ) -> int:
-        return await self._store.ack_outbox(conversation_id, self.token, ids, timer)
+        """Acks are grouped as a database groups commits: while one batch is on its way
+        to the store, those that arrive wait and go together in the next (one round
+        trip for all; on a busy process, well under one per message). Nothing waits for
+        a timer: an ack alone goes at once."""
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._acks.append((OutboxAck(conversation_id, self.token, ids, timer), waiter))
+        if self._acker is None or self._acker.done():
+            self._acker = asyncio.create_task(self._send_acks(), name="escala-outbox-acks")
+        return await waiter
+
+    async def _send_acks(self) -> None:
+        while self._acks:
+            batch, self._acks = self._acks, []
+            try:
+                lefts = await self._store.ack_outboxes([ack for ack, _ in batch])
+            except Exception as e:  # each waiter hears it (a StoreError: logged there)
+                for _, waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(e)
+                continue
+            for (_, waiter), left in zip(batch, lefts, strict=True):
+                if not waiter.done():
+                    waiter.set_result(left)
 
     async def _failed(self, item: OutboxItem, reason: str) -> None:
         await self._recorder.delivery_failed(
@@ -450,6 +474,8 @@ class Outbox:
             task.cancel()
         if self._deliveries:
             await asyncio.wait(self._deliveries)
+        if self._acker is not None:  # acks on their way: let them land
+            await asyncio.wait((self._acker,))
         if self._renewer is not None:
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -192,6 +192,16 @@ class TurnWrite:
 
 
 @dataclass(frozen=True)
+class OutboxAck:
+    """One :meth:`OutboxStore.ack_outbox` call, for :meth:`OutboxStore.ack_outboxes`."""
+
+    conversation_id: str
+    token: str
+    item_ids: Sequence[str]
+    timer: tuple[str, datetime] | None = None
+
+
+@dataclass(frozen=True)
 class Erasure:
     """What :meth:`Store.forget_contact` erased (counts only)."""
 
@@ -843,6 +853,14 @@ class OutboxStore(abc.ABC):
         how many remain. With none left, the lease held by ``token`` is given back and
         ``timer`` (the outbox's safety-net timer, id and due time) cancelled, as by
         :meth:`TimerStore.cancel_timer` (on Redis: in the same round trip)."""
+
+    async def ack_outboxes(self, acks: Sequence[OutboxAck]) -> list[int]:
+        """Several :meth:`ack_outbox` calls, in order, of one or many conversations: on
+        Redis in one round trip (the outbox acks what ended meanwhile together, issue
+        18). How many items remain in each one's outbox."""
+        return [
+            await self.ack_outbox(a.conversation_id, a.token, a.item_ids, a.timer) for a in acks
+        ]
 
     @abc.abstractmethod
     async def renew_outbox(self, conversation_id: str, token: str, lease_seconds: float) -> bool:

@@ -111,6 +111,7 @@ from bot.store.base import (
     ContentVersion,
     Lease,
     Listening,
+    OutboxAck,
     PublishResult,
     Routing,
     SkillFilter,
@@ -818,6 +819,35 @@ class RedisStore(Store):
         if int(left) == 0:
             await self._script_reply(cancelled, "cancel_timer", [self.keys.timers], cancel_args)
         return int(left)
+
+    @_reachable
+    async def ack_outboxes(self, acks: Sequence[OutboxAck]) -> list[int]:
+        queued: list[tuple[list[str], list[str | int], list[str | int] | None]] = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for ack in acks:
+                ack_keys = [
+                    self.keys.outbox(ack.conversation_id),
+                    self.keys.outbox_lease(ack.conversation_id),
+                ]
+                ack_args: list[str | int] = [ack.token, *map(_record_start, ack.item_ids)]
+                self._queue_script(pipe, "ack_outbox", ack_keys, ack_args)
+                cancel_args: list[str | int] | None = None
+                if ack.timer is not None:
+                    cancel_args = [ack.timer[0], unix_micros(ack.timer[1])]
+                    self._queue_script(pipe, "cancel_timer", [self.keys.timers], cancel_args)
+                queued.append((ack_keys, ack_args, cancel_args))
+            replies = iter(await pipe.execute(raise_on_error=False))
+        lefts: list[int] = []
+        for ack_keys, ack_args, cancel_args in queued:
+            left = int(await self._script_reply(next(replies), "ack_outbox", ack_keys, ack_args))
+            if cancel_args is not None:
+                cancelled = next(replies)
+                if left == 0:  # as in ack_outbox: the timer goes with the last item
+                    await self._script_reply(
+                        cancelled, "cancel_timer", [self.keys.timers], cancel_args
+                    )
+            lefts.append(left)
+        return lefts
 
     @_reachable
     async def renew_outbox(self, conversation_id: str, token: str, lease_seconds: float) -> bool:

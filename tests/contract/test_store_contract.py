@@ -35,7 +35,7 @@ from bot.models import (
 )
 from bot.sla import waiting_for_first_response
 from bot.store import ChangeError, Lease, MemoryStore, Store
-from bot.store.base import RECENT_IDS, TurnWrite
+from bot.store.base import RECENT_IDS, OutboxAck, TurnWrite
 from bot.store.codec import from_json
 from bot.store.redis import Keys, RedisStore
 from flows.position import FlowPosition
@@ -1139,6 +1139,32 @@ async def test_the_outbox_lease_has_one_holder_and_acks_remove_in_order(store: S
     assert await store.ack_outbox("cnv_1", "tok-a", ["out.3"], ("outbox:cnv_1", at(5))) == 0
     assert await store.pop_due(at(10)) == [], "the safety-net timer went with the last ack"
     assert await store.take_outbox("cnv_1", "tok-b", 30) == [], "the lease was given back"
+
+
+async def test_acks_of_several_conversations_at_once_are_each_an_ack(store: Store) -> None:
+    for cid in ("cnv_1", "cnv_2"):
+        await store.commit_turn(
+            TurnWrite(
+                cid,
+                outbox=[item(1, cid), item(2, cid)],
+                outbox_token="tok-a",
+                unlock=False,
+            )
+        )
+    await store.schedule("outbox:cnv_2", at(5))
+    lefts = await store.ack_outboxes(
+        [
+            OutboxAck("cnv_1", "tok-a", ["out.2"]),  # not the head: nothing acked
+            OutboxAck("cnv_1", "tok-a", ["out.1"]),
+            OutboxAck("cnv_2", "tok-a", ["out.1", "out.2"], ("outbox:cnv_2", at(5))),
+        ]
+    )
+    assert lefts == [2, 1, 0]
+    assert await store.outbox("cnv_1") == [item(2, "cnv_1")]
+    assert await store.outbox("cnv_2") == []
+    assert await store.pop_due(at(10)) == [], "cnv_2's timer went with its last ack"
+    assert await store.take_outbox("cnv_2", "tok-b", 30) == [], "cnv_2's lease was given back"
+    assert await store.take_outbox("cnv_1", "tok-b", 30) is None, "cnv_1's is still held"
 
 
 async def test_a_second_writer_does_not_take_a_held_outbox_lease(store: Store) -> None:

@@ -7,14 +7,16 @@ channel accepted them (the durable outbox, issue 11).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
 from bot.app import Escala, build
 from bot.clock import FakeClock, SequentialIds, stable_id
-from bot.models import InboundMessage, OutboundMessage
+from bot.models import InboundMessage, OutboundMessage, OutboxItem
 from bot.settings import default_settings
+from bot.store.base import OutboxAck, TurnWrite
 from bot.store.redis import RedisStore
 from channels.sending import RetryingSender
 from tests.journeys.harness import RecordingChannel
@@ -28,14 +30,14 @@ async def counted(redis_url: str) -> AsyncIterator[tuple[Escala, RoundTrips, Rou
     store = RedisStore(counting_client(redis_url, trips))
     await store.redis.flushdb()
     await store.load_scripts()  # as open_store does at start-up
-    acks = RoundTrips()
-    ack = store.ack_outbox
+    acks = RoundTrips()  # the outbox's acks: one round trip per batch
+    ack = store.ack_outboxes
 
-    async def counted_ack(*args: object, **kwargs: object) -> int:
+    async def counted_ack(batch: Sequence[OutboxAck]) -> list[int]:
         acks.count += 1
-        return await ack(*args, **kwargs)  # type: ignore[arg-type]
+        return await ack(batch)
 
-    store.ack_outbox = counted_ack  # type: ignore[method-assign]
+    store.ack_outboxes = counted_ack  # type: ignore[method-assign,assignment]
     clock = FakeClock()
     escala = build(default_settings(), store=store, clock=clock, ids=SequentialIds())
     escala.outbox.register("telegram", RecordingChannel("telegram"))
@@ -112,3 +114,39 @@ async def test_queued_replies_of_a_turn_are_acked_in_one_trip(
     await eventually(lambda: len(delivered) - before == 2, "the answer and 'did this help?'")
     await eventually(outbox_empty, "both acked")
     assert (trips.count - acks.count - polls, acks.count) == (2, 1), "2 steps + 1 ack"
+
+
+async def test_acks_that_end_together_share_one_round_trip(
+    counted: tuple[Escala, RoundTrips, RoundTrips],
+) -> None:
+    """Deliveries of several conversations that end while an ack is on its way are acked
+    together, in one round trip (group commit): on a busy process, under one per message."""
+    escala, trips, acks = counted
+    outbox = escala.outbox
+    items = {cid: await _queued(escala, cid) for cid in ("cnv_a", "cnv_b", "cnv_c")}
+    trips.count = acks.count = 0
+    lefts = await asyncio.gather(
+        *(outbox._ack(cid, [item_id], None) for cid, item_id in items.items())
+    )
+    assert lefts == [0, 0, 0]
+    assert (trips.count, acks.count) == (1, 1), "three acks, one round trip"
+    for cid in items:
+        assert await escala.store.outbox(cid) == []
+
+
+async def _queued(escala: Escala, conversation_id: str) -> str:
+    """One reply stored in ``conversation_id``'s outbox, leased by this process."""
+    item = OutboxItem(
+        id=f"out.{conversation_id}",
+        conversation_id=conversation_id,
+        channel="telegram",
+        address="42",
+        locale="pt-BR",
+        text="resposta",
+        created_at=FakeClock().now(),
+    )
+    write = TurnWrite(conversation_id, outbox=[item], unlock=False)
+    escala.outbox.prepare(write)
+    committed = await escala.store.commit_turn(write)
+    assert committed.outbox_leased
+    return item.id
