@@ -395,8 +395,10 @@ class Outbox:
                 # items left behind keep the safety-net timer
                 timer_now = None if group.interrupted else group.timer
                 left = await self._ack(item.conversation_id, list(group.ids), timer_now)
-                if timer_now is not None and left:
-                    # more arrived meanwhile (another writer's items): keep going
+                if left and self._busy.get(item.conversation_id, 0) <= 1:
+                    # More arrived meanwhile (another writer's items) and none of this
+                    # process's are still on their way (they would see to it): keep
+                    # going now, whichever way these came, not when the timer fires.
                     task = asyncio.create_task(self._more(item.conversation_id))
                     _BACKGROUND.add(task)
                     task.add_done_callback(_BACKGROUND.discard)

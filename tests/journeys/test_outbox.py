@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.clock import stable_id
+from bot.app import build
+from bot.clock import UuidIds, stable_id
 from bot.errors import DeliveryError
-from bot.models import EventKind, OutboundMessage
+from bot.models import EventKind, InboundMessage, OutboundMessage
 from bot.store import Store
 from channels.sending import Backoff, RetryingSender, RetryLater
-from tests.journeys.harness import Journey
+from tests.journeys.harness import Journey, RecordingChannel
+from tests.waits import eventually
 
 CONVERSATION = stable_id("cnv", "telegram", "1001")
 
@@ -86,3 +88,59 @@ async def test_a_queueing_sender_keeps_the_reply_stored_until_the_provider_accep
     assert attempts > len(accepted) >= 1
     transcript = await store.transcript(CONVERSATION)
     assert accepted == [m.text for m in transcript if m.direction.value == "bot"]
+
+
+async def test_replies_another_process_stores_meanwhile_follow_without_the_safety_net(
+    store: Store,
+) -> None:
+    """Two processes, one conversation: A holds the delivery lease, so what B stores is
+    A's to send once its own replies are through. B keeps storing while A is sending B's
+    first replies: A goes on to those too, at once, not when the safety-net timer fires
+    a lease later (the fake clock never fires it here)."""
+    a = Journey(store=store)
+    b = build(a.settings, store=store, clock=a.clock, ids=UuidIds())  # its own lease token
+    b.outbox.register("telegram", RecordingChannel("telegram"))
+    permits = asyncio.Semaphore(0)
+    accepted: list[str] = []
+    entered = 0
+
+    async def deliver(address: str, part: str) -> None:
+        nonlocal entered
+        entered += 1
+        await permits.acquire()  # the provider answers when the test says
+        accepted.append(part)
+
+    async def render(message: OutboundMessage, locale: str) -> list[str]:
+        return [message.text]
+
+    sender: RetryingSender[str] = RetryingSender(
+        "telegram",
+        render=render,
+        deliver=deliver,
+        port=Port(),  # type: ignore[arg-type]
+    )
+    a.escala.outbox.register("telegram", sender)
+
+    async def b_says(text: str, n: int) -> None:
+        await b.engine.handle(
+            InboundMessage("telegram", "1001", text, f"b{n}", a.clock.now(), "pt-BR")
+        )
+
+    await a.say("qual o horário de atendimento?")  # A's 2 replies wait at the provider
+    await b_says("obrigado", 1)  # stored by B, under A's lease
+    mine = len(await store.outbox(CONVERSATION))
+    assert mine > 2, "B's replies wait in the outbox behind A's"
+    permits.release()
+    permits.release()
+    await eventually(lambda: len(accepted) == 2 and entered == 3, "A is sending B's replies")
+    await b_says("qual o horário de atendimento?", 2)  # more from B, meanwhile
+    for _ in range(50):
+        permits.release()
+
+    async def all_sent() -> bool:
+        return await store.outbox(CONVERSATION) == []
+
+    await eventually(all_sent, "every stored reply sent by A")
+    transcript = await store.transcript(CONVERSATION)
+    assert accepted == [m.text for m in transcript if m.direction.value == "bot"]
+    assert b.outbox is not a.escala.outbox
