@@ -1,4 +1,4 @@
-"""Part 3: end-to-end throughput of ``escala serve`` on loopback, against a ceiling.
+"""Part 3: end-to-end throughput of ``escala serve`` on loopback, against ceilings.
 
 Everything runs on 127.0.0.1 and stops by itself:
 
@@ -7,12 +7,14 @@ Everything runs on 127.0.0.1 and stops by itself:
 * the server under test is a subprocess: the real ``python -m bot.cli serve`` with
   ``[channels.telegram]`` in webhook mode, a secret token and ``api_base`` pointing
   at the fake, on the memory store or on a dedicated ``redis-server`` (no
-  persistence, stopped by PID) -- or, for the ceiling, a bare aiohttp app (also a
-  subprocess: ``python -m bench.e2e ceiling``) that checks the secret, parses the
-  JSON and makes the same single ``sendMessage`` call with aiohttp before its 200;
+  persistence, stopped by PID), with one process or ``--workers 2`` -- or a reference
+  server of :mod:`bench.ceilings` (also a subprocess): the **fair ceiling** (secret,
+  orjson parse, one Redis round trip storing the message with its dedupe mark, the
+  same two sends as Escala, issue 18) and the **old ceiling** (secret, parse, one
+  send: no store, issue 6);
 * simulated customers post Telegram updates (``X-Telegram-Bot-Api-Secret-Token``)
   asking a KB question. Escala answers it and then asks "did this help?": two
-  ``sendMessage`` calls; the ceiling makes one.
+  ``sendMessage`` calls; the fair ceiling makes the same two, the old one one.
 
 Figures:
 
@@ -25,6 +27,10 @@ Figures:
   the answers do (each goes to an idle customer, a new one if none is idle), so
   queueing shows in the p99 instead of slowing the generator down.
 
+Per row, over the closed loop: server CPU per message (every process of the server:
+a supervisor and its workers), ``redis-server``'s CPU per message, and Redis commands
+and round trips per message (:class:`RedisCounters` says how they are counted).
+
 Bounded: each phase stops at ``max_seconds`` or ``max_requests``, each message waits
 at most ``REPLY_TIMEOUT`` for its replies (then it counts as lost), and every process
 started here is stopped here. ``ESCALA_BENCH_PROFILE=DIR`` runs the servers under
@@ -36,7 +42,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hmac
 import itertools
 import json
 import math
@@ -78,7 +83,6 @@ SECRET_ENV = "ESCALA_BENCH_TG_SECRET"
 PROFILE_ENV = "ESCALA_BENCH_PROFILE"
 #: A tier-0 question of the packaged KB: answered directly, then "did this help?".
 QUESTION = "Qual o horário de atendimento de vocês?"
-CEILING_ANSWER = "Atendemos de segunda a sexta, das 8h às 20h."
 
 REPLY_TIMEOUT = 10.0
 #: After the calibration message's first reply, how long to wait for any further ones.
@@ -91,15 +95,47 @@ MAX_IN_FLIGHT = 500
 MAX_SECONDS = 60.0
 MAX_REQUESTS = 20_000
 
-#: Issue 6 targets.
+#: Issue 18 targets (issue 6's, against the fair ceiling now).
 TARGET_RATIO = 0.5
+TARGET_MEMORY_RATIO = 0.6
+TARGET_ROUND_TRIPS = 2.0
 TARGET_P99_MS = 50.0
+TARGET_TWO_WORKERS = 1.6
 OPEN_LOOP_FRACTION = 0.8
 
-Server = Literal["escala", "ceiling"]
-#: ``sendMessage`` calls per question: escala answers, then asks "did this help?".
-REPLIES: dict[Server, int] = {"escala": 2, "ceiling": 1}
+Server = Literal["escala", "fair-ceiling", "old-ceiling"]
+#: ``sendMessage`` calls per question: escala answers, then asks "did this help?"; the
+#: fair ceiling makes the same two sends (:mod:`bench.ceilings`), the old one only one.
+REPLIES: dict[Server, int] = {"escala": 2, "fair-ceiling": 2, "old-ceiling": 1}
 StoreName = Literal["memory", "redis"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the table: a server, its store, and how it is run."""
+
+    name: str
+    server: Server
+    store: StoreName | None = None
+    metrics: bool = True
+    workers: int = 1
+
+
+#: Every row, in run order (``--rows`` picks some). The fair ceiling runs first: the
+#: escala rows are compared with it.
+ROWS: dict[str, Row] = {
+    row.name: row
+    for row in (
+        Row("fair-ceiling", "fair-ceiling", "redis"),
+        Row("old-ceiling", "old-ceiling"),
+        Row("escala-memory", "escala", "memory"),
+        Row("escala-redis", "escala", "redis"),
+        # Issue 14: the same Redis run without /metrics, for what metrics cost.
+        Row("escala-redis-metrics-off", "escala", "redis", metrics=False),
+        # Issue 18: two worker processes (``escala serve --workers 2``) on one Redis.
+        Row("escala-redis-2workers", "escala", "redis", workers=2),
+    )
+}
 
 
 class Skipped(Exception):
@@ -236,6 +272,7 @@ api_base = "{api}"
 
 [metrics]
 enabled = {metrics}
+{metrics_port}
 """
 
 
@@ -247,9 +284,15 @@ def _server_command(
     api: str,
     redis_url: str | None,
     metrics: bool = True,
+    workers: int = 1,
+    metrics_port: int | None = None,
 ) -> list[str]:
-    if server == "ceiling":
-        module = ["bench.e2e", "ceiling", "--port", str(port), "--api", api]
+    if server == "old-ceiling":
+        module = ["bench.ceilings", "old", "--port", str(port), "--api", api]
+    elif server == "fair-ceiling":
+        assert redis_url is not None, "the fair ceiling stores into Redis"
+        module = ["bench.ceilings", "fair", "--port", str(port), "--api", api]
+        module += ["--redis-url", redis_url]
     else:
         config = directory / "escala.toml"
         config.write_text(
@@ -263,10 +306,13 @@ def _server_command(
                 path=WEBHOOK_PATH,
                 api=api,
                 metrics="true" if metrics else "false",
+                metrics_port="" if metrics_port is None else f"port = {metrics_port}",
             ),
             encoding="utf-8",
         )
         module = ["bot.cli", "serve", "--config", str(config), "--host", HOST, "--port", str(port)]
+        if workers > 1:
+            module += ["--workers", str(workers)]
     profile = os.environ.get(PROFILE_ENV)
     if profile:
         Path(profile).mkdir(parents=True, exist_ok=True)
@@ -284,20 +330,49 @@ async def server_process(
     session: aiohttp.ClientSession,
     redis_url: str | None = None,
     metrics: bool = True,
+    workers: int = 1,
 ) -> AsyncIterator[Running]:
     """The server under test as a subprocess; yields its webhook URL once healthy."""
     port = free_port()
     log = directory / f"{name}.log"
     env = {**os.environ, TOKEN_ENV: TOKEN, SECRET_ENV: SECRET}
-    command = _server_command(server, name, directory, port, api, redis_url, metrics)
+    # Several workers: each serves its own /metrics on this port + its index, which is
+    # also how we know every worker is up (with SO_REUSEPORT, /healthz answering says
+    # only that one is).
+    metrics_port = _free_ports(workers) if metrics and workers > 1 else None
+    command = _server_command(
+        server, name, directory, port, api, redis_url, metrics, workers, metrics_port
+    )
     process = spawn(command, log, env=env)
     try:
         await _wait_healthz(session, process, f"http://{HOST}:{port}/healthz", log)
+        if metrics_port is not None:
+            for index in range(workers):
+                url = f"http://{HOST}:{metrics_port + index}/metrics"
+                await _wait_healthz(session, process, url, log)
         yield Running(f"http://{HOST}:{port}{WEBHOOK_PATH}", process.pid)
     finally:
         await asyncio.to_thread(stop_process, process)
         if process.returncode not in (0, -signal.SIGTERM):
             raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail(log)}")
+
+
+def _free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports."""
+    for _ in range(100):
+        first = free_port()
+        if first + count <= 65536 and all(_free(first + i) for i in range(1, count)):
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -315,19 +390,43 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants alive now (Linux ``/proc``): a supervisor and its
+    workers are all "the server"."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(stat.parent.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(parents.get(current, ()))
+    return tree
+
+
 class CpuMeter:
-    """CPU used by the given processes and by this one (the generator and the fake API)."""
+    """CPU used by the given process trees and by this one (the generator and the fake
+    API). A tree's processes are taken at the start; they all live through the phase."""
 
     def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = pids
-        self.start = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        self.trees = {name: process_tree(pid) for name, pid in pids.items()}
+        self.start = {name: self._cpu(tree) for name, tree in self.trees.items()}
         self.generator = time.process_time()
+
+    @staticmethod
+    def _cpu(tree: Sequence[int]) -> float | None:
+        times = [cpu_seconds(pid) for pid in tree]
+        return None if any(t is None for t in times) else sum(t for t in times if t is not None)
 
     def ms_per(self, messages: int) -> dict[str, float | None]:
         n = max(messages, 1)
         out: dict[str, float | None] = {}
-        for name, pid in self.pids.items():
-            before, now = self.start[name], cpu_seconds(pid)
+        for name, tree in self.trees.items():
+            before, now = self.start[name], self._cpu(tree)
             out[f"{name}_cpu_ms"] = (
                 None if before is None or now is None else round(1000 * (now - before) / n, 3)
             )
@@ -337,18 +436,55 @@ class CpuMeter:
         return out
 
 
-async def _redis_commands(url: str | None) -> int:
-    """Commands the Redis server has executed so far (``INFO commandstats``)."""
-    if url is None:
-        return 0
-    import redis.asyncio as aioredis
+class RedisCounters:
+    """What a ``redis-server`` did between two readings, from ``INFO`` (one connection,
+    opened before the first reading, so nothing of ours but the readings is counted).
 
-    client = aioredis.Redis.from_url(url)
-    try:
-        stats = await client.info("commandstats")
-    finally:
-        await client.aclose()
-    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+    * commands: the sum of ``INFO commandstats`` calls, which counts every command a
+      Lua script runs and the ``EVALSHA`` itself, ``MULTI``/``EXEC`` too (``INFO``
+      left out);
+    * round trips: ``total_reads_processed``, the server's read events: a client
+      request (one command, a whole pipeline, a script call) arrives in one read when
+      it is under 16 KiB, as every request here is, and a client waits for the answer
+      before its connection sends again, so reads = round trips. The fair ceiling,
+      which makes exactly one per message, checks it (its row reads 1.0 plus the
+      bench's own readings). Our second ``INFO`` is one read, subtracted.
+    """
+
+    def __init__(self, url: str) -> None:
+        import redis.asyncio as aioredis
+
+        self.client = aioredis.Redis.from_url(url)
+        self.start: dict[str, float] = {}
+
+    async def read(self) -> dict[str, float]:
+        info = await self.client.info("all")
+        commands = sum(
+            int(v["calls"])
+            for k, v in info.items()
+            if k.startswith("cmdstat_") and k != "cmdstat_info" and isinstance(v, dict)
+        )
+        return {
+            "commands": commands,
+            "round_trips": int(info["total_reads_processed"]),
+            "writes": int(info["total_writes_processed"]),
+        }
+
+    async def begin(self) -> None:
+        self.start = await self.read()
+
+    async def per_message(self, messages: int) -> dict[str, float]:
+        now = await self.read()
+        n = max(messages, 1)
+        return {
+            "redis_commands_per_message": round((now["commands"] - self.start["commands"]) / n, 2),
+            "redis_round_trips_per_message": round(
+                (now["round_trips"] - self.start["round_trips"] - 1) / n, 2
+            ),
+        }
+
+    async def close(self) -> None:
+        await self.client.aclose()
 
 
 # --- the load generator ---------------------------------------------------------------------
@@ -562,17 +698,23 @@ async def run_scenario(
     progress: Progress | None = None,
     metrics: bool = True,
     reply_timeout: float = REPLY_TIMEOUT,
+    workers: int = 1,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """``escala serve`` on ``store`` (``server="escala"``), or the bare aiohttp app that
-    makes one ``sendMessage`` per update (``server="ceiling"``): the closed loop (the
-    maximum rate), then an open loop at ``rate`` messages/s (None: 80% of the measured
-    maximum; 0: no open loop). ``metrics=False`` serves with ``[metrics] enabled = false``
-    (issue 14: what metrics cost). A message not answered within ``reply_timeout`` counts
-    as lost. Raises :class:`Skipped` for Redis without ``redis-server``."""
+    """``escala serve`` on ``store`` (``server="escala"``, ``workers`` processes), or a
+    reference server of :mod:`bench.ceilings` (the fair ceiling always on its own
+    Redis): the closed loop (the maximum rate), then an open loop at ``rate``
+    messages/s (None: 80% of the measured maximum; 0: no open loop).
+    ``metrics=False`` serves with ``[metrics] enabled = false`` (issue 14: what metrics
+    cost). A message not answered within ``reply_timeout`` counts as lost. Raises
+    :class:`Skipped` for Redis without ``redis-server``."""
     progress = progress or Progress()
-    name = "ceiling" if server == "ceiling" else f"escala-{store}"
-    if not metrics:
-        name += "-metrics-off"
+    if server == "fair-ceiling":
+        store = "redis"
+    if name is None:
+        name = server if server != "escala" else f"escala-{store}"
+        name += "" if metrics else "-metrics-off"
+        name += "" if workers == 1 else f"-{workers}workers"
     fake = FakeTelegramApi()
     await fake.start()
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -588,7 +730,9 @@ async def run_scenario(
                 redis = await stack.enter_async_context(redis_server(directory))
             redis_url = redis.url if redis is not None else None
             target = await stack.enter_async_context(
-                server_process(server, name, directory, fake.url, session, redis_url, metrics)
+                server_process(
+                    server, name, directory, fake.url, session, redis_url, metrics, workers
+                )
             )
             generator = Generator(
                 session, fake, target.url, first_chat=1_000_000, reply_timeout=reply_timeout
@@ -599,23 +743,29 @@ async def run_scenario(
             await asyncio.gather(*(generator.message(c, None) for c in people))  # warm-up
 
             pids = {"server": target.pid, **({"redis": redis.pid} if redis else {})}
+            counters = None
+            if redis_url is not None:
+                counters = RedisCounters(redis_url)
+                stack.push_async_callback(counters.close)
+                await counters.begin()
             cpu = CpuMeter(pids)
-            commands = await _redis_commands(redis_url)
             closed = await generator.closed_loop(
                 people, messages_per_customer, min(closed_seconds, max_seconds), max_requests
             )
-            cpu_ms = cpu.ms_per(closed.answered)
-            if redis_url is not None:
-                count = await _redis_commands(redis_url) - commands
-                cpu_ms["redis_commands_per_message"] = round(count / max(closed.answered, 1), 1)
+            cost: dict[str, Any] = cpu.ms_per(closed.answered)
+            cost["server_processes"] = len(cpu.trees["server"])
+            if counters is not None:
+                cost.update(await counters.per_message(closed.answered))
             result: dict[str, Any] = {
                 "server": server,
                 "store": store,
+                "workers": workers,
+                "metrics": metrics,
                 "replies_per_message": replies,
                 "customers": customers,
                 "messages_per_customer": messages_per_customer,
                 "closed_loop": closed.summary(),
-                "closed_loop_cost_per_message": cpu_ms,
+                "closed_loop_cost_per_message": cost,
             }
             summary = result["closed_loop"]
             progress.say(
@@ -647,7 +797,9 @@ async def run_scenario(
     return result
 
 
-async def _run_all(quick: bool, progress: Progress) -> dict[str, Any]:
+async def _run_all(
+    quick: bool, progress: Progress, rows: Sequence[str] | None = None, webchat: bool = True
+) -> dict[str, Any]:
     size = QUICK if quick else FULL
     common: dict[str, Any] = {
         "customers": int(size["customers"]),
@@ -656,43 +808,62 @@ async def _run_all(quick: bool, progress: Progress) -> dict[str, Any]:
         "open_seconds": float(size["open_seconds"]),
         "progress": progress,
     }
-    scenarios: dict[str, dict[str, Any]] = {"ceiling": await run_scenario("ceiling", **common)}
-    runs: tuple[tuple[StoreName, bool], ...] = (
-        ("memory", True),
-        ("redis", True),
-        # Issue 14: the same Redis run without /metrics, for what metrics cost.
-        ("redis", False),
-    )
-    for store, metrics in runs:
-        name = f"escala-{store}" + ("" if metrics else "-metrics-off")
+    scenarios: dict[str, dict[str, Any]] = {}
+    for name in rows or tuple(ROWS):
+        row = ROWS[name]
         try:
-            scenarios[name] = await run_scenario("escala", store=store, metrics=metrics, **common)
+            scenarios[name] = await run_scenario(
+                row.server,
+                store=row.store,
+                metrics=row.metrics,
+                workers=row.workers,
+                name=name,
+                **common,
+            )
         except Skipped as e:
             progress.say(f"[e2e {name}] skipped: {e}")
             scenarios[name] = {"skipped": str(e)}
-    from bench.webchat import run_webchat  # the web chat's row (issue 17)
-
-    webchat = await run_webchat(
-        customers=common["customers"],
-        messages_per_customer=common["messages_per_customer"],
-        seconds=common["closed_seconds"],
-        progress=progress,
-    )
-    ceiling = scenarios["ceiling"]["closed_loop"]["messages_per_second"]
-    for result in scenarios.values():
-        if "closed_loop" in result:
-            rate = result["closed_loop"]["messages_per_second"]
-            result["ratio_to_ceiling"] = round(rate / ceiling, 3) if ceiling else None
-    return {
+    result: dict[str, Any] = {
         "machine": machine(),
+        "load_average": _load_average(),
         "quick": quick,
         "limits": {"max_seconds": MAX_SECONDS, "max_requests": MAX_REQUESTS},
         "question": QUESTION,
-        "scenarios": scenarios,
+        "scenarios": compare(scenarios),
         "targets": targets(scenarios),
         "metrics_overhead": metrics_overhead(scenarios),
-        "webchat": webchat,
     }
+    if webchat:
+        from bench.webchat import run_webchat  # the web chat's row (issue 17)
+
+        result["webchat"] = await run_webchat(
+            customers=common["customers"],
+            messages_per_customer=common["messages_per_customer"],
+            seconds=common["closed_seconds"],
+            progress=progress,
+        )
+    result["load_average_after"] = _load_average()
+    return result
+
+
+def _load_average() -> list[float] | None:
+    """``uptime``'s 1, 5 and 15 minute load averages: how busy the shared machine was."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def compare(scenarios: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Adds to every row its rate as a share of the fair ceiling's (and of the old
+    ceiling's, for the record)."""
+    for key, reference in (("ratio_to_fair_ceiling", "fair-ceiling"), ("ratio_to_ceiling", "old-ceiling")):  # fmt: skip
+        base = scenarios.get(reference, {}).get("closed_loop", {}).get("messages_per_second")
+        for result in scenarios.values():
+            if "closed_loop" in result:
+                rate = result["closed_loop"]["messages_per_second"]
+                result[key] = round(rate / base, 3) if base else None
+    return scenarios
 
 
 def metrics_overhead(scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -712,25 +883,67 @@ def metrics_overhead(scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def targets(scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Issue 6: Redis at >= 50% of the ceiling; p99 <= 50 ms at 80% of the max rate."""
+    """Issue 18: Redis at >= 50% of the fair ceiling and memory at >= 60%; <= 2 Redis
+    round trips per KB answer; p99 <= 50 ms at 80% of the max rate; 2 workers >= 1.6x
+    one."""
     redis = scenarios.get("escala-redis", {})
     if "closed_loop" not in redis:
         return {"skipped": redis.get("skipped", "no Redis run")}
-    ratio = redis.get("ratio_to_ceiling")
+    memory = scenarios.get("escala-memory", {})
+    ratio = redis.get("ratio_to_fair_ceiling")
+    memory_ratio = memory.get("ratio_to_fair_ceiling")
+    trips = redis["closed_loop_cost_per_message"].get("redis_round_trips_per_message")
     p99 = redis.get("open_loop", {}).get("p99_ms")
+    two = scenarios.get("escala-redis-2workers", {}).get("closed_loop", {})
+    speedup = (
+        round(two["messages_per_second"] / redis["closed_loop"]["messages_per_second"], 2)
+        if two and redis["closed_loop"]["messages_per_second"]
+        else None
+    )
     return {
-        "ratio_to_ceiling": ratio,
+        "ratio_to_fair_ceiling": ratio,
         "ratio_target": TARGET_RATIO,
         "ratio_met": ratio is not None and ratio >= TARGET_RATIO,
+        "memory_ratio_to_fair_ceiling": memory_ratio,
+        "memory_ratio_target": TARGET_MEMORY_RATIO,
+        "memory_ratio_met": memory_ratio is not None and memory_ratio >= TARGET_MEMORY_RATIO,
+        "round_trips_per_message": trips,
+        "round_trips_target": TARGET_ROUND_TRIPS,
+        "round_trips_met": trips is not None and trips <= TARGET_ROUND_TRIPS,
         "open_loop_p99_ms": p99,
         "p99_target_ms": TARGET_P99_MS,
         "p99_met": p99 is not None and p99 <= TARGET_P99_MS,
+        "two_workers_speedup": speedup,
+        "two_workers_target": TARGET_TWO_WORKERS,
+        "two_workers_met": speedup is not None and speedup >= TARGET_TWO_WORKERS,
     }
 
 
-def run_all(quick: bool, progress: Progress | None = None) -> dict[str, Any]:
-    """Ceiling, then ``escala serve`` on the memory and the Redis store; JSON-able."""
-    return asyncio.run(_run_all(quick, progress or Progress()))
+def run_all(
+    quick: bool,
+    progress: Progress | None = None,
+    rows: Sequence[str] | None = None,
+    webchat: bool = True,
+) -> dict[str, Any]:
+    """Every row of :data:`ROWS` (or ``rows``), then the web chat's; JSON-able."""
+    return asyncio.run(_run_all(quick, progress or Progress(), rows, webchat))
+
+
+COLUMNS = (
+    "server",
+    "replies/msg",
+    "msg/s (closed loop)",
+    "% of fair ceiling",
+    "server CPU / msg",
+    "Redis CPU / msg",
+    "Redis round trips / msg",
+    "Redis commands / msg",
+    "closed p50 / p99",
+    "open loop rate (asked)",
+    "open p50",
+    "open p99",
+    "lost",
+)
 
 
 def markdown(result: dict[str, Any], *, machine_line: bool = True) -> str:
@@ -739,31 +952,19 @@ def markdown(result: dict[str, Any], *, machine_line: bool = True) -> str:
     m = result["machine"]
     lines = ["### End-to-end throughput (`escala serve`, Telegram webhooks on loopback)", ""]
     if machine_line:
+        load = result.get("load_average")
         lines += [
             f"Machine: {m['cpu']}, {m['cores']} cores, Python {m['python']}. "
-            f"Mode: {'quick sample' if result.get('quick') else 'full'}.",
+            f"Mode: {'quick sample' if result.get('quick') else 'full'}."
+            + (f" Load average at the start: {', '.join(map(str, load))}." if load else ""),
             "",
         ]
-    lines += [
-        "| server | replies/msg | customers | msg/s (closed loop) | p50 | p99 | vs ceiling "
-        "| server CPU / msg | open loop rate | open p50 | open p99 | lost |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for name, r in result["scenarios"].items():
         if "skipped" in r:
-            lines.append(f"| {name} | skipped: {r['skipped']} ||||||||||")
+            lines.append(f"| {name} | skipped: {r['skipped']} |" + " |" * (len(COLUMNS) - 2))
             continue
-        c, o = r["closed_loop"], r.get("open_loop", {})
-        ratio = r.get("ratio_to_ceiling")
-        lines.append(
-            f"| {name} | {r['replies_per_message']} | {r['customers']} "
-            f"| {c['messages_per_second']} | {c['p50_ms']} ms | {c['p99_ms']} ms "
-            f"| {'–' if ratio is None else f'{100 * ratio:.0f}%'} "
-            f"| {_cpu(r.get('closed_loop_cost_per_message', {}))} "
-            f"| {o.get('messages_per_second', '–')} ({o.get('target_rate', '–')} asked) "
-            f"| {o.get('p50_ms', '–')} ms | {o.get('p99_ms', '–')} ms "
-            f"| {c['lost'] + o.get('lost', 0)} |"
-        )
+        lines.append("| " + " | ".join(_cells(name, r)) + " |")
     overhead = result.get("metrics_overhead", {})
     if overhead.get("throughput_cost") is not None:
         cpu = overhead.get("cpu_cost")
@@ -775,13 +976,7 @@ def markdown(result: dict[str, Any], *, machine_line: bool = True) -> str:
         ]
     t = result["targets"]
     if "skipped" not in t:
-        lines += [
-            "",
-            f"Targets (Redis): {100 * (t['ratio_to_ceiling'] or 0):.0f}% of the ceiling "
-            f"(target ≥ {100 * TARGET_RATIO:.0f}%: {'met' if t['ratio_met'] else 'NOT met'}); "
-            f"p99 {t['open_loop_p99_ms']} ms at {100 * OPEN_LOOP_FRACTION:.0f}% of the max rate "
-            f"(target ≤ {TARGET_P99_MS:.0f} ms: {'met' if t['p99_met'] else 'NOT met'}).",
-        ]
+        lines += ["", "Targets (issue 18): " + "; ".join(_target_lines(t)) + "."]
     if "webchat" in result:
         from bench import webchat
 
@@ -789,69 +984,74 @@ def markdown(result: dict[str, Any], *, machine_line: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cpu(cost: dict[str, Any]) -> str:
-    """Server CPU per answered message, plus redis-server's when there is one."""
-    server = cost.get("server_cpu_ms")
-    if server is None:
-        return "–"
-    redis = cost.get("redis_cpu_ms")
-    return f"{server} ms" + ("" if redis is None else f" (+ Redis {redis} ms)")
+def _cells(name: str, r: dict[str, Any]) -> list[str]:
+    c, o = r["closed_loop"], r.get("open_loop", {})
+    cost = r.get("closed_loop_cost_per_message", {})
+    ratio = r.get("ratio_to_fair_ceiling")
+    return [
+        name,
+        str(r["replies_per_message"]),
+        str(c["messages_per_second"]),
+        "–" if ratio is None or r["server"] != "escala" else f"{100 * ratio:.0f}%",
+        _unit(cost.get("server_cpu_ms"), " ms"),
+        _unit(cost.get("redis_cpu_ms"), " ms"),
+        _unit(cost.get("redis_round_trips_per_message")),
+        _unit(cost.get("redis_commands_per_message")),
+        f"{_unit(c['p50_ms'])} / {_unit(c['p99_ms'], ' ms')}",
+        f"{o.get('messages_per_second', '–')} ({o.get('target_rate', '–')})",
+        _unit(o.get("p50_ms"), " ms"),
+        _unit(o.get("p99_ms"), " ms"),
+        str(c["lost"] + o.get("lost", 0)),
+    ]
 
 
-# --- the ceiling: a bare aiohttp app ------------------------------------------------------------
+def _unit(value: object, unit: str = "") -> str:
+    return "–" if value is None else f"{value}{unit}"
 
 
-def ceiling_app(api: str, token: str, secret: str) -> web.Application:
-    """Checks the secret, parses the update and makes one ``sendMessage`` call."""
-    client: web.AppKey[aiohttp.ClientSession] = web.AppKey("client", aiohttp.ClientSession)
-    send_url = f"{api}/bot{token}/sendMessage"
-    expected = secret.encode()
+def _target_lines(t: dict[str, Any]) -> list[str]:
+    def met(key: str) -> str:
+        return "met" if t[key] else "NOT met"
 
-    async def webhook(request: web.Request) -> web.Response:
-        given = request.headers.get(SECRET_HEADER, "").encode()
-        if not hmac.compare_digest(given, expected):
-            return web.Response(status=403, text="forbidden\n")
-        try:
-            payload = await request.json()
-            chat = int(payload["message"]["chat"]["id"])
-        except (ValueError, KeyError, TypeError):
-            return web.Response(status=400, text="expected a JSON update\n")
-        fields = {"chat_id": str(chat), "text": CEILING_ANSWER}
-        async with request.app[client].post(send_url, data=fields) as response:
-            await response.read()
-            if response.status != 200:
-                return web.Response(status=502, text="send failed\n")
-        return web.Response(text="ok\n")
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
-
-    async def session(app: web.Application) -> AsyncIterator[None]:
-        app[client] = aiohttp.ClientSession()
-        yield
-        await app[client].close()
-
-    app = web.Application()
-    app.router.add_post(WEBHOOK_PATH, webhook)
-    app.router.add_get("/healthz", healthz)
-    app.cleanup_ctx.append(session)
-    return app
+    out = [
+        f"Redis {100 * (t['ratio_to_fair_ceiling'] or 0):.0f}% of the fair ceiling "
+        f"(≥ {100 * TARGET_RATIO:.0f}%: {met('ratio_met')})",
+    ]
+    if t["memory_ratio_to_fair_ceiling"] is not None:
+        out.append(
+            f"memory {100 * t['memory_ratio_to_fair_ceiling']:.0f}% "
+            f"(≥ {100 * TARGET_MEMORY_RATIO:.0f}%: {met('memory_ratio_met')})"
+        )
+    out += [
+        f"{t['round_trips_per_message']} Redis round trips per KB answer "
+        f"(≤ {TARGET_ROUND_TRIPS}: {met('round_trips_met')})",
+        f"open-loop p99 {t['open_loop_p99_ms']} ms on Redis at "
+        f"{100 * OPEN_LOOP_FRACTION:.0f}% of its max rate "
+        f"(≤ {TARGET_P99_MS:.0f} ms: {met('p99_met')})",
+    ]
+    if t["two_workers_speedup"] is not None:
+        out.append(
+            f"2 workers {t['two_workers_speedup']}× one "
+            f"(≥ {TARGET_TWO_WORKERS}×: {met('two_workers_met')})"
+        )
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__)
-    sub = parser.add_subparsers(dest="command")
-    ceiling = sub.add_parser("ceiling", help="serve the bare ceiling app (used by the bench)")
-    ceiling.add_argument("--port", type=int, required=True)
-    ceiling.add_argument("--api", required=True, help="the (fake) Bot API base URL")
     parser.add_argument("--quick", action="store_true", help="a tiny run (smoke)")
+    parser.add_argument(
+        "--rows",
+        help=f"comma-separated rows (default: all of {', '.join(ROWS)})",
+    )
+    parser.add_argument("--no-webchat", action="store_true", help="leave the web chat row out")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    if args.command == "ceiling":
-        app = ceiling_app(args.api, os.environ[TOKEN_ENV], os.environ[SECRET_ENV])
-        web.run_app(app, host=HOST, port=args.port, print=None, access_log=None)
-        return 0
-    result = run_all(args.quick)
+    rows = [r for r in (args.rows or "").split(",") if r] or None
+    unknown = [r for r in rows or () if r not in ROWS]
+    if unknown:
+        parser.error(f"unknown row '{unknown[0]}' (known: {', '.join(ROWS)})")
+    result = run_all(args.quick, rows=rows, webchat=not args.no_webchat)
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(markdown(result))
