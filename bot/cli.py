@@ -28,6 +28,7 @@ from kb.model import KnowledgeBase
 
 if TYPE_CHECKING:
     from bot.app import Escala
+    from bot.workers import Worker
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -133,6 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", type=Path, required=True, help="settings file")
     serve.add_argument("--host", help="listen address (default: server.host)")
     serve.add_argument("--port", type=int, help="listen port (default: server.port)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes sharing the port (SO_REUSEPORT; Redis store only; default 1)",
+    )
+    # Set by the supervisor of --workers N on the workers it starts (bot.workers).
+    serve.add_argument("--worker", help=argparse.SUPPRESS)
+    serve.add_argument("--supervisor-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(run=run_serve)
 
     demo = sub.add_parser(
@@ -473,22 +483,54 @@ def run_events_export(args: argparse.Namespace) -> int:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    """``escala serve``: the HTTP server with every enabled channel (issue 4)."""
+    """``escala serve``: the HTTP server with every enabled channel (issue 4); with
+    ``--workers N``, a supervisor of N such servers on one port (issue 18)."""
     from bot import logs
-    from bot.server import run_server, server_config
+    from bot.metrics import parse_metrics
+    from bot.server import check_edges, run_server, server_config
     from bot.store import open_store
+    from bot.workers import check_workers
 
     settings = load_settings(args.config)
     logs.configure(logs.parse_logging(str(settings.source), settings.logging))
     server = server_config(settings)
+    worker = _worker(args)
+    workers = worker.count if worker is not None else args.workers
+    check_workers(settings, parse_metrics(str(settings.source), settings.metrics), workers)
+    if worker is None and workers > 1:
+        check_edges(settings)  # a channel's config error once, not once per worker
+        return _supervise(args, workers)
 
     async def serve() -> None:
         # One connection per request in flight, and room for the outbox and timers.
         store = await open_store(settings, max_connections=server.max_in_flight + 16)
-        await run_server(settings, store, host=args.host, port=args.port)
+        await run_server(settings, store, host=args.host, port=args.port, worker=worker)
 
     _run_loop(serve())
     return 0
+
+
+def _worker(args: argparse.Namespace) -> Worker | None:
+    """The worker's place, from the supervisor's hidden ``--worker I/N`` (None: not one)."""
+    from bot.workers import Worker
+
+    if args.worker is None:
+        return None
+    index, _, count = str(args.worker).partition("/")
+    return Worker(int(index), int(count), args.supervisor_fd)
+
+
+def _supervise(args: argparse.Namespace, workers: int) -> int:
+    """``escala serve --workers N``: the supervisor (:mod:`bot.workers`)."""
+    from bot.workers import supervise
+
+    base = [sys.executable, "-m", "bot.cli", "serve", "--config", str(args.config)]
+    if args.host:
+        base += ["--host", args.host]
+    if args.port:
+        base += ["--port", str(args.port)]
+    commands = [[*base, "--worker", f"{i}/{workers}"] for i in range(workers)]
+    return asyncio.run(supervise(commands))
 
 
 #: The environment variable ``escala demo`` keeps the web chat's signing secret in.

@@ -16,12 +16,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_log import AccessLogger
 
 from bot import plugins, scrape
 from bot.app import Escala, build, desk_problems
@@ -32,6 +34,7 @@ from bot.plugins import MountsApp, ParseContext, Plugin
 from bot.settings import Settings
 from bot.store import Store
 from bot.toml_config import Section
+from bot.workers import Worker
 
 log = logging.getLogger(__name__)
 
@@ -289,8 +292,15 @@ def create_app(
     return app
 
 
-def runner_for(app: web.Application, server: ServerConfig) -> web.AppRunner:
-    """The app's runner with the connection limits of ``[server]``."""
+#: aiohttp's default access log line, plus the process id: which worker served it.
+WORKER_ACCESS_LOG_FORMAT = AccessLogger.LOG_FORMAT + " pid=%P"
+
+
+def runner_for(
+    app: web.Application, server: ServerConfig, *, worker: bool = False
+) -> web.AppRunner:
+    """The app's runner with the connection limits of ``[server]`` (``worker``: one of
+    several processes on the port, whose access log lines name the process)."""
     return web.AppRunner(
         app,
         shutdown_timeout=server.shutdown_timeout_seconds,
@@ -299,6 +309,7 @@ def runner_for(app: web.Application, server: ServerConfig) -> web.AppRunner:
         # aiohttp arms this when a connection opens and on every idle wait, and closes
         # a connection still short of a whole request head then: the header timeout.
         keepalive_timeout=server.header_timeout_seconds,
+        access_log_format=WORKER_ACCESS_LOG_FORMAT if worker else AccessLogger.LOG_FORMAT,
     )
 
 
@@ -355,9 +366,13 @@ async def run_server(
     port: int | None = None,
     extra_plugins: Sequence[Plugin] = (),
     ready: Callable[[Escala, str], Awaitable[None]] | None = None,
+    worker: Worker | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM, then shut down gracefully (module docstring).
-    ``ready(escala, base_url)`` runs once the server listens (``escala demo``)."""
+    ``ready(escala, base_url)`` runs once the server listens (``escala demo``).
+    ``worker``: one of ``escala serve --workers N`` (:mod:`bot.workers`): the port is
+    bound with ``SO_REUSEPORT``, ``/metrics`` is on ``[metrics] port`` + the worker's
+    index, and the supervisor's pipe closing (it died) stops this process too."""
     try:
         server = server_config(settings)
         metrics_config = parse_metrics(str(settings.source or "settings"), settings.metrics)
@@ -384,11 +399,13 @@ async def run_server(
     if metrics is not None and metrics_config.port is not None:
         handler = scrape_handler(escala, metrics, metrics_config)
         metrics_runner = web.AppRunner(scrape.metrics_app(handler, metrics_config.path))
-    runner = runner_for(app, server)
+    runner = runner_for(app, server, worker=worker is not None)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
+    if worker is not None and worker.supervisor_fd is not None:
+        watch_supervisor(worker.supervisor_fd, stopping)
     reload_on_hangup(escala)
     try:
         await runner.setup()  # plugins start here (Slack auth.test, setWebhook ...)
@@ -401,11 +418,14 @@ async def run_server(
         await store.close()
         raise
     try:
-        site = web.TCPSite(runner, host or server.host, port or server.port)
+        shared = worker is not None  # several processes listen on this port
+        site = web.TCPSite(runner, host or server.host, port or server.port, reuse_port=shared)
         await site.start()
         if metrics_runner is not None:
+            assert metrics_config.port is not None
+            metrics_port = metrics_config.port + (worker.index if worker is not None else 0)
             await metrics_runner.setup()
-            await web.TCPSite(metrics_runner, host or server.host, metrics_config.port).start()
+            await web.TCPSite(metrics_runner, host or server.host, metrics_port).start()
         # Everything built so far (SDK types, schemas, the KB index: ~10^6 objects with
         # aiogram) lives as long as the process: out of the collector's sight, so a
         # full collection no longer walks it and stalls the loop for tens of ms (p99).
@@ -413,7 +433,13 @@ async def run_server(
         gc.freeze()
         names = ", ".join(p.name for p in plugins) or "none"
         where = f"{host or server.host}:{port or server.port}"
-        log.info("escala serving on %s (channels: %s)", where, names)
+        if worker is not None:
+            log.info(
+                "escala worker %d/%d (pid %d) serving on %s (channels: %s)",
+                worker.index, worker.count, os.getpid(), where, names,
+            )  # fmt: skip
+        else:
+            log.info("escala serving on %s (channels: %s)", where, names)
         if ready is not None:
             await ready(escala, f"http://{where}")
         await stopping.wait()
@@ -423,6 +449,20 @@ async def run_server(
             await metrics_runner.cleanup()
         await runner.cleanup()
         await store.close()
+
+
+def watch_supervisor(fd: int, stopping: asyncio.Event) -> None:
+    """Set ``stopping`` when the supervisor's end of the pipe ``fd`` closes (it exited
+    or was killed): a worker never outlives its supervisor."""
+    loop = asyncio.get_running_loop()
+
+    def closed() -> None:
+        loop.remove_reader(fd)
+        if not stopping.is_set():
+            log.error("the supervisor is gone: shutting down")
+            stopping.set()
+
+    loop.add_reader(fd, closed)
 
 
 def reload_on_hangup(escala: Escala) -> None:

@@ -97,10 +97,10 @@ async def test_e2e_tiny_load_every_message_is_answered(store: StoreName) -> None
     assert f"| escala-{store} | 2 | {CUSTOMERS} |" in table
 
 
-async def test_ceiling_app_answers_each_webhook_with_one_send() -> None:
+async def test_old_ceiling_app_answers_each_webhook_with_one_send() -> None:
     before = _children()
     result = await run_scenario(
-        "ceiling",
+        "old-ceiling",
         customers=CUSTOMERS,
         messages_per_customer=MESSAGES,
         rate=0,  # no open loop
