@@ -797,9 +797,14 @@ async def run_scenario(
     return result
 
 
-async def _run_all(
-    quick: bool, progress: Progress, rows: Sequence[str] | None = None, webchat: bool = True
+async def run_rows(
+    quick: bool,
+    progress: Progress,
+    rows: Sequence[str] | None = None,
+    webchat: bool = True,
+    reply_timeout: float = REPLY_TIMEOUT,
 ) -> dict[str, Any]:
+    """Every row of :data:`ROWS` (or ``rows``), then the web chat's; JSON-able."""
     size = QUICK if quick else FULL
     common: dict[str, Any] = {
         "customers": int(size["customers"]),
@@ -807,6 +812,7 @@ async def _run_all(
         "closed_seconds": float(size["closed_seconds"]),
         "open_seconds": float(size["open_seconds"]),
         "progress": progress,
+        "reply_timeout": reply_timeout,
     }
     scenarios: dict[str, dict[str, Any]] = {}
     for name in rows or tuple(ROWS):
@@ -925,8 +931,8 @@ def run_all(
     rows: Sequence[str] | None = None,
     webchat: bool = True,
 ) -> dict[str, Any]:
-    """Every row of :data:`ROWS` (or ``rows``), then the web chat's; JSON-able."""
-    return asyncio.run(_run_all(quick, progress or Progress(), rows, webchat))
+    """:func:`run_rows` in an event loop of its own."""
+    return asyncio.run(run_rows(quick, progress or Progress(), rows, webchat))
 
 
 COLUMNS = (

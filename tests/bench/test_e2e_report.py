@@ -1,0 +1,75 @@
+"""Issue 18: the end-to-end benchmark's rows and report on a few messages -- the fair
+ceiling, the old ceiling and ``escala serve --workers 2`` on Redis -- with every
+column filled. Nothing here is compared with a speed (a shared CI machine); the Redis
+counts of the fair ceiling are exact, since it makes one script call per message."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bench.e2e import COLUMNS, markdown, run_rows
+from bench.progress import Progress
+from tests.bench.test_e2e_smoke import _children, _has_redis_server
+from tests.waits import PATIENCE
+
+ROWS = ("fair-ceiling", "old-ceiling", "escala-redis-2workers")
+NUMBER = r"\d+(\.\d+)?"
+
+
+@pytest.mark.skipif(not _has_redis_server(), reason="redis-server is not installed")
+async def test_quick_rows_report_every_column() -> None:
+    before = _children()
+    result = await run_rows(
+        True, Progress(quiet=True), rows=ROWS, webchat=False, reply_timeout=PATIENCE
+    )
+    assert _children() == before  # servers, workers and redis-servers all stopped
+
+    scenarios = result["scenarios"]
+    assert list(scenarios) == list(ROWS)
+    for name, row in scenarios.items():
+        closed = row["closed_loop"]
+        assert closed["answered"] == closed["sent"] > 0 and closed["lost"] == 0, name
+        assert closed["messages_per_second"] > 0, name
+        assert 0 < closed["p50_ms"] <= closed["p99_ms"], name
+        opened = row["open_loop"]
+        assert opened["answered"] == opened["sent"] > 0 and opened["lost"] == 0, name
+        assert 0 < opened["p50_ms"] <= opened["p99_ms"], name
+        assert row["open_loop"]["fraction_of_max"] == pytest.approx(0.8, abs=0.01), name
+        cost = row["closed_loop_cost_per_message"]
+        assert cost["server_cpu_ms"] is not None and cost["server_cpu_ms"] >= 0, name
+
+    fair = scenarios["fair-ceiling"]
+    assert fair["replies_per_message"] == 2 and scenarios["old-ceiling"]["replies_per_message"] == 1
+    cost = fair["closed_loop_cost_per_message"]
+    # One EVALSHA per message, running SET, RPUSH and LTRIM: the counting is exact.
+    assert cost["redis_round_trips_per_message"] == 1.0
+    assert cost["redis_commands_per_message"] == 4.0
+    assert cost["redis_cpu_ms"] is not None and cost["redis_cpu_ms"] >= 0
+    assert (
+        "redis_round_trips_per_message"
+        not in scenarios["old-ceiling"]["closed_loop_cost_per_message"]
+    )
+
+    workers = scenarios["escala-redis-2workers"]
+    assert workers["workers"] == 2 and workers["replies_per_message"] == 2
+    cost = workers["closed_loop_cost_per_message"]
+    assert cost["server_processes"] == 3  # the supervisor and its two workers
+    assert cost["redis_round_trips_per_message"] >= 1
+    assert cost["redis_commands_per_message"] >= cost["redis_round_trips_per_message"]
+    assert workers["ratio_to_fair_ceiling"] > 0
+
+    table = markdown(result)
+    assert "| " + " | ".join(COLUMNS) + " |" in table
+    lines = {line.split(" | ")[0].lstrip("| "): line for line in table.splitlines()}
+    for name in ROWS:
+        cells = [c.strip() for c in lines[name].strip("|").split("|")]
+        assert len(cells) == len(COLUMNS), (name, cells)
+    fair_cells = [c.strip() for c in lines["fair-ceiling"].strip("|").split("|")]
+    assert fair_cells[6:8] == ["1.0", "4.0"]  # round trips, commands
+    old_cells = [c.strip() for c in lines["old-ceiling"].strip("|").split("|")]
+    assert old_cells[5:8] == ["–", "–", "–"]  # no Redis
+    two = [c.strip() for c in lines["escala-redis-2workers"].strip("|").split("|")]
+    assert re.fullmatch(r"\d+%", two[3]) and all(re.match(NUMBER, c) for c in two[4:8])
+    assert "Load average at the start" in table
