@@ -47,6 +47,8 @@ SURVEY_MARKUP = orjson.dumps(
 #: As Escala's defaults: a provider message id is remembered a day; 500 hot lines.
 DEDUPE_TTL_MS = 86_400_000
 TRANSCRIPT_LINES = 500
+#: The Redis pool's size: ``escala serve``'s with its default ``max_in_flight``.
+REDIS_CONNECTIONS = 64 + 16
 
 #: KEYS[1] the dedupe mark, KEYS[2] the transcript (one hash tag); ARGV: ttl ms, line,
 #: lines kept. 1 when stored, 0 when the message was seen before (nothing to send).
@@ -152,7 +154,12 @@ def fair_ceiling_app(api: str, token: str, secret: str, redis_url: str) -> web.A
         return web.Response(text="ok\n")
 
     async def connect(app: web.Application) -> AsyncIterator[None]:
-        client = aioredis.Redis.from_url(redis_url)
+        # Bounded as Escala's pool is (``[server] max_in_flight`` 64 + 16): a burst
+        # waits for a connection instead of failing with "Too many connections".
+        pool = aioredis.BlockingConnectionPool.from_url(
+            redis_url, max_connections=REDIS_CONNECTIONS, timeout=5.0
+        )
+        client = aioredis.Redis.from_pool(pool)
         app[redis_key] = client
         script = client.register_script(STORE_SCRIPT)
         await client.script_load(STORE_SCRIPT)  # EVALSHA finds it from the first message

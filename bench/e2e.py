@@ -754,6 +754,18 @@ async def run_scenario(
             )
             cost: dict[str, Any] = cpu.ms_per(closed.answered)
             cost["server_processes"] = len(cpu.trees["server"])
+            # How much of the machine each part used (on 2 cores, 2.0 is all of it):
+            # what a second worker could get depends on what the others leave.
+            answered_per_second = closed.answered / max(closed.finished - closed.started, 1e-9)
+            cores = {
+                part: round(ms * answered_per_second / 1000, 2)
+                for part, key in (
+                    ("server", "server_cpu_ms"),
+                    ("redis", "redis_cpu_ms"),
+                    ("generator_and_fake_api", "generator_and_fake_api_cpu_ms"),
+                )
+                if isinstance(ms := cost.get(key), float | int)
+            }
             if counters is not None:
                 cost.update(await counters.per_message(closed.answered))
             result: dict[str, Any] = {
@@ -766,6 +778,7 @@ async def run_scenario(
                 "messages_per_customer": messages_per_customer,
                 "closed_loop": closed.summary(),
                 "closed_loop_cost_per_message": cost,
+                "closed_loop_cores_used": cores,
             }
             summary = result["closed_loop"]
             progress.say(
@@ -949,6 +962,7 @@ COLUMNS = (
     "open p50",
     "open p99",
     "lost",
+    "cores busy: server + Redis + generator",
 )
 
 
@@ -1008,6 +1022,10 @@ def _cells(name: str, r: dict[str, Any]) -> list[str]:
         _unit(o.get("p50_ms"), " ms"),
         _unit(o.get("p99_ms"), " ms"),
         str(c["lost"] + o.get("lost", 0)),
+        " + ".join(
+            _unit(r.get("closed_loop_cores_used", {}).get(part))
+            for part in ("server", "redis", "generator_and_fake_api")
+        ),
     ]
 
 

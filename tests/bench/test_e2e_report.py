@@ -72,4 +72,7 @@ async def test_quick_rows_report_every_column() -> None:
     assert old_cells[5:8] == ["–", "–", "–"]  # no Redis
     two = [c.strip() for c in lines["escala-redis-2workers"].strip("|").split("|")]
     assert re.fullmatch(r"\d+%", two[3]) and all(re.match(NUMBER, c) for c in two[4:8])
+    # What the machine gave each part: server (all 3 processes), Redis, the generator.
+    assert re.fullmatch(rf"{NUMBER} \+ {NUMBER} \+ {NUMBER}", two[-1]), two[-1]
+    assert re.fullmatch(rf"{NUMBER} \+ – \+ {NUMBER}", old_cells[-1]), old_cells[-1]
     assert "Load average at the start" in table
