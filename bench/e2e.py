@@ -48,6 +48,7 @@ import math
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -938,6 +939,45 @@ def targets(scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+async def workers_pairs(pairs: int, quick: bool, progress: Progress) -> dict[str, Any]:
+    """``escala-redis`` and ``escala-redis-2workers``, closed loop only, ``pairs`` times
+    in alternating order: one pair on a shared machine is noise. The median of the
+    paired ratios, and the cores each part was given (what the machine allowed)."""
+    size = QUICK if quick else FULL
+    runs: list[dict[str, Any]] = []
+    for n in range(pairs):
+        got: dict[int, dict[str, Any]] = {}
+        for workers in (1, 2) if n % 2 == 0 else (2, 1):
+            got[workers] = await run_scenario(
+                "escala",
+                store="redis",
+                workers=workers,
+                customers=int(size["customers"]),
+                messages_per_customer=int(size["messages_per_customer"]),
+                closed_seconds=float(size["closed_seconds"]),
+                rate=0,
+                progress=progress,
+            )
+        one, two = got[1]["closed_loop"], got[2]["closed_loop"]
+        runs.append(
+            {
+                "load_average": _load_average(),
+                "msg_s_1": one["messages_per_second"],
+                "msg_s_2": two["messages_per_second"],
+                "ratio": round(two["messages_per_second"] / one["messages_per_second"], 3),
+                "cores_1": got[1]["closed_loop_cores_used"],
+                "cores_2": got[2]["closed_loop_cores_used"],
+            }
+        )
+        progress.say(f"[e2e workers] pair {n + 1}/{pairs}: {runs[-1]}")
+    return {
+        "machine": machine(),
+        "pairs": runs,
+        "ratio_median": statistics.median(r["ratio"] for r in runs) if runs else None,
+        "target": TARGET_TWO_WORKERS,
+    }
+
+
 def run_all(
     quick: bool,
     progress: Progress | None = None,
@@ -1070,7 +1110,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-webchat", action="store_true", help="leave the web chat row out")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--workers-pairs",
+        type=int,
+        metavar="N",
+        help="instead: 1 vs 2 workers on Redis, N alternating pairs (closed loop)",
+    )
     args = parser.parse_args(argv)
+    if args.workers_pairs:
+        pairs = asyncio.run(workers_pairs(args.workers_pairs, args.quick, Progress()))
+        if args.json is not None:
+            args.json.write_text(json.dumps(pairs, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps(pairs, indent=2))
+        return 0
     rows = [r for r in (args.rows or "").split(",") if r] or None
     unknown = [r for r in rows or () if r not in ROWS]
     if unknown:
