@@ -983,9 +983,10 @@ def run_all(
     progress: Progress | None = None,
     rows: Sequence[str] | None = None,
     webchat: bool = True,
+    reply_timeout: float = REPLY_TIMEOUT,
 ) -> dict[str, Any]:
     """:func:`run_rows` in an event loop of its own."""
-    return asyncio.run(run_rows(quick, progress or Progress(), rows, webchat))
+    return asyncio.run(run_rows(quick, progress or Progress(), rows, webchat, reply_timeout))
 
 
 COLUMNS = (
@@ -1109,6 +1110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"comma-separated rows (default: all of {', '.join(ROWS)})",
     )
     parser.add_argument("--no-webchat", action="store_true", help="leave the web chat row out")
+    parser.add_argument(
+        "--reply-timeout",
+        type=float,
+        default=REPLY_TIMEOUT,
+        help=f"seconds a message waits for its replies before it counts as lost "
+        f"(default {REPLY_TIMEOUT:.0f}; raise it to see how late late replies are)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument(
         "--workers-pairs",
@@ -1127,7 +1135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [r for r in rows or () if r not in ROWS]
     if unknown:
         parser.error(f"unknown row '{unknown[0]}' (known: {', '.join(ROWS)})")
-    result = run_all(args.quick, rows=rows, webchat=not args.no_webchat)
+    result = run_all(
+        args.quick, rows=rows, webchat=not args.no_webchat, reply_timeout=args.reply_timeout
+    )
     if args.json is not None:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(markdown(result))
