@@ -437,19 +437,27 @@ class CpuMeter:
         return out
 
 
+#: ``INFO commandstats`` entries that are not the server's work for messages: our own
+#: readings, and the greeting of a client's new connection.
+NOT_COUNTED = frozenset({"cmdstat_info", "cmdstat_client|setinfo", "cmdstat_hello"})
+
+
 class RedisCounters:
     """What a ``redis-server`` did between two readings, from ``INFO`` (one connection,
     opened before the first reading, so nothing of ours but the readings is counted).
 
     * commands: the sum of ``INFO commandstats`` calls, which counts every command a
-      Lua script runs and the ``EVALSHA`` itself, ``MULTI``/``EXEC`` too (``INFO``
-      left out);
+      Lua script runs and the ``EVALSHA`` itself, ``MULTI``/``EXEC`` too (``INFO`` and
+      a new connection's ``CLIENT SETINFO`` greetings left out);
     * round trips: ``total_reads_processed``, the server's read events: a client
       request (one command, a whole pipeline, a script call) arrives in one read when
       it is under 16 KiB, as every request here is, and a client waits for the answer
       before its connection sends again, so reads = round trips. The fair ceiling,
       which makes exactly one per message, checks it (its row reads 1.0 plus the
-      bench's own readings). Our second ``INFO`` is one read, subtracted.
+      bench's own readings). Our second ``INFO`` is one read, subtracted. A client
+      opening a connection during the phase adds its greeting (redis-py sends two
+      ``CLIENT SETINFO``: one or two reads), which stays in; ``connections_opened``
+      says how many, negligible over a full run, not over a few messages.
     """
 
     def __init__(self, url: str) -> None:
@@ -463,18 +471,18 @@ class RedisCounters:
         commands = sum(
             int(v["calls"])
             for k, v in info.items()
-            if k.startswith("cmdstat_") and k != "cmdstat_info" and isinstance(v, dict)
+            if k.startswith("cmdstat_") and k not in NOT_COUNTED and isinstance(v, dict)
         )
         return {
             "commands": commands,
             "round_trips": int(info["total_reads_processed"]),
-            "writes": int(info["total_writes_processed"]),
+            "connections": int(info["total_connections_received"]),
         }
 
     async def begin(self) -> None:
         self.start = await self.read()
 
-    async def per_message(self, messages: int) -> dict[str, float]:
+    async def per_message(self, messages: int) -> dict[str, float | int]:
         now = await self.read()
         n = max(messages, 1)
         return {
@@ -482,6 +490,7 @@ class RedisCounters:
             "redis_round_trips_per_message": round(
                 (now["round_trips"] - self.start["round_trips"] - 1) / n, 2
             ),
+            "redis_connections_opened": int(now["connections"] - self.start["connections"]),
         }
 
     async def close(self) -> None:

@@ -42,11 +42,14 @@ async def test_quick_rows_report_every_column() -> None:
 
     fair = scenarios["fair-ceiling"]
     assert fair["replies_per_message"] == 2 and scenarios["old-ceiling"]["replies_per_message"] == 1
-    cost = fair["closed_loop_cost_per_message"]
-    # One EVALSHA per message, running SET, RPUSH and LTRIM: the counting is exact.
-    assert cost["redis_round_trips_per_message"] == 1.0
-    assert cost["redis_commands_per_message"] == 4.0
-    assert cost["redis_cpu_ms"] is not None and cost["redis_cpu_ms"] >= 0
+    fair_cost = fair["closed_loop_cost_per_message"]
+    # One EVALSHA per message, running SET, RPUSH and LTRIM: the counting is exact, but
+    # for the greeting (one or two reads) of a Redis connection the pool opened meanwhile.
+    messages = fair["closed_loop"]["answered"]
+    greetings = 2 * fair_cost["redis_connections_opened"] / messages
+    assert 1.0 <= fair_cost["redis_round_trips_per_message"] <= round(1.0 + greetings, 2)
+    assert fair_cost["redis_commands_per_message"] == 4.0
+    assert fair_cost["redis_cpu_ms"] is not None and fair_cost["redis_cpu_ms"] >= 0
     assert (
         "redis_round_trips_per_message"
         not in scenarios["old-ceiling"]["closed_loop_cost_per_message"]
@@ -67,7 +70,7 @@ async def test_quick_rows_report_every_column() -> None:
         cells = [c.strip() for c in lines[name].strip("|").split("|")]
         assert len(cells) == len(COLUMNS), (name, cells)
     fair_cells = [c.strip() for c in lines["fair-ceiling"].strip("|").split("|")]
-    assert fair_cells[6:8] == ["1.0", "4.0"]  # round trips, commands
+    assert fair_cells[6:8] == [str(fair_cost["redis_round_trips_per_message"]), "4.0"]
     old_cells = [c.strip() for c in lines["old-ceiling"].strip("|").split("|")]
     assert old_cells[5:8] == ["–", "–", "–"]  # no Redis
     two = [c.strip() for c in lines["escala-redis-2workers"].strip("|").split("|")]
