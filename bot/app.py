@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from bot.assignment import Assigner
 from bot.breach import BreachPolicies
 from bot.clock import Clock, Ids, SystemClock, UuidIds
-from bot.content import Content, ContentHolder, ContentVersions, files_from_settings, thresholds
+from bot.content import (
+    Content,
+    ContentHolder,
+    ContentVersions,
+    embeddings,
+    files_from_settings,
+    make_matcher,
+)
 from bot.desk import Desk
 from bot.edge import Edge
 from bot.engine import Engine
@@ -70,7 +77,7 @@ def load_knowledge(settings: Settings) -> tuple[KnowledgeBase, Matcher]:
         kb = load_kb(settings.kb.paths)
     except KbError as e:
         raise ConfigError(e.file, e.place, e.reason, e.problems) from e
-    return kb, Matcher(kb, thresholds(settings))
+    return kb, make_matcher(kb, settings)
 
 
 def load_flow_set(settings: Settings) -> FlowSet:
@@ -172,7 +179,9 @@ def build(
     kb, matcher = load_knowledge(settings)
     flows = load_flow_set(settings)
     cross_check(settings, kb, flows)
-    triage = load_triage(settings.triage.rules, settings.tiers, settings.business_hours)
+    triage = load_triage(
+        settings.triage.rules, settings.tiers, settings.business_hours, embeddings(settings)
+    )
     holder = ContentHolder(
         Content(
             version=0,

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.content import thresholds
+from bot.content import make_matcher
 from bot.errors import ConfigError, ConfigErrors
 from bot.models import ConsoleRole
 from bot.settings import Settings, load_settings
@@ -721,7 +721,8 @@ def run_check(args: argparse.Namespace) -> int:
     print(
         f"ok: {source}: {len(escala.engine.parts.kb.entries)} KB entries, "
         f"{len(escala.engine.parts.flows.ids())} flows, {len(settings.tiers)} tiers, "
-        f"{len(settings.agents)} agents, channels: {', '.join(edges) or 'none'}"
+        f"{len(settings.agents)} agents, channels: {', '.join(edges) or 'none'}, "
+        f"KB matcher: {escala.engine.parts.matcher.kind}"
     )
     return 0
 
@@ -732,7 +733,7 @@ def _matcher(kb_paths: Sequence[Path], config: Path | None) -> tuple[KnowledgeBa
         kb = load_kb(kb_paths)
     except KbError as e:
         raise ConfigError(e.file, e.place, e.reason, e.problems) from e
-    return kb, Matcher(kb, thresholds(settings))
+    return kb, make_matcher(kb, settings)
 
 
 def run_kb_ask(args: argparse.Namespace) -> int:

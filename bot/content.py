@@ -40,9 +40,11 @@ from flows.errors import FlowError
 from flows.loader import FlowSet, load_flows
 from flows.runner import FlowRunner
 from kb.errors import KbError
+from kb.fused import FusedMatcher
 from kb.loader import load_kb
 from kb.matcher import Matcher, Thresholds
 from kb.model import KnowledgeBase
+from kb.semantic import EmbeddingCache, Embeddings, default_cache_dir, shared_encoder
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,24 @@ def thresholds(settings: Settings) -> Thresholds:
     values = {f.name: getattr(defaults, f.name) for f in fields(Thresholds)}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Thresholds(**values)
+
+
+def embeddings(settings: Settings) -> Embeddings | None:
+    """The process's encoder and cache when ``[kb] semantic`` is on (issue 19), else
+    ``None``. Loads no model: that happens on the first text embedded."""
+    if not settings.kb.semantic_on:
+        return None
+    return Embeddings(
+        shared_encoder(), EmbeddingCache(settings.kb.semantic_cache or default_cache_dir())
+    )
+
+
+def make_matcher(kb: KnowledgeBase, settings: Settings) -> Matcher:
+    """The KB's matcher: lexical, or fused with embeddings when ``[kb] semantic`` is on."""
+    found = embeddings(settings)
+    if found is None:
+        return Matcher(kb, thresholds(settings))
+    return FusedMatcher(kb, thresholds(settings), encoder=found.encoder, cache=found.cache)
 
 
 @dataclass(frozen=True, eq=False)
@@ -241,7 +261,9 @@ def compile_content(files: Files, settings: Settings, version: int = 0) -> Conte
         if flows is not None:
             problems.extend(flow_problems(settings, flows))
         try:
-            triage = load_triage(root / ROUTING, settings.tiers, settings.business_hours)
+            triage = load_triage(
+                root / ROUTING, settings.tiers, settings.business_hours, embeddings(settings)
+            )
         except ConfigError as e:
             problems.append(e)
         if kb is not None and flows is not None:
@@ -253,7 +275,7 @@ def compile_content(files: Files, settings: Settings, version: int = 0) -> Conte
         version=version,
         files=MappingProxyType(dict(files)),
         kb=kb,
-        matcher=Matcher(kb, thresholds(settings)),
+        matcher=make_matcher(kb, settings),
         flows=flows,
         runner=FlowRunner(flows),
         triage=triage,

@@ -45,6 +45,11 @@ TEXTS: Mapping[str, Mapping[str, str]] = {
         "en": "I'm not sure I understood. Did you mean:",
     },
     "none_of_these": {"pt-BR": "Nenhuma dessas", "en": "None of these"},
+    # A KB answer written in another language than the customer's (issue 19).
+    "answer_in_language": {
+        "pt-BR": "Esta resposta só está disponível em {language}:",
+        "en": "This answer is only available in {language}:",
+    },
     "not_understood": {
         "pt-BR": (
             "Desculpe, não entendi. Pode escrever de outro jeito? Se preferir, digite "
@@ -172,6 +177,29 @@ def text(key: str, locale: str, **values: Any) -> str:
     variants = TEXTS[key]
     template = variants.get(locale) or variants[DEFAULT_LOCALE]
     return template.format(**values) if values else template
+
+
+#: Language names, per customer locale, for :func:`language_name`.
+LANGUAGE_NAMES: Mapping[str, Mapping[str, str]] = {
+    "pt-BR": {"pt": "português", "en": "inglês", "es": "espanhol"},
+    "en": {"pt": "Portuguese", "en": "English", "es": "Spanish"},
+}
+
+
+def language_name(locale: str, of: str) -> str:
+    """The name of the language of locale ``of``, in the customer's ``locale``."""
+    names = LANGUAGE_NAMES.get(locale) or LANGUAGE_NAMES[DEFAULT_LOCALE]
+    code = of.split("-", 1)[0].lower()
+    return names.get(code, of)
+
+
+def in_language(answer: str, answer_locale: str | None, locale: str) -> str:
+    """``answer`` as the customer gets it: said to be in another language when its
+    locale is not the customer's language."""
+    if answer_locale is None or answer_locale.split("-")[0].lower() == locale.split("-")[0].lower():
+        return answer
+    note = text("answer_in_language", locale, language=language_name(locale, answer_locale))
+    return f"{note}\n{answer}"
 
 
 def duration(minutes: int, locale: str) -> str:

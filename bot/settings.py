@@ -36,6 +36,7 @@ from bot.models import (
     Tier,
 )
 from bot.toml_config import Section, did_you_mean, read_toml, secret_from_env, type_name
+from kb import semantic as kb_semantic
 
 __all__ = [
     "Agent",
@@ -91,6 +92,16 @@ class KbSettings:
     suggest_threshold: float | None = None
     margin: float | None = None
     max_suggestions: int = 3
+    #: Fuse sentence embeddings with the lexical matcher (issue 19, ``kb.fused``):
+    #: ``None`` means "when the ``semantic`` extra is installed".
+    semantic: bool | None = None
+    #: Where phrasing embeddings are cached (``None``: ``kb.semantic.default_cache_dir``).
+    semantic_cache: Path | None = None
+
+    @property
+    def semantic_on(self) -> bool:
+        """Whether the fused matcher runs (``semantic``, else whether the extra is there)."""
+        return kb_semantic.available() if self.semantic is None else self.semantic
 
 
 @dataclass(frozen=True)
@@ -304,7 +315,29 @@ def _kb(s: Section, base: Path) -> KbSettings:
         suggest_threshold=suggest,
         margin=s.number("margin", None, low=0, high=100),
         max_suggestions=s.integer("max_suggestions", d.max_suggestions, minimum=1),
+        semantic=_semantic(s),
+        semantic_cache=(
+            _directory(s, "semantic_cache", base) if "semantic_cache" in s.data else None
+        ),
     )
+
+
+def _semantic(s: Section) -> bool | None:
+    if "semantic" not in s.data:
+        return None
+    on = s.boolean("semantic")
+    if on and not kb_semantic.available():
+        raise s.error("semantic", f"true, but {kb_semantic.missing_reason()}")
+    return on
+
+
+def _directory(s: Section, key: str, base: Path) -> Path:
+    raw = s.string(key)
+    path = Path(raw).expanduser()
+    path = path if path.is_absolute() else base / path
+    if path.exists() and not path.is_dir():
+        raise s.error(key, f"'{raw}' is not a directory ({path})")
+    return path
 
 
 def _flows(s: Section, base: Path) -> FlowSettings:

