@@ -100,6 +100,15 @@ def turns(progress: Progress) -> dict[str, Any]:
     return out
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (``VmHWM``: unlike ``ru_maxrss``, not
+    inherited from the parent that forked it)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def latency_one(root: Path, size: int, kind: str, queries: int) -> dict[str, Any]:
     """One matcher on one KB size, in this process (run by :func:`latency` in a child)."""
     suites = load_suites(root)
@@ -133,7 +142,7 @@ def latency_one(root: Path, size: int, kind: str, queries: int) -> dict[str, Any
         "p50_ms": percentile(timings, 0.5),
         "p99_ms": percentile(timings, 0.99),
         "mean_ms": statistics.fmean(timings),
-        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
     return out
 

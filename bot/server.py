@@ -27,6 +27,7 @@ from aiohttp.web_log import AccessLogger
 
 from bot import plugins, scrape
 from bot.app import Escala, build, desk_problems
+from bot.content import embeddings
 from bot.errors import ConfigErrors, StoreError
 from bot.logs import parse_logging
 from bot.metrics import Metrics, MetricsConfig, parse_metrics
@@ -280,6 +281,11 @@ def create_app(
             raise
         # After the plugins: a timer may need one (a Slack card to post again).
         escala.timers.start(escala.settings.engine.timer_sweep_seconds)
+        found = embeddings(escala.settings)
+        if found is not None:
+            # Start-up read the KB's embeddings from the cache; the model itself loads in
+            # the background, so neither readiness nor the first message waits ~2 s.
+            found.encoder.warm_up()
 
     async def stop(_: web.Application) -> None:
         await escala.timers.stop()  # before the plugins whose clients its timers use

@@ -61,8 +61,7 @@ def semantic_scores(
     if not len(vectors.texts):
         return out
     sims = vectors.similarities(query).astype(np.float64)
-    best = np.full(entries, -1.0)
-    np.maximum.at(best, vectors.owners, sims)
+    best = vectors.best_per_owner(sims, entries)
     scaled = np.clip((best - fusion.floor) / (fusion.ceiling - fusion.floor), 0.0, 1.0)
     if not votes:
         result: npt.NDArray[np.float64] = 100.0 * scaled
@@ -123,8 +122,9 @@ class FusedMatcher(Matcher):
 
     def semantic(self, text: str) -> npt.NDArray[np.float64]:
         """Per entry, the embedding evidence alone (0..100)."""
-        query = self.encoder.query(text)
-        return semantic_scores(self.vectors, query, len(self._ids), self.fusion, self.votes)
+        with self.encoder.one_thread():
+            query = self.encoder.query(text)
+            return semantic_scores(self.vectors, query, len(self._ids), self.fusion, self.votes)
 
     def rank(self, text: str) -> list[Scored]:
         if not text.strip() or not len(self._ids):
