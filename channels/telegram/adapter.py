@@ -42,6 +42,7 @@ from bot.errors import DeliveryError
 from bot.models import InboundMessage, Media, OutboundMessage, normalize_locale
 from channels.sending import Backoff, RetryingSender, RetryLater, split_text
 from channels.telegram.config import TelegramConfig
+from channels.telegram.sends import LeanSends
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class TelegramChannel:
         self.config = config
         self.port = port
         self.bot = bot
+        #: The hot sends without aiogram's per-send validation; aiogram's errors (issue 18).
+        self.sends = LeanSends(bot)
         self._sleep = sleep
         self._poll_timeout = poll_timeout
         self.sender: RetryingSender[Part] = RetryingSender(
@@ -230,7 +233,7 @@ class TelegramChannel:
     def _answer_callback(self, query_id: str) -> None:
         async def answer() -> None:
             try:
-                await self.bot.answer_callback_query(query_id)
+                await self.sends.answer_callback_query(query_id)
             except TelegramAPIError as e:  # the choice is handled; only the spinner stays
                 log.warning("answerCallbackQuery failed: %s", e)
 
@@ -283,7 +286,7 @@ class TelegramChannel:
     async def _deliver(self, address: str, part: Part) -> None:
         text, markup = part
         try:
-            await self.bot.send_message(chat_id=int(address), text=text, reply_markup=markup)
+            await self.sends.send_message(int(address), text, markup)
         except TelegramRetryAfter as e:
             raise RetryLater(CHANNEL, "rate limited (429)", float(e.retry_after)) from e
         except TelegramForbiddenError as e:

@@ -1,0 +1,106 @@
+"""Lean Telegram sends: ``sendMessage`` and ``answerCallbackQuery`` without per-send waste.
+
+aiogram stays the Bot API surface (methods, types, polling, webhooks), but a send through
+``Bot.send_message`` pays for work a router never uses (issue 18, part 3):
+
+* pydantic validates the whole ``Message`` Telegram echoes back (~30 µs), and the
+  router throws it away;
+* pydantic caches parametrised generics *weakly*, so ``Response[Message]`` is collected
+  by the garbage collector every few dozen sends and rebuilt (~25 ms each: the event
+  loop stalls and latency spikes).
+
+:class:`LeanSends` posts the same form aiogram would (fields prepared by aiogram's own
+``prepare_value``, posted through the bot's own aiohttp session and connection pool) and
+reads a success as ``{"ok": true}`` without validating the echoed result. Anything else
+goes through aiogram's ``check_response`` on the real method object, so a 429 is still a
+``TelegramRetryAfter`` with its ``retry_after``, a 403 a ``TelegramForbiddenError``, a
+400 a ``TelegramBadRequest``: error handling is exactly aiogram's.
+
+:data:`HELD_RESPONSE_MODELS` holds the parametrised response models the stock path builds
+strongly, so those are built once per process, not once per collection.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.exceptions import ClientDecodeError, TelegramNetworkError
+from aiogram.methods import AnswerCallbackQuery, GetUpdates, Response, SendMessage, TelegramMethod
+from aiogram.types import InlineKeyboardMarkup
+from aiohttp import ClientError, FormData
+
+#: The parametrised models aiogram's ``check_response`` asks pydantic for on every call
+#: of the methods this adapter uses. pydantic keeps them in a ``WeakValueDictionary``;
+#: these references keep them alive, so ``Response[Message]`` is always the same class.
+HELD_RESPONSE_MODELS: tuple[type[Response[Any]], ...] = tuple(
+    Response[method.__returning__]  # type: ignore[name-defined]
+    for method in (SendMessage, AnswerCallbackQuery, GetUpdates)
+)
+
+
+class LeanSends:
+    """The hot sends of one bot, through its own session; errors are aiogram's own."""
+
+    def __init__(self, bot: Bot) -> None:
+        if not isinstance(bot.session, AiohttpSession):
+            raise TypeError("LeanSends needs the bot's AiohttpSession")
+        self.bot = bot
+        self.session: AiohttpSession = bot.session
+
+    async def send_message(
+        self, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> None:
+        """``sendMessage`` without ``parse_mode`` (text is data). Raises aiogram's errors."""
+        fields: dict[str, Any] = {"chat_id": chat_id, "text": text}
+        if reply_markup is not None:
+            fields["reply_markup"] = reply_markup
+        await self._call("sendMessage", fields, SendMessage)
+
+    async def answer_callback_query(self, callback_query_id: str) -> None:
+        """Stops the button's spinner. Raises aiogram's errors."""
+        await self._call(
+            "answerCallbackQuery", {"callback_query_id": callback_query_id}, AnswerCallbackQuery
+        )
+
+    async def _call(
+        self, api_method: str, fields: dict[str, Any], method: type[TelegramMethod[Any]]
+    ) -> None:
+        session = self.session
+        bot = self.bot
+        # The same form aiogram's build_form_data makes: each value through prepare_value
+        # (markup -> JSON, numbers -> text), empty values left out.
+        form = FormData(quote_fields=False)
+        files: dict[str, Any] = {}
+        for key, value in fields.items():
+            prepared = session.prepare_value(value, bot=bot, files=files)
+            if prepared:
+                form.add_field(key, prepared)
+        client = await session.create_session()
+        url = session.api.api_url(token=bot.token, method=api_method)
+        try:
+            async with client.post(url, data=form, timeout=session.timeout) as resp:
+                status = resp.status
+                raw = await resp.text()
+        except TimeoutError as e:
+            raise TelegramNetworkError(
+                method=method(**fields), message="Request timeout error"
+            ) from e
+        except ClientError as e:
+            raise TelegramNetworkError(
+                method=method(**fields), message=f"{type(e).__name__}: {e}"
+            ) from e
+        if HTTPStatus.OK <= status <= HTTPStatus.IM_USED:
+            try:
+                answer = session.json_loads(raw)
+            except ValueError:
+                answer = None
+            if isinstance(answer, dict) and answer.get("ok") is True:
+                return  # the echoed result is not needed: not validated
+        # A failure (or a malformed success): aiogram's own reading of it, on the real
+        # method object, raises the very error a Bot.send_message call would.
+        session.check_response(bot=bot, method=method(**fields), status_code=status, content=raw)
+        raise ClientDecodeError("Telegram answered without ok", ValueError(raw[:200]), raw)
+
