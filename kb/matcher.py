@@ -206,14 +206,18 @@ class Matcher:
         seen: set[tuple[int, frozenset[str]]] = set()
         for index, text in phrasings:
             tokens = self.normalizer.tokens(text, repair=False)
-            if not tokens or (index, frozenset(tokens)) in seen:
+            token_set = frozenset(tokens)  # one object, shared by `seen` and `_sets`
+            if not tokens or (index, token_set) in seen:
                 continue
-            seen.add((index, frozenset(tokens)))
+            seen.add((index, token_set))
             owners.append(index)
             tokens_of.append(tokens)
-            self._sets.append(frozenset(tokens))
+            self._sets.append(token_set)
             self._choices.append(" ".join(tokens))
             self._texts.append(text)
+        # Build-only state goes before the indexes are built, so it is not part of the
+        # build's peak (issue 18, part 7).
+        del seen, phrasings
         self._owners: npt.NDArray[np.intp] = np.array(owners, dtype=np.intp)
         entries_with: dict[str, set[int]] = {}
         for index, token_set in zip(owners, self._sets, strict=True):
@@ -221,19 +225,23 @@ class Matcher:
                 entries_with.setdefault(token, set()).add(index)
         n = len(kb.entries)
         self._idf = {t: math.log((n + 1) / (len(e) + 1)) + 1.0 for t, e in entries_with.items()}
+        del entries_with, owners
         self._unknown_idf = math.log(n + 1) + 1.0
         self._weights = np.array([sum(self._idf[t] for t in s) for s in self._sets])
-        self._words = SparseIndex([{t: self._idf[t] for t in s} for s in self._sets])
-        trigrams = [char_ngrams(tokens) for tokens in tokens_of]
-        rows = len(trigrams)
+        # The indexes are fed row by row (generators): no list of per-row dicts is ever
+        # held, so the build peaks near what it keeps (issue 18, part 7).
+        self._words = SparseIndex({t: self._idf[t] for t in s} for s in self._sets)
+        rows = len(tokens_of)
         in_rows: dict[str, int] = {}
-        for counts in trigrams:
-            for gram in counts:
+        for tokens in tokens_of:  # the n-grams are counted twice rather than all held
+            for gram in char_ngrams(tokens):
                 in_rows[gram] = in_rows.get(gram, 0) + 1
         self._gram_idf = {g: math.log((rows + 1) / (k + 1)) + 1.0 for g, k in in_rows.items()}
+        del in_rows
         self._unknown_gram_idf = math.log(rows + 1) + 1.0
         self._grams = SparseIndex(
-            [tfidf(counts, self._gram_idf, self._unknown_gram_idf) for counts in trigrams]
+            tfidf(char_ngrams(tokens), self._gram_idf, self._unknown_gram_idf)
+            for tokens in tokens_of
         )
         self._centroids = SparseIndex(self._word_centroids(n) if self.votes else [])
         self._word_counts: SparseIndex | None = None
@@ -382,7 +390,7 @@ class Matcher:
             shared, self._weights, out=np.zeros_like(shared), where=self._weights > 0
         )
         if self._word_counts is None:  # built on first use: answering never needs it
-            self._word_counts = SparseIndex([dict.fromkeys(s, 1.0) for s in self._sets])
+            self._word_counts = SparseIndex(dict.fromkeys(s, 1.0) for s in self._sets)
             self._sizes = np.array([len(s) for s in self._sets], dtype=np.float64)
         by_count = self._word_counts.dot(query) / np.maximum(self._sizes, 1.0)
         covered = (by_weight + by_count) / 2

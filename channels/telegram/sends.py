@@ -30,7 +30,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import ClientDecodeError, TelegramNetworkError
 from aiogram.methods import AnswerCallbackQuery, GetUpdates, Response, SendMessage, TelegramMethod
 from aiogram.types import InlineKeyboardMarkup
-from aiohttp import ClientError, FormData
+from aiohttp import ClientError, ClientTimeout, FormData
 
 #: The parametrised models aiogram's ``check_response`` asks pydantic for on every call
 #: of the methods this adapter uses. pydantic keeps them in a ``WeakValueDictionary``;
@@ -49,6 +49,8 @@ class LeanSends:
             raise TypeError("LeanSends needs the bot's AiohttpSession")
         self.bot = bot
         self.session: AiohttpSession = bot.session
+        #: aiogram passes its float timeout to aiohttp, which reads it as the total.
+        self._timeout = ClientTimeout(total=self.session.timeout)
 
     async def send_message(
         self, chat_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
@@ -81,7 +83,7 @@ class LeanSends:
         client = await session.create_session()
         url = session.api.api_url(token=bot.token, method=api_method)
         try:
-            async with client.post(url, data=form, timeout=session.timeout) as resp:
+            async with client.post(url, data=form, timeout=self._timeout) as resp:
                 status = resp.status
                 raw = await resp.text()
         except TimeoutError as e:
@@ -103,4 +105,3 @@ class LeanSends:
         # method object, raises the very error a Bot.send_message call would.
         session.check_response(bot=bot, method=method(**fields), status_code=status, content=raw)
         raise ClientDecodeError("Telegram answered without ok", ValueError(raw[:200]), raw)
-
