@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -12,23 +11,20 @@ from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from bot.content import make_matcher
 from bot.errors import ConfigError, ConfigErrors
 from bot.models import ConsoleRole
 from bot.settings import Settings, load_settings
-from bot.store import MemoryStore
-from bot.users import UserError, hash_password
-from flows.errors import FlowError
-from flows.loader import load_flows
-from kb.errors import KbError
-from kb.evaluate import evaluate, load_cases
-from kb.loader import load_kb
-from kb.matcher import Matcher
-from kb.model import KnowledgeBase
 
+# Everything else is imported by the command that uses it: `escala kb ask` and
+# `escala check` start in a fraction of a second only if they skip what they do not
+# need (the store, argon2, flows, the event recorder ...; issue 18, part 5).
 if TYPE_CHECKING:
+    import asyncio
+
     from bot.app import Escala
     from bot.workers import Worker
+    from kb.matcher import Matcher
+    from kb.model import KnowledgeBase
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="escala", description="Omnichannel support bot and tiered conversation router."
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
 
     chat = sub.add_parser("chat", help="talk to the bot in the terminal (customer and agents)")
@@ -221,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the installed version, looked up only when asked for (reading
+    package metadata costs every other command start-up time)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        parser.exit(message=f"{parser.prog} {_version()}\n")
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -233,6 +240,8 @@ def _version() -> str:
 def read_password(stdin: TextIO, stderr: TextIO) -> str:
     """A new password: typed twice at a prompt, or the first line of a pipe. Never
     an argument (it would sit in the shell history and the process list)."""
+    from bot.users import UserError
+
     if stdin.isatty():
         import getpass
 
@@ -245,8 +254,10 @@ def read_password(stdin: TextIO, stderr: TextIO) -> str:
 
 def run_users(args: argparse.Namespace) -> int:
     """``escala users add|passwd|remove|list``."""
+    import asyncio
+
     from bot.store import open_store
-    from bot.users import Users
+    from bot.users import UserError, Users, hash_password
 
     settings = load_settings(args.config)
     if args.users == "hash":
@@ -310,6 +321,8 @@ def _channel_address(text: str) -> tuple[str, str]:
 def run_forget(args: argparse.Namespace) -> int:
     """``escala forget``: erase one customer; records that an erasure happened (counts,
     no data). Exit status 1 when there is no such customer."""
+    import asyncio
+
     from bot.clock import SystemClock, UuidIds
     from bot.events import Recorder
     from bot.models import EventKind, Identity
@@ -362,6 +375,7 @@ PRUNE_BATCH = 500
 
 def run_prune(args: argparse.Namespace) -> int:
     """``escala prune``: retention for finished tickets (their events stay in the log)."""
+    import asyncio
     from datetime import UTC, datetime, timedelta
 
     from bot.store import open_store
@@ -400,6 +414,7 @@ def parse_when(text: str, tz: tzinfo, now: datetime, option: str) -> datetime:
 
 def run_report(args: argparse.Namespace) -> int:
     """``escala report``: KPIs per tier over a period (issue 14)."""
+    import asyncio
     from zoneinfo import ZoneInfo
 
     from bot import event_stream, kpi_format
@@ -434,6 +449,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_events_export(args: argparse.Namespace) -> int:
     """``escala events export``: the stream as JSON lines or CSV, once or continuously."""
+    import asyncio
     import os
     import signal
     import socket
@@ -522,6 +538,8 @@ def _worker(args: argparse.Namespace) -> Worker | None:
 
 def _supervise(args: argparse.Namespace, workers: int) -> int:
     """``escala serve --workers N``: the supervisor (:mod:`bot.workers`)."""
+    import asyncio
+
     from bot.workers import supervise
 
     base = [sys.executable, "-m", "bot.cli", "serve", "--config", str(args.config)]
@@ -583,6 +601,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """``escala demo``: ``escala serve`` with the web chat on a local page and the web
     console for agents; agents can also work from this terminal (``/agent`` commands),
     like ``escala chat``."""
+    import asyncio
     import logging
     import os
 
@@ -646,6 +665,8 @@ async def agent_lines(stream: TextIO) -> AsyncIterator[str]:
 
 def _run_loop(main: Coroutine[Any, Any, None]) -> None:
     """``asyncio.run``, on uvloop when it is installed (``pip install escala[speed]``)."""
+    import asyncio
+
     try:
         import uvloop
     except ImportError:
@@ -655,6 +676,8 @@ def _run_loop(main: Coroutine[Any, Any, None]) -> None:
 
 
 def run_chat(args: argparse.Namespace) -> int:
+    import asyncio
+
     from bot import plugins
     from bot.app import build
     from bot.server import reload_on_hangup
@@ -693,6 +716,8 @@ def run_chat(args: argparse.Namespace) -> int:
 
 async def read_lines(stream: TextIO) -> AsyncIterator[str]:
     """Lines of a (possibly interactive) stream without blocking the event loop."""
+    import asyncio
+
     while True:
         line = await asyncio.to_thread(stream.readline)
         if not line:
@@ -703,6 +728,7 @@ async def read_lines(stream: TextIO) -> AsyncIterator[str]:
 def run_check(args: argparse.Namespace) -> int:
     from bot.app import build, desk_problems
     from bot.server import check_edges
+    from bot.store import MemoryStore
 
     settings = load_settings(args.config)
     escala = build(settings, store=MemoryStore())
@@ -728,12 +754,23 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def _matcher(kb_paths: Sequence[Path], config: Path | None) -> tuple[KnowledgeBase, Matcher]:
+    from bot.settings import thresholds
+    from kb.errors import KbError
+    from kb.loader import load_kb
+    from kb.matcher import Matcher
+
     settings = load_settings(config)
     try:
         kb = load_kb(kb_paths)
     except KbError as e:
         raise ConfigError(e.file, e.place, e.reason, e.problems) from e
-    return kb, make_matcher(kb, settings)
+    if settings.kb.semantic_on:
+        # The fused matcher (encoder, embedding cache) is built where the server builds
+        # it; the lexical one needs none of bot.content's imports (issue 18, part 5).
+        from bot.content import make_matcher
+
+        return kb, make_matcher(kb, settings)
+    return kb, Matcher(kb, thresholds(settings))
 
 
 def run_kb_ask(args: argparse.Namespace) -> int:
@@ -743,6 +780,9 @@ def run_kb_ask(args: argparse.Namespace) -> int:
 
 
 def run_kb_eval(args: argparse.Namespace) -> int:
+    from kb.errors import KbError
+    from kb.evaluate import evaluate, load_cases
+
     kb, matcher = _matcher(args.kb, args.config)
     try:
         cases = load_cases(args.cases, kb)
@@ -754,6 +794,8 @@ def run_kb_eval(args: argparse.Namespace) -> int:
 
 def run_turn_eval(args: argparse.Namespace) -> int:
     """``escala eval``: whole turns through the engine (:mod:`bot.turn_eval`)."""
+    import asyncio
+
     from bot import turn_eval
 
     settings = load_settings(args.config)
@@ -770,6 +812,8 @@ def run_turn_eval(args: argparse.Namespace) -> int:
 
 def _content_command(args: argparse.Namespace, work: Callable[[Escala], Awaitable[int]]) -> int:
     """Run ``work`` on the configured store with its live content (seeded if empty)."""
+    import asyncio
+
     from bot.app import build
     from bot.store import open_store
 
@@ -881,6 +925,9 @@ def run_content_rollback(args: argparse.Namespace) -> int:
 
 
 def run_flows_check(args: argparse.Namespace) -> int:
+    from flows.errors import FlowError
+    from flows.loader import load_flows
+
     try:
         flows = load_flows(args.paths)
     except FlowError as e:

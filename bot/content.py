@@ -24,7 +24,7 @@ import logging
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -32,7 +32,7 @@ from bot.clock import Clock
 from bot.errors import ConfigError, ConfigErrors
 from bot.events import Recorder
 from bot.models import EventKind
-from bot.settings import Settings
+from bot.settings import Settings, thresholds
 from bot.store.base import ContentDraft, ContentStore, ContentVersion
 from bot.triage import Triage, load_triage
 from bot.turn import TurnParts
@@ -42,7 +42,7 @@ from flows.runner import FlowRunner
 from kb.errors import KbError
 from kb.fused import FusedMatcher
 from kb.loader import load_kb
-from kb.matcher import Matcher, Thresholds
+from kb.matcher import Matcher
 from kb.model import KnowledgeBase
 from kb.semantic import EmbeddingCache, Embeddings, default_cache_dir, shared_encoder
 
@@ -66,20 +66,6 @@ Problem = tuple[str, str, str]
 
 def valid_path(path: str) -> bool:
     return path == ROUTING or _PATH.match(path) is not None
-
-
-def thresholds(settings: Settings) -> Thresholds:
-    """The matcher's thresholds, with the values the config sets over the defaults."""
-    defaults = Thresholds()
-    overrides = {
-        "answer": settings.kb.answer_threshold,
-        "suggest": settings.kb.suggest_threshold,
-        "margin": settings.kb.margin,
-        "max_suggestions": settings.kb.max_suggestions,
-    }
-    values = {f.name: getattr(defaults, f.name) for f in fields(Thresholds)}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return Thresholds(**values)
 
 
 def embeddings(settings: Settings) -> Embeddings | None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, time
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import flows
@@ -37,6 +37,9 @@ from bot.models import (
 )
 from bot.toml_config import Section, did_you_mean, read_toml, secret_from_env, type_name
 from kb import semantic as kb_semantic
+
+if TYPE_CHECKING:
+    from kb.matcher import Thresholds
 
 __all__ = [
     "Agent",
@@ -209,6 +212,24 @@ SECTIONS = (
 )  # fmt: skip
 
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def thresholds(settings: Settings) -> Thresholds:
+    """The matcher's thresholds, with the values the config sets over the defaults."""
+    # Imported here: the matcher brings numpy and rapidfuzz, which most commands that
+    # read settings never need (issue 18: `escala kb ask` start-up).
+    from kb.matcher import Thresholds
+
+    defaults = Thresholds()
+    overrides = {
+        "answer": settings.kb.answer_threshold,
+        "suggest": settings.kb.suggest_threshold,
+        "margin": settings.kb.margin,
+        "max_suggestions": settings.kb.max_suggestions,
+    }
+    values = {f.name: getattr(defaults, f.name) for f in fields(Thresholds)}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Thresholds(**values)
 
 
 def load_settings(path: Path | str | None) -> Settings:
