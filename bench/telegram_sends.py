@@ -7,6 +7,9 @@ other's caches:
 * **stock**: ``await bot.send_message(chat_id=..., text=...)`` as the adapter did before,
   in a process that never imports ``channels.telegram.sends`` (so pydantic's weak cache
   of ``Response[Message]`` behaves as it does for any aiogram user);
+* **held**: the same ``bot.send_message``, in a process that holds the parametrised
+  response models (``channels.telegram.sends.HELD_RESPONSE_MODELS``): no rebuilds, but
+  every echoed ``Message`` still validated;
 * **lean**: ``channels.telegram.sends.LeanSends.send_message``, what the adapter does now.
 
 The fake Bot API is a separate process on 127.0.0.1 (its CPU is not counted). Each client
@@ -40,7 +43,7 @@ TOKEN = "123456:BENCH-sends"
 SENDS = 3000
 WARMUP = 200
 ROUNDS = 3
-VARIANTS = ("stock", "lean")
+VARIANTS = ("stock", "held", "lean")
 TEXT = "Atendemos de segunda a sexta, das 8h às 20h, e aos sábados das 9h às 14h."
 
 
@@ -97,6 +100,10 @@ async def _client(variant: str, port: int, sends: int) -> dict[str, float]:
             await lean.send_message(4242, TEXT)
 
     else:
+        if variant == "held":
+            from channels.telegram.sends import HELD_RESPONSE_MODELS
+
+            assert HELD_RESPONSE_MODELS
 
         async def send(n: int) -> None:
             await bot.send_message(chat_id=4242, text=TEXT)
