@@ -51,27 +51,27 @@ class SparseIndex:
     def __init__(self, rows: Iterable[Vector]) -> None:
         features: dict[str, int] = {}
         feature_of = array("i")  # per posting: its feature's number
-        row_of = array("i")  # per posting: its row
         weight_of = array("d")  # per posting: its weight
-        size = 0
-        for row, vector in enumerate(rows):
-            size = row + 1
-            for feature, weight in vector.items():
-                if weight:
-                    feature_of.append(features.setdefault(feature, len(features)))
-                    row_of.append(row)
-                    weight_of.append(weight)
-        self.size = size
+        lengths = array("i")  # per row: how many postings it has
+        for vector in rows:
+            kept = [(feature, weight) for feature, weight in vector.items() if weight]
+            feature_of.extend([features.setdefault(f, len(features)) for f, _ in kept])
+            weight_of.extend([weight for _, weight in kept])
+            lengths.append(len(kept))
+        self.size = len(lengths)
         self._features = features
-        by_feature = np.frombuffer(feature_of, dtype=np.int32) if feature_of else np.zeros(0)
+        by_feature = np.frombuffer(feature_of, dtype=np.int32)
         # A stable sort keeps each feature's rows in row order: the same postings, in the
         # same order, as a per-feature list built row by row (so ``dot`` sums identically).
         order = np.argsort(by_feature, kind="stable")
-        counts = np.bincount(by_feature.astype(np.intp), minlength=len(features))
+        counts = np.bincount(by_feature, minlength=len(features))
         del by_feature, feature_of
         self._start: npt.NDArray[np.intp] = np.zeros(len(features) + 1, dtype=np.intp)
         np.cumsum(counts, out=self._start[1:])
-        self._rows: npt.NDArray[np.int32] = np.frombuffer(row_of, dtype=np.int32)[order]
+        row_of = np.repeat(
+            np.arange(self.size, dtype=np.int32), np.frombuffer(lengths, dtype=np.int32)
+        )
+        self._rows: npt.NDArray[np.int32] = row_of[order]
         del row_of
         self._weights: npt.NDArray[np.float64] = np.frombuffer(weight_of, dtype=np.float64)[order]
 
