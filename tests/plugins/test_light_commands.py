@@ -1,5 +1,5 @@
-"""Start-up weight of the one-shot commands (issue 18, part 5): ``escala kb ask`` loads
-the KB and the matcher and nothing of the server (no SDK, no HTTP stack, no Redis
+"""Start-up weight of the one-shot commands (issue 18, part 5): ``escala kb ask`` with
+the lexical matcher loads the KB and the matcher and nothing of the server (no SDK, no HTTP stack, no Redis
 client, no store, no flows runner); ``escala check`` with every channel configured
 checks their tables without importing aiogram or Slack's SDK.
 
@@ -88,9 +88,15 @@ def _run(watched: tuple[str, ...], *argv: str) -> tuple[dict[str, object], str]:
     return report, result.stdout
 
 
-def test_kb_ask_imports_no_sdk_and_nothing_of_the_server() -> None:
+def test_kb_ask_imports_no_sdk_and_nothing_of_the_server(tmp_path: Path) -> None:
+    # The lexical matcher, whether or not the `semantic` extra is installed (the fused
+    # matcher loads an encoder: a different, heavier command).
+    config = tmp_path / "escala.toml"
+    config.write_text("[kb]\nsemantic = false\n", encoding="utf-8")
     report, out = _run(
-        (*SDKS, *SERVER_STACK), "kb", "ask", "--kb", "kb/content", "qual o horário de atendimento?"
+        (*SDKS, *SERVER_STACK),
+        *("kb", "ask", "--kb", "kb/content", "--config", str(config)),
+        "qual o horário de atendimento?",
     )
     assert report == {"exit": 0, "imported": []}
     answer = json.loads(out)
