@@ -457,7 +457,10 @@ class RedisCounters:
       bench's own readings). Our second ``INFO`` is one read, subtracted. A client
       opening a connection during the phase adds its greeting (redis-py sends two
       ``CLIENT SETINFO``: one or two reads), which stays in; ``connections_opened``
-      says how many, negligible over a full run, not over a few messages.
+      says how many, negligible over a full run, not over a few messages. So are
+      a closing connection's last read and, on a loaded machine, a request the
+      kernel hands over in two reads: an upper bound, exact to a few percent over a
+      full run.
     """
 
     def __init__(self, url: str) -> None:
