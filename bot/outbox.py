@@ -55,7 +55,6 @@ class _AckGroup:
     ends on its own, and the last to end acks all of them in one store step. A crash
     in between resends the ones sent (at least once, as the module doc says)."""
 
-    conversation_id: str
     waiting: int
     members: list[str] = field(default_factory=list)  # handed over so far
     ids: list[str] = field(default_factory=list)  # ended, to ack
@@ -329,7 +328,7 @@ class Outbox:
                     await self._ack(conversation_id, acked, None)
                     acked = []
                 if group is None:
-                    group = _AckGroup(conversation_id, self._queued_run(items, n))
+                    group = _AckGroup(self._queued_run(items, n))
                 self._hold(conversation_id)  # until it ends: the lease is renewed meanwhile
                 self._in_flight.add(item.id)
                 await sender.enqueue(
@@ -384,10 +383,9 @@ class Outbox:
             try:
                 if isinstance(error, DeliveryInterrupted):
                     group.interrupted = True  # left in the store: the next holder sends it
-                elif error is not None:
-                    await self._failed(item, error.reason)
-                    group.ids.append(item.id)
                 else:
+                    if error is not None:
+                        await self._failed(item, error.reason)
                     group.ids.append(item.id)
                 group.ended += 1
                 if group.ended < group.waiting or not group.ids:
