@@ -432,7 +432,7 @@ async def run_server(
             metrics_port = metrics_config.port + (worker.index if worker is not None else 0)
             await metrics_runner.setup()
             await web.TCPSite(metrics_runner, host or server.host, metrics_port).start()
-        # Everything built so far (SDK types, schemas, the KB index: ~10^6 objects with
+        # Everything built so far (SDK types, schemas, the KB index: ~2·10^5 objects with
         # aiogram) lives as long as the process: out of the collector's sight, so a
         # full collection no longer walks it and stalls the loop for tens of ms (p99).
         gc.collect()
