@@ -461,11 +461,15 @@ class Outbox:
     async def _renew(self) -> None:
         while self._busy:
             await asyncio.sleep(self.lease_seconds / 3)
-            for conversation_id in list(self._busy):
-                try:
-                    await self._store.renew_outbox(conversation_id, self.token, self.lease_seconds)
-                except StoreError:
-                    log.warning("outbox: lease of %s not renewed", conversation_id)
+            busy = list(self._busy)
+            try:  # every lease this process holds, in one store step
+                renewed = await self._store.renew_outboxes(busy, self.token, self.lease_seconds)
+            except StoreError:
+                log.warning("outbox: %d delivery lease(s) not renewed", len(busy))
+                continue
+            for conversation_id, held in zip(busy, renewed, strict=True):
+                if not held:
+                    log.warning("outbox: lease of %s lost", conversation_id)
 
     async def close(self) -> None:
         """Stop delivering: replies not yet accepted stay in the store, for the next

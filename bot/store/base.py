@@ -863,8 +863,11 @@ class OutboxStore(abc.ABC):
         ]
 
     @abc.abstractmethod
-    async def renew_outbox(self, conversation_id: str, token: str, lease_seconds: float) -> bool:
-        """Extend the delivery lease; False when ``token`` no longer holds it."""
+    async def renew_outboxes(
+        self, conversation_ids: Sequence[str], token: str, lease_seconds: float
+    ) -> list[bool]:
+        """Extend the delivery leases of these conversations, all in one store step; for
+        each, False when ``token`` no longer holds it."""
 
     @abc.abstractmethod
     async def outbox(self, conversation_id: str) -> list[OutboxItem]:

@@ -301,12 +301,16 @@ class MemoryStore(Store):
             del self._timers[timer[0]]
         return 0
 
-    async def renew_outbox(self, conversation_id: str, token: str, lease_seconds: float) -> bool:
-        held = self._outbox_lease.get(conversation_id)
-        if held is None or held[0] != token:
-            return False
-        self._outbox_lease[conversation_id] = (token, self._monotonic() + lease_seconds)
-        return True
+    async def renew_outboxes(
+        self, conversation_ids: Sequence[str], token: str, lease_seconds: float
+    ) -> list[bool]:
+        renewed: list[bool] = []
+        for conversation_id in conversation_ids:
+            held = self._outbox_lease.get(conversation_id)
+            if held is not None and held[0] == token:
+                self._outbox_lease[conversation_id] = (token, self._monotonic() + lease_seconds)
+            renewed.append(held is not None and held[0] == token)
+        return renewed
 
     async def outbox(self, conversation_id: str) -> list[OutboxItem]:
         return list(self._outbox.get(conversation_id, []))

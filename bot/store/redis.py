@@ -75,7 +75,7 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, cast
@@ -453,6 +453,17 @@ class Keys:
         return f"{self.desk}agent:{agent_id}"
 
 
+#: How long an outbox ack waits for a turn's pipeline to ride on
+#: (:meth:`RedisStore.ack_outboxes`).
+ACK_RIDE_SECONDS = 0.01
+#: An ack's script keys and arguments, and its timer cancel's arguments (if any).
+_QueuedAck = tuple[list[str], list[str | int], list[str | int] | None]
+#: Acks waiting for a pipeline, each batch with the future its caller awaits.
+_Riders = list[tuple[Sequence[OutboxAck], asyncio.Future[list[int]]]]
+#: Riders queued on a pipeline: the future, its queued acks, how many replies they take.
+_QueuedRiders = list[tuple[asyncio.Future[list[int]], list[_QueuedAck], int]]
+
+
 class RedisStore(Store):
     """The store on ``redis.asyncio``. It owns ``client``: :meth:`close` closes it.
 
@@ -501,6 +512,11 @@ class RedisStore(Store):
         # per customer message saved).
         self._indexed: OrderedDict[str, None] = OrderedDict()
         self._signals = _Signals(client, self.keys)
+        #: Outbox acks waiting to ride on the next turn's pipeline (see :meth:`ack_outboxes`).
+        self.ack_ride_seconds = ACK_RIDE_SECONDS
+        self._riders: _Riders = []
+        self._ride_timer: asyncio.TimerHandle | None = None
+        self._alone: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_url(
@@ -635,7 +651,7 @@ class RedisStore(Store):
             pipe.get(keys.identity(identity))
             pipe.get(keys.contact(guessed))
             self._queue_script(pipe, "open_ticket_of", ticket_keys, ticket_args)
-            begun, contact_id, raw_contact, raw_ticket = await pipe.execute(raise_on_error=False)
+            begun, contact_id, raw_contact, raw_ticket = await self._execute(pipe)
         begun = await self._script_reply(begun, "begin_turn", begin_keys, begin_args)
         for reply in (contact_id, raw_contact):
             if isinstance(reply, Exception):
@@ -743,7 +759,7 @@ class RedisStore(Store):
             self._queue_script(pipe, "commit_turn", script_keys, args)
             # The global and per-ticket logs live in other slots: same round trip, after.
             self._queue_events(pipe, write.events, with_conversation=False)
-            replies = await pipe.execute(raise_on_error=False)
+            replies = await self._execute(pipe)
         await self._published_on_cluster([to_json(e) for e in write.events])
         for n, reply in enumerate(replies):
             if n != at and isinstance(reply, Exception):
@@ -822,41 +838,147 @@ class RedisStore(Store):
 
     @_reachable
     async def ack_outboxes(self, acks: Sequence[OutboxAck]) -> list[int]:
-        queued: list[tuple[list[str], list[str | int], list[str | int] | None]] = []
+        """Acks ride on the next turn's pipeline (:meth:`begin_turn`, :meth:`commit_turn`)
+        when one goes within :attr:`ack_ride_seconds`, else go alone: on a busy process
+        delivering replies costs no round trip of its own (issue 18). The wait only
+        delays the bookkeeping, never a reply; a crash within it resends those replies,
+        as a crash between sending and acking always could (at least once)."""
+        if not acks:
+            return []
+        if self.ack_ride_seconds <= 0:
+            return await self._acks_alone(acks)
+        waiter: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._riders.append((acks, waiter))
+        if self._ride_timer is None:
+            self._ride_timer = asyncio.get_running_loop().call_later(
+                self.ack_ride_seconds, self._send_riders_alone
+            )
+        return await waiter
+
+    def _take_riders(self) -> _Riders:
+        riders, self._riders = self._riders, []
+        if self._ride_timer is not None:
+            self._ride_timer.cancel()
+            self._ride_timer = None
+        return riders
+
+    def _send_riders_alone(self) -> None:
+        """No turn came by in time: the waiting acks go in a pipeline of their own."""
+        self._ride_timer = None
+        riders = self._take_riders()
+        if riders:
+            task = asyncio.create_task(self._ride_alone(riders), name="escala-redis-acks")
+            self._alone.add(task)
+            task.add_done_callback(self._alone.discard)
+
+    async def _ride_alone(self, riders: _Riders) -> None:
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                queued = self._queue_riders(pipe, riders)
+                replies = await pipe.execute(raise_on_error=False)
+        except BaseException as e:
+            self._riders_failed([waiter for _, waiter in riders], e)
+            if not isinstance(e, Exception):
+                raise
+            return
+        await self._settle_riders(queued, replies)
+
+    async def _execute(self, pipe: Any) -> list[Any]:
+        """``pipe.execute`` for a turn's step, with the acks waiting to ride queued after
+        its commands and settled from its replies: the step's own replies come back."""
+        riders = self._queue_riders(pipe, self._take_riders())
+        try:
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        except BaseException as e:
+            self._riders_failed([waiter for waiter, _, _ in riders], e)
+            raise
+        if not riders:
+            return replies
+        await self._settle_riders(riders, replies)
+        return replies[: len(replies) - sum(n for _, _, n in riders)]
+
+    async def _acks_alone(self, acks: Sequence[OutboxAck]) -> list[int]:
         async with self.redis.pipeline(transaction=False) as pipe:
-            for ack in acks:
-                ack_keys = [
-                    self.keys.outbox(ack.conversation_id),
-                    self.keys.outbox_lease(ack.conversation_id),
-                ]
-                ack_args: list[str | int] = [ack.token, *map(_record_start, ack.item_ids)]
-                self._queue_script(pipe, "ack_outbox", ack_keys, ack_args)
-                cancel_args: list[str | int] | None = None
-                if ack.timer is not None:
-                    cancel_args = [ack.timer[0], unix_micros(ack.timer[1])]
-                    self._queue_script(pipe, "cancel_timer", [self.keys.timers], cancel_args)
-                queued.append((ack_keys, ack_args, cancel_args))
+            queued = self._queue_acks(pipe, acks)
             replies = iter(await pipe.execute(raise_on_error=False))
-        lefts: list[int] = []
-        for ack_keys, ack_args, cancel_args in queued:
-            left = int(await self._script_reply(next(replies), "ack_outbox", ack_keys, ack_args))
-            if cancel_args is not None:
-                cancelled = next(replies)
-                if left == 0:  # as in ack_outbox: the timer goes with the last item
-                    await self._script_reply(
-                        cancelled, "cancel_timer", [self.keys.timers], cancel_args
-                    )
-            lefts.append(left)
-        return lefts
+        return [await self._ack_reply(q, replies) for q in queued]
+
+    def _queue_acks(self, pipe: Any, acks: Sequence[OutboxAck]) -> list[_QueuedAck]:
+        """The acks' scripts queued on ``pipe``; :meth:`_ack_reply` reads each reply."""
+        queued: list[_QueuedAck] = []
+        for ack in acks:
+            ack_keys = [
+                self.keys.outbox(ack.conversation_id),
+                self.keys.outbox_lease(ack.conversation_id),
+            ]
+            ack_args: list[str | int] = [ack.token, *map(_record_start, ack.item_ids)]
+            self._queue_script(pipe, "ack_outbox", ack_keys, ack_args)
+            cancel_args: list[str | int] | None = None
+            if ack.timer is not None:
+                cancel_args = [ack.timer[0], unix_micros(ack.timer[1])]
+                self._queue_script(pipe, "cancel_timer", [self.keys.timers], cancel_args)
+            queued.append((ack_keys, ack_args, cancel_args))
+        return queued
+
+    async def _ack_reply(self, queued: _QueuedAck, replies: Iterator[Any]) -> int:
+        ack_keys, ack_args, cancel_args = queued
+        left = int(await self._script_reply(next(replies), "ack_outbox", ack_keys, ack_args))
+        if cancel_args is not None:
+            cancelled = next(replies)
+            if left == 0:  # as in ack_outbox: the timer goes with the last item
+                await self._script_reply(cancelled, "cancel_timer", [self.keys.timers], cancel_args)
+        return left
+
+    def _queue_riders(self, pipe: Any, riders: _Riders) -> _QueuedRiders:
+        """Riders' acks queued on ``pipe`` after what is there; with each rider, its
+        queued acks and how many replies they take."""
+        out: _QueuedRiders = []
+        for acks, waiter in riders:
+            queued = self._queue_acks(pipe, acks)
+            out.append((waiter, queued, sum(1 + (c is not None) for _, _, c in queued)))
+        return out
+
+    async def _settle_riders(self, riders: _QueuedRiders, replies: Sequence[Any]) -> None:
+        """Each rider's waiter gets its acks' results (or its error) from the last
+        replies of the pipeline they rode on."""
+        at = len(replies) - sum(n for _, _, n in riders)
+        for waiter, queued, n in riders:
+            mine = iter(replies[at : at + n])
+            at += n
+            try:
+                lefts = [await self._ack_reply(q, mine) for q in queued]
+            except Exception as e:
+                self._riders_failed([waiter], e)
+                continue
+            if not waiter.done():
+                waiter.set_result(lefts)
+
+    @staticmethod
+    def _riders_failed(waiters: Sequence[asyncio.Future[list[int]]], error: BaseException) -> None:
+        if isinstance(error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+            error = StoreUnavailable(f"redis unreachable: {error}")
+        elif not isinstance(error, Exception):
+            error = StoreUnavailable(f"acknowledgement interrupted: {type(error).__name__}")
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
 
     @_reachable
-    async def renew_outbox(self, conversation_id: str, token: str, lease_seconds: float) -> bool:
-        renewed = await self._run(
-            "renew_outbox",
-            [self.keys.outbox_lease(conversation_id)],
-            [token, max(1, round(lease_seconds * 1000))],
-        )
-        return bool(renewed)
+    async def renew_outboxes(
+        self, conversation_ids: Sequence[str], token: str, lease_seconds: float
+    ) -> list[bool]:
+        if not conversation_ids:
+            return []
+        args: list[str | int] = [token, max(1, round(lease_seconds * 1000))]
+        keys = [[self.keys.outbox_lease(cid)] for cid in conversation_ids]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for lease_keys in keys:  # one script per conversation: one slot each
+                self._queue_script(pipe, "renew_outbox", lease_keys, args)
+            replies = await pipe.execute(raise_on_error=False)
+        return [
+            bool(await self._script_reply(reply, "renew_outbox", lease_keys, args))
+            for reply, lease_keys in zip(replies, keys, strict=True)
+        ]
 
     @_reachable
     async def outbox(self, conversation_id: str) -> list[OutboxItem]:
@@ -1588,6 +1710,10 @@ class RedisStore(Store):
             await pipe.execute()
 
     async def close(self) -> None:
+        riders = self._take_riders()
+        if riders:  # acks still waiting for a ride go now, before the client closes
+            await self._ride_alone(riders)
+        await asyncio.gather(*self._alone, return_exceptions=True)
         await self._signals.close()
         await self.redis.aclose()
 

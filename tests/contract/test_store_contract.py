@@ -1133,8 +1133,17 @@ async def test_the_outbox_lease_has_one_holder_and_acks_remove_in_order(store: S
     assert await store.take_outbox("cnv_1", "tok-a", 30, limit=2) == [item(1), item(2)]
     assert await store.ack_outbox("cnv_1", "tok-a", ["out.2"]) == 3, "only the head is acked"
     assert await store.ack_outbox("cnv_1", "tok-a", ["out.1", "out.2"]) == 1
-    assert await store.renew_outbox("cnv_1", "tok-a", 30)
-    assert not await store.renew_outbox("cnv_1", "tok-b", 30)
+    assert await store.renew_outboxes(["cnv_1"], "tok-a", 30) == [True]
+    assert await store.renew_outboxes(["cnv_1"], "tok-b", 30) == [False]
+    await store.commit_turn(
+        TurnWrite("cnv_2", outbox=[item(4)], outbox_token="tok-b", unlock=False)
+    )
+    assert await store.renew_outboxes(["cnv_1", "cnv_2", "cnv_3"], "tok-a", 30) == [
+        True,
+        False,
+        False,
+    ], "each lease on its own: held, another's, none"
+    assert await store.renew_outboxes([], "tok-a", 30) == []
     await store.schedule("outbox:cnv_1", at(5))
     assert await store.ack_outbox("cnv_1", "tok-a", ["out.3"], ("outbox:cnv_1", at(5))) == 0
     assert await store.pop_due(at(10)) == [], "the safety-net timer went with the last ack"

@@ -4,6 +4,7 @@ only once the channel accepted them or they finally failed (``delivery.failed``)
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from bot.app import build
 from bot.clock import UuidIds, stable_id
@@ -144,3 +145,48 @@ async def test_replies_another_process_stores_meanwhile_follow_without_the_safet
     transcript = await store.transcript(CONVERSATION)
     assert accepted == [m.text for m in transcript if m.direction.value == "bot"]
     assert b.outbox is not a.escala.outbox
+
+
+async def test_delivery_leases_are_renewed_together_while_sends_take_long(store: Store) -> None:
+    """A process delivering to many conversations renews all its delivery leases in one
+    store step (one round trip on Redis), not one per conversation."""
+    journey = Journey(store=store)
+    outbox = journey.escala.outbox
+    outbox.lease_seconds = 3.0  # renewed every second
+    outbox.wait_seconds = 0  # the turn does not wait for the (stuck) provider
+    provider_back = asyncio.Event()
+    stuck: list[str] = []
+
+    class SlowChannel(RecordingChannel):
+        async def send(self, address: str, message: OutboundMessage, locale: str) -> None:
+            stuck.append(address)
+            await provider_back.wait()
+            await super().send(address, message, locale)
+
+    channel = SlowChannel("telegram")
+    outbox.register("telegram", channel)
+    calls: list[tuple[list[str], list[bool]]] = []
+    renew = store.renew_outboxes
+
+    async def recorded(ids: Sequence[str], token: str, lease_seconds: float) -> list[bool]:
+        renewed = await renew(ids, token, lease_seconds)
+        calls.append((sorted(ids), renewed))
+        return renewed
+
+    store.renew_outboxes = recorded  # type: ignore[method-assign,assignment]
+    addresses = ("2001", "2002", "2003")
+    for address in addresses:
+        await journey.say("qual o horário de atendimento?", address=address)
+    await eventually(lambda: len(stuck) == len(addresses), "each first reply on its way")
+    conversations = sorted(stable_id("cnv", "telegram", a) for a in addresses)
+    await eventually(lambda: bool(calls), "a renewal")
+    assert calls[0] == (conversations, [True, True, True]), "all three leases in one step"
+    for conversation in conversations:
+        assert await store.take_outbox(conversation, "another process", 30) is None
+    provider_back.set()
+    await eventually(lambda: len(channel.sent) == 2 * len(addresses), "all replies delivered")
+
+    async def all_acked() -> bool:
+        return all([await store.outbox(c) == [] for c in conversations])
+
+    await eventually(all_acked, "every reply acked")

@@ -150,3 +150,64 @@ async def _queued(escala: Escala, conversation_id: str) -> str:
     committed = await escala.store.commit_turn(write)
     assert committed.outbox_leased
     return item.id
+
+
+async def test_acks_ride_on_the_next_turn(
+    counted: tuple[Escala, RoundTrips, RoundTrips],
+) -> None:
+    """On a busy process, an ack waits (briefly) for the next turn's pipeline and rides
+    on it: delivering replies then costs no round trip of its own, and a KB answer
+    costs two in all."""
+    escala, trips, _ = counted
+    store = escala.store
+    assert isinstance(store, RedisStore)
+    conversation = stable_id("cnv", "telegram", "1001")
+    item_id = await _queued(escala, "cnv_a")
+    await say(escala, "oi", 1)
+    await eventually(lambda: _empty(escala, conversation), "the greeting delivered and acked alone")
+    store.ack_ride_seconds = 600.0  # from here, only a turn (or close) takes acks along
+    trips.count = 0
+
+    ack = asyncio.create_task(
+        store.ack_outboxes([OutboxAck("cnv_a", escala.outbox.token, [item_id], None)])
+    )
+    await eventually(lambda: bool(store._riders), "the ack waiting for a ride")
+    assert not ack.done() and trips.count == 0
+
+    await say(escala, "qual o horário de atendimento?", 2)  # another conversation's turn
+    assert await asyncio.wait_for(ack, 60) == [0], "acked on the turn's first step"
+    assert trips.count == 2, "the turn's two steps carried the ack: no trip of its own"
+    assert await store.outbox("cnv_a") == []
+    # The turn's own replies wait for the next turn (or close) now.
+    assert store._riders and await store.outbox(conversation) != []
+
+
+async def _empty(escala: Escala, conversation_id: str) -> bool:
+    return await escala.store.outbox(conversation_id) == []
+
+
+async def test_waiting_acks_go_when_the_store_closes(redis_url: str) -> None:
+    store = RedisStore.from_url(redis_url)
+    await store.redis.flushdb()
+    await store.load_scripts()
+    store.ack_ride_seconds = 600.0
+    item = OutboxItem(
+        id="out.1",
+        conversation_id="cnv_z",
+        channel="telegram",
+        address="42",
+        locale="pt-BR",
+        text="resposta",
+        created_at=FakeClock().now(),
+    )
+    write = TurnWrite("cnv_z", outbox=[item], unlock=False, outbox_token="tok")
+    assert (await store.commit_turn(write)).outbox_leased
+    ack = asyncio.create_task(store.ack_outboxes([OutboxAck("cnv_z", "tok", ["out.1"], None)]))
+    await eventually(lambda: bool(store._riders), "the ack waiting for a ride")
+    await store.close()
+    assert await asyncio.wait_for(ack, 60) == [0]
+    check = RedisStore.from_url(redis_url)
+    try:
+        assert await check.outbox("cnv_z") == []
+    finally:
+        await check.close()
