@@ -605,19 +605,15 @@ class RedisStore(Store):
             for raw in raws:
                 await self.redis.publish(self.keys.live_events, raw)
 
-    def _queue_events(self, pipe: Any, events: Sequence[Event], *, with_conversation: bool) -> None:
-        """The writes of :meth:`append_event` (the event stream, the per-ticket list, the
-        live channel), queued on ``pipe``."""
-        for event in events:
-            raw = to_json(event)
+    def _queue_events(self, pipe: Any, events: Sequence[Event], raws: Sequence[str]) -> None:
+        """The writes of a turn's events outside the conversation's slot (the event
+        stream, the per-ticket list, the live channel), queued on ``pipe``; ``raws`` are
+        the events encoded once, as the commit script has them."""
+        for event, raw in zip(events, raws, strict=True):
             pipe.xadd(self.keys.events, {"e": raw}, maxlen=self._events_cap, approximate=True)
             self._publish(pipe, raw)
-            keys = []
-            if with_conversation and event.conversation_id is not None:
-                keys.append(self.keys.conversation_events(event.conversation_id))
             if event.ticket_id is not None:
-                keys.append(self.keys.ticket_events(event.ticket_id))
-            for key in keys:
+                key = self.keys.ticket_events(event.ticket_id)
                 pipe.rpush(key, raw)
                 pipe.ltrim(key, -self._conversation_events_cap, -1)
 
@@ -685,7 +681,9 @@ class RedisStore(Store):
             recent=tuple(from_json(Message, raw) for raw in begun[3:]),
         )
 
-    def _commit_script(self, write: TurnWrite) -> tuple[list[str], list[str | int]]:
+    def _commit_script(
+        self, write: TurnWrite, raw_events: Sequence[str]
+    ) -> tuple[list[str], list[str | int]]:
         cid = write.conversation_id
         keys = self.keys
         script_keys = [
@@ -720,7 +718,7 @@ class RedisStore(Store):
         ]
         for message in write.messages:
             args += [to_json(message), _record_start(message.id)]
-        args += [to_json(event) for event in write.events]
+        args += raw_events
         args += [to_json(item) for item in write.outbox]
         return script_keys, args
 
@@ -729,7 +727,8 @@ class RedisStore(Store):
         for event in write.events:
             if event.conversation_id != write.conversation_id:
                 raise ValueError(f"event {event.id} is not of {write.conversation_id}")
-        script_keys, args = self._commit_script(write)
+        raw_events = [to_json(event) for event in write.events]  # encoded once
+        script_keys, args = self._commit_script(write, raw_events)
         index = write.conversation is not None and write.conversation.id not in self._indexed
         at = 0
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -758,9 +757,9 @@ class RedisStore(Store):
                 pipe.pexpire(self.keys.address(saved.channel, saved.address), self._ttl_ms)
             self._queue_script(pipe, "commit_turn", script_keys, args)
             # The global and per-ticket logs live in other slots: same round trip, after.
-            self._queue_events(pipe, write.events, with_conversation=False)
+            self._queue_events(pipe, write.events, raw_events)
             replies = await self._execute(pipe)
-        await self._published_on_cluster([to_json(e) for e in write.events])
+        await self._published_on_cluster(raw_events)
         for n, reply in enumerate(replies):
             if n != at and isinstance(reply, Exception):
                 raise reply
