@@ -601,21 +601,22 @@ class RedisStore(Store):
             pipe.publish(self.keys.live_events, raw)
 
     async def _published_on_cluster(self, raws: Sequence[str]) -> None:
-        if self._cluster:
-            for raw in raws:
-                await self.redis.publish(self.keys.live_events, raw)
+        if self._cluster and raws:
+            await self.redis.publish(self.keys.live_events, "\n".join(raws))
 
     def _queue_events(self, pipe: Any, events: Sequence[Event], raws: Sequence[str]) -> None:
         """The writes of a turn's events outside the conversation's slot (the event
         stream, the per-ticket list, the live channel), queued on ``pipe``; ``raws`` are
-        the events encoded once, as the commit script has them."""
+        the events encoded once, as the commit script has them. The live channel gets
+        them in one message, a line each (compact JSON has no raw newline)."""
         for event, raw in zip(events, raws, strict=True):
             pipe.xadd(self.keys.events, {"e": raw}, maxlen=self._events_cap, approximate=True)
-            self._publish(pipe, raw)
             if event.ticket_id is not None:
                 key = self.keys.ticket_events(event.ticket_id)
                 pipe.rpush(key, raw)
                 pipe.ltrim(key, -self._conversation_events_cap, -1)
+        if raws:
+            self._publish(pipe, "\n".join(raws))
 
     # -- the turn's two steps (issue 18) -----------------------------------------------
 
@@ -1191,7 +1192,9 @@ class RedisStore(Store):
             try:
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        yield from_json(Event, message["data"])
+                        # one message per turn: its events, a line each
+                        for line in message["data"].splitlines():
+                            yield from_json(Event, line)
             except redis.exceptions.RedisError as e:
                 raise StoreUnavailable(str(e)) from e
 

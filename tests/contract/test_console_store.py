@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bot.models import ConsoleRole, ConsoleUser, Event, EventKind
 from bot.store import Store
+from bot.store.base import TurnWrite
 from bot.store.redis import RedisStore
 from tests.waits import PATIENCE
 
@@ -71,6 +73,20 @@ async def test_a_follower_sees_events_appended_after_it_started(store: Store) ->
         ("evt-2", EventKind.HANDOFF, {"n": 2}),
         ("evt-3", EventKind.CLAIMED, {"n": 3}),
     ]
+
+
+async def test_a_follower_sees_a_turns_events_in_order(store: Store) -> None:
+    """A turn commits its events together (one live message on Redis): each reaches
+    the feed on its own, in order, with newlines in customer text kept."""
+    events = [
+        replace(event(n), conversation_id="cnv-9", data={"text": f"linha {n}\nsegunda"})
+        for n in range(4)
+    ]
+    async with store.follow() as feed:
+        reader = asyncio.create_task(_take(feed, 4))
+        await store.commit_turn(TurnWrite("cnv-9", events=events))
+        got = await asyncio.wait_for(reader, timeout=PATIENCE)
+    assert [(e.id, dict(e.data)) for e in got] == [(e.id, dict(e.data)) for e in events]
 
 
 async def test_two_followers_each_see_every_event(store: Store) -> None:
