@@ -2,7 +2,8 @@
 
 A turn is two store steps (the lock with its reads; the commit with the unlock); a
 handoff adds one desk step. Delivering the replies adds one acknowledgement once the
-channel accepted them (the durable outbox, issue 11).
+channel accepted them (the durable outbox, issue 11), which rides on the next turn's
+pipeline when one comes soon enough (alone otherwise).
 """
 
 from __future__ import annotations
