@@ -20,10 +20,22 @@ class RoundTrips:
 
 def _counting(base: type[AbstractConnection], trips: RoundTrips) -> type[AbstractConnection]:
     class Counting(base):  # type: ignore[valid-type,misc]
+        handshaking = False
+
+        async def on_connect_check_health(self, check_health: bool = True) -> None:
+            # A new connection's greeting (CLIENT SETINFO ...) is the pool's, not the
+            # store's: how many connections the pool opens depends on timing.
+            self.handshaking = True
+            try:
+                await super().on_connect_check_health(check_health=check_health)
+            finally:
+                self.handshaking = False
+
         async def send_packed_command(
             self, command: bytes | str | Iterable[bytes], check_health: bool = True
         ) -> None:
-            trips.count += 1  # a pipeline is packed into one write: one round trip
+            if not self.handshaking:
+                trips.count += 1  # a pipeline is packed into one write: one round trip
             await super().send_packed_command(command, check_health)
 
     return Counting
