@@ -27,7 +27,7 @@ import json
 import random
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +36,47 @@ import numpy.typing as npt
 
 from bench.datasets import DatasetMissing, build_kb, default_datasets_dir
 from kb.evaluate import load_cases
-from kb.fused import Fusion
+from kb.fused import SMALL, VOTING, Fusion, centroids
 from kb.loader import default_kb_path, load_kb
 from kb.matcher import Matcher, Thresholds
 from kb.model import KnowledgeBase
 from kb.semantic import EmbeddingCache, Encoder, PhrasingVectors, default_cache_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-NEIGHBOURS = 10
+NEIGHBOURS = 20  # nearest phrasings kept per query: the most any grid point votes with
 DEFAULT = Thresholds()
 SEED = 19
-GRID = {
+#: Voting KBs: the fusion's parameters (kb.fused.Fusion), every combination tried.
+GRID: dict[str, tuple[float, ...]] = {
+    "lexical_weight": (0.5, 0.7, 1.0),
+    "semantic_weight": (0.3, 0.4, 0.5, 0.6),
+    "floor": (0.3, 0.35, 0.4),
+    "ceiling": (0.7, 0.8),
+    "temperature": (0.05, 0.1),
+    "neighbours": (10, 20),
+    "centroid": (0.0, 0.2, 0.4),
+}
+#: The small KB (no vote: temperature and neighbours play no part).
+SMALL_GRID: dict[str, tuple[float, ...]] = {
     "lexical_weight": (0.4, 0.5, 0.6, 0.7, 0.8, 1.0),
     "semantic_weight": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
     "floor": (0.2, 0.3, 0.35, 0.4),
     "ceiling": (0.7, 0.8, 0.9),
-    "temperature": (0.02, 0.05, 0.1),
+    "centroid": (0.0, 0.2, 0.4),
 }
+#: The issue's targets (precision when answering, out-of-scope answered) ...
+TARGET_PRECISION = {"banking77": 0.98, "clinc150": 0.97}
+TARGET_OOS = 0.05
+#: ... and what validation must show to choose an operating point: half a point of
+#: precision and one of out-of-scope answers more than the targets (about two standard
+#: errors of precision on ~2,500 answers: the BANKING77 folds' precision at one point
+#: spreads over 0.3-0.6 points), every BANKING77 fold at the target itself, and at least
+#: 75% of in-scope texts answered.
+AIM_PRECISION = {"banking77": 0.985, "clinc150": 0.975}
+AIM_OOS = 0.04
+AIM_COVERAGE = 0.75
+#: Answer thresholds tried for voting KBs (the fused scale runs higher than the lexical).
+ANSWERS = tuple(float(a) for a in range(40, 96))
 
 
 @dataclass
@@ -62,10 +86,12 @@ class Table:
 
     lexical: npt.NDArray[np.float64]  # (queries, entries)
     best: npt.NDArray[np.float64]  # (queries, entries)
+    centroid: npt.NDArray[np.float64]  # (queries, entries): cosine with the entry's centroid
     near: npt.NDArray[np.float64]  # (queries, k)
     owners: npt.NDArray[np.intp]  # (queries, k)
     expected: npt.NDArray[np.intp]  # (queries,)
     votes: bool
+    fold: npt.NDArray[np.intp]  # (queries,): the cross-validation fold of each query
 
     @staticmethod
     def concat(tables: Sequence[Table]) -> Table:
@@ -75,10 +101,12 @@ class Table:
         return Table(
             lexical=joined("lexical"),
             best=joined("best"),
+            centroid=joined("centroid"),
             near=joined("near"),
             owners=joined("owners"),
             expected=joined("expected"),
             votes=tables[0].votes,
+            fold=np.concatenate([np.full(len(t.expected), i) for i, t in enumerate(tables)]),
         )
 
 
@@ -104,57 +132,102 @@ def table(
         mask = vectors.owners == e
         if mask.any():
             best[:, e] = sims[:, mask].max(axis=1)
+    centroid = (query_vectors @ centroids(vectors, entries).T).astype(np.float64)
     k = min(NEIGHBOURS, sims.shape[1])
     top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
     near = np.take_along_axis(sims, top, axis=1)
-    owners = vectors.owners[top]
+    by_closeness = np.argsort(-near, axis=1, kind="stable")  # the first n are the n nearest
+    near = np.take_along_axis(near, by_closeness, axis=1)
+    owners = vectors.owners[np.take_along_axis(top, by_closeness, axis=1)]
     exp = np.array([index[e] if e is not None else -1 for e in expected], dtype=np.intp)
-    return Table(lexical, best, near, owners, exp, matcher.votes)
+    return Table(lexical, best, centroid, near, owners, exp, matcher.votes, np.zeros(n, np.intp))
+
+
+def fused_scores(t: Table, f: Fusion) -> npt.NDArray[np.float64]:
+    """What :class:`kb.fused.FusedMatcher` scores, for every query of ``t`` at once."""
+    near = np.clip((t.best - f.floor) / (f.ceiling - f.floor), 0.0, 1.0)
+    if t.votes:
+        k = min(f.neighbours, t.near.shape[1])
+        close, owners = t.near[:, :k], t.owners[:, :k]
+        weights = np.exp((close - close[:, :1]) / f.temperature)
+        shares = np.zeros_like(near)
+        rows = np.repeat(np.arange(len(close)), k)
+        np.add.at(shares, (rows, owners.ravel()), weights.ravel())
+        near = near * shares / shares.sum(axis=1, keepdims=True)
+    if f.centroid:
+        near = near + f.centroid * np.clip((t.centroid - f.floor) / (f.ceiling - f.floor), 0, 1)
+    fused: npt.NDArray[np.float64] = np.minimum(
+        100.0, f.lexical_weight * t.lexical + f.semantic_weight * 100.0 * near
+    )
+    return fused
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """Per query: the best entry, its score and its lead over the runner-up."""
+
+    top: npt.NDArray[np.intp]
+    first: npt.NDArray[np.float64]
+    lead: npt.NDArray[np.float64]
+
+    @staticmethod
+    def of(scores: npt.NDArray[np.float64]) -> Ranked:
+        order = np.argsort(-scores, axis=1, kind="stable")
+        first = np.take_along_axis(scores, order[:, :1], axis=1)[:, 0]
+        second = np.take_along_axis(scores, order[:, 1:2], axis=1)[:, 0]
+        return Ranked(order[:, 0], first, first - second)
 
 
 def replay(t: Table, f: Fusion, thresholds: Thresholds = DEFAULT) -> dict[str, float]:
-    scaled = np.clip((t.best - f.floor) / (f.ceiling - f.floor), 0.0, 1.0)
-    if t.votes:
-        weights = np.exp((t.near - t.near.max(axis=1, keepdims=True)) / f.temperature)
-        shares = np.zeros_like(scaled)
-        rows = np.repeat(np.arange(len(t.near)), t.near.shape[1])
-        np.add.at(shares, (rows, t.owners.ravel()), weights.ravel())
-        shares /= shares.sum(axis=1, keepdims=True)
-        semantic = 100.0 * scaled * shares
-    else:
-        semantic = 100.0 * scaled
-    fused = np.minimum(100.0, f.lexical_weight * t.lexical + f.semantic_weight * semantic)
-    return decide_all(fused, t.expected, thresholds)
+    return decide_all(fused_scores(t, f), t.expected, thresholds, t.fold)
 
 
 def decide_all(
-    fused: npt.NDArray[np.float64], expected: npt.NDArray[np.intp], thresholds: Thresholds
+    scores: npt.NDArray[np.float64],
+    expected: npt.NDArray[np.intp],
+    thresholds: Thresholds,
+    fold: npt.NDArray[np.intp] | None = None,
 ) -> dict[str, float]:
-    order = np.argsort(-fused, axis=1, kind="stable")
-    top = order[:, 0]
-    first = np.take_along_axis(fused, order[:, :1], axis=1)[:, 0]
-    second = np.take_along_axis(fused, order[:, 1:2], axis=1)[:, 0]
-    answered = (first >= thresholds.answer) & (first - second >= thresholds.margin)
+    return measure(Ranked.of(scores), expected, thresholds, fold)
+
+
+def measure(
+    r: Ranked,
+    expected: npt.NDArray[np.intp],
+    thresholds: Thresholds,
+    fold: npt.NDArray[np.intp] | None = None,
+) -> dict[str, float]:
+    answered = (r.first >= thresholds.answer) & (r.lead >= thresholds.margin)
     in_scope = expected >= 0
-    right = top == expected
+    right = r.top == expected
     n_in, n_oos = int(in_scope.sum()), int((~in_scope).sum())
     n_answered = int(answered.sum())
+    folds = np.zeros(len(expected), np.intp) if fold is None else fold
+    per_fold = [
+        (answered & right & (folds == i)).sum() / max((answered & (folds == i)).sum(), 1)
+        for i in np.unique(folds)
+    ]
     return {
         "top1": float((right & in_scope).sum() / max(n_in, 1)),
         "coverage": float((answered & in_scope).sum() / max(n_in, 1)),
         "precision": float((answered & right).sum() / max(n_answered, 1)),
+        "worst_fold_precision": float(min(per_fold)) if per_fold else 0.0,
+        "best_fold_precision": float(max(per_fold)) if per_fold else 0.0,
         "oos_answered": float((answered & ~in_scope).sum() / n_oos) if n_oos else 0.0,
         "wrong_answers": float((answered & ~right).sum()),
         # out-of-scope texts offered choices or answered: the bot pretends to understand
-        "oos_not_none": float(((first >= thresholds.suggest) & ~in_scope).sum()),
+        "oos_not_none": float(((r.first >= thresholds.suggest) & ~in_scope).sum()),
+        "oos_offered": float(((r.first >= thresholds.suggest) & ~in_scope).sum() / n_oos)
+        if n_oos
+        else 0.0,
     }
 
 
-def grid() -> list[Fusion]:
-    keys = list(GRID)
+def grid(space: dict[str, tuple[float, ...]] = GRID) -> list[Fusion]:
+    keys = list(space)
     return [
-        Fusion(**dict(zip(keys, values, strict=True)), neighbours=NEIGHBOURS)
-        for values in itertools.product(*(GRID[k] for k in keys))
+        Fusion(**dict(zip(keys, values, strict=True)))  # type: ignore[arg-type]
+        for values in itertools.product(*(space[k] for k in keys))
     ]
 
 
@@ -226,33 +299,86 @@ def small_kb(encoder: Encoder, cache: EmbeddingCache) -> Table:
     return table(kb, vectors, texts, query_vectors, [c.expected for c in cases])
 
 
-def choose_voting(tables: dict[str, Table]) -> tuple[Fusion, dict[str, dict[str, float]]]:
-    floors = {"banking77": 0.98, "clinc150": 0.97}
+Choice = tuple[Fusion, dict[str, dict[str, float]]]
+
+
+def choose_voting(tables: dict[str, Table]) -> Choice:
+    """The fusion and answer threshold with the best top-1 + coverage (summed over the
+    datasets) among those that reach the aims on validation (``AIM_*``), then the
+    suggest threshold (:func:`choose_suggest`). With no point reaching them, the one
+    closest to the aims, saying so."""
     best: tuple[float, Fusion, dict[str, dict[str, float]]] | None = None
-    fallback: tuple[float, Fusion, dict[str, dict[str, float]]] | None = None
+    closest: tuple[float, Fusion, dict[str, dict[str, float]]] | None = None
     for f in grid():
-        results = {name: replay(t, f) for name, t in tables.items()}
-        objective = sum(r["top1"] + r["coverage"] for r in results.values())
-        ok = all(
-            r["precision"] >= floors.get(name, 0.98) and r["oos_answered"] <= 0.05
-            for name, r in results.items()
-        )
-        slack = objective - 10 * sum(
-            max(0.0, floors.get(n, 0.98) - r["precision"]) for n, r in results.items()
-        )
-        if ok and (best is None or objective > best[0]):
-            best = (objective, f, results)
-        if fallback is None or slack > fallback[0]:
-            fallback = (slack, f, results)
-    chosen = best or fallback
+        ranked = {name: Ranked.of(fused_scores(t, f)) for name, t in tables.items()}
+        for answer in ANSWERS:
+            point = replace(DEFAULT, answer=answer, suggest=min(DEFAULT.suggest, answer))
+            results = {
+                name: measure(r, tables[name].expected, point, tables[name].fold)
+                for name, r in ranked.items()
+            }
+            objective = sum(r["top1"] + r["coverage"] for r in results.values())
+            short = sum(
+                max(0.0, AIM_PRECISION.get(n, 0.985) - r["precision"])
+                + max(0.0, TARGET_PRECISION.get(n, 0.98) - r["worst_fold_precision"])
+                + max(0.0, r["oos_answered"] - AIM_OOS)
+                + max(0.0, AIM_COVERAGE - r["coverage"])
+                for n, r in results.items()
+            )
+            candidate = (objective, replace(f, answer=answer), results)
+            if short == 0.0 and (best is None or objective > best[0]):
+                best = candidate
+            if closest is None or objective - 10 * short > closest[0]:
+                closest = (objective - 10 * short, candidate[1], results)
+    chosen = best or closest
     assert chosen is not None
-    return chosen[1], chosen[2]
+    fusion = chosen[1]
+    if best is None:
+        print("no point reaches the aims on validation: the closest is kept", file=sys.stderr)
+    suggest = choose_suggest(tables, fusion)
+    fusion = replace(fusion, suggest=suggest)
+    results = {name: replay(t, fusion, fusion.thresholds()) for name, t in tables.items()}
+    return fusion, results
+
+
+def choose_suggest(tables: dict[str, Table], fusion: Fusion) -> float:
+    """The lowest suggest threshold (from the lexical one up to the answer threshold)
+    at which out-of-scope validation texts are offered choices no more often than by
+    the lexical matcher at its own thresholds: fused scores run higher, and a bot that
+    offers choices for "what's the weather" pretends to understand."""
+    answer = fusion.answer if fusion.answer is not None else DEFAULT.answer
+    with_oos = {n: t for n, t in tables.items() if (t.expected < 0).any()}
+    if not with_oos:
+        return DEFAULT.suggest
+    lexical = {
+        n: decide_all(t.lexical, t.expected, DEFAULT)["oos_offered"] for n, t in with_oos.items()
+    }
+    ranked = {n: Ranked.of(fused_scores(t, fusion)) for n, t in with_oos.items()}
+    suggest = DEFAULT.suggest
+    while suggest < answer:
+        point = replace(DEFAULT, answer=answer, suggest=suggest)
+        if all(
+            measure(ranked[n], t.expected, point)["oos_offered"] <= lexical[n]
+            for n, t in with_oos.items()
+        ):
+            break
+        suggest += 1.0
+    return min(suggest, answer)
 
 
 def choose_small(t: Table) -> tuple[Fusion, dict[str, float], dict[str, float]]:
+    """The best top-1 + coverage at the lexical thresholds with no more wrong answers
+    and no more out-of-scope texts offered choices than the lexical matcher; the
+    shipped :data:`kb.fused.SMALL` is kept unless a point does strictly better."""
     lexical = decide_all(t.lexical, t.expected, Thresholds())
-    best: tuple[float, Fusion, dict[str, float]] | None = None
-    for f in grid():
+    shipped = replay(t, SMALL)
+    best: tuple[float, Fusion, dict[str, float]] = (
+        shipped["top1"] + shipped["coverage"],
+        SMALL,
+        shipped,
+    )
+    for f in grid(SMALL_GRID):
+        f = replace(f, temperature=SMALL.temperature)
         r = replay(t, f)
         if (
             r["wrong_answers"] > lexical["wrong_answers"]
@@ -260,9 +386,8 @@ def choose_small(t: Table) -> tuple[Fusion, dict[str, float], dict[str, float]]:
         ):
             continue
         objective = r["top1"] + r["coverage"]
-        if best is None or objective > best[0]:
+        if objective > best[0] + 1e-9:
             best = (objective, f, r)
-    assert best is not None  # lexical_weight 1.0 with a low semantic weight is always there
     return best[1], best[2], lexical
 
 
@@ -297,10 +422,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if tables:
         voting, results = choose_voting(tables)
         lexical_only = {
-            name: decide_all(t.lexical, t.expected, Thresholds()) for name, t in tables.items()
+            name: decide_all(t.lexical, t.expected, Thresholds(), t.fold)
+            for name, t in tables.items()
         }
-        out["voting"] = {"fusion": asdict(voting), "fused": results, "lexical": lexical_only}
-        say(f"voting KBs: {voting} fused {results} lexical {lexical_only}")
+        shipped = {name: replay(t, VOTING, VOTING.thresholds()) for name, t in tables.items()}
+        out["voting"] = {
+            "fusion": asdict(voting),
+            "fused": results,
+            "shipped": {"fusion": asdict(VOTING), "fused": shipped},
+            "lexical": lexical_only,
+        }
+        say(f"voting KBs: {voting} fused {results}")
+        say(f"shipped ({VOTING}): {shipped}")
+        say(f"lexical: {lexical_only}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     say(f"written to {args.output}")

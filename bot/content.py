@@ -40,7 +40,7 @@ from flows.errors import FlowError
 from flows.loader import FlowSet, load_flows
 from flows.runner import FlowRunner
 from kb.errors import KbError
-from kb.fused import FusedMatcher
+from kb.fused import FusedMatcher, fusion_for
 from kb.loader import load_kb
 from kb.matcher import Matcher
 from kb.model import KnowledgeBase
@@ -83,7 +83,15 @@ def make_matcher(kb: KnowledgeBase, settings: Settings) -> Matcher:
     found = embeddings(settings)
     if found is None:
         return Matcher(kb, thresholds(settings))
-    return FusedMatcher(kb, thresholds(settings), encoder=found.encoder, cache=found.cache)
+    # The fusion's own operating point, with the [kb] thresholds the config sets over it.
+    fusion = fusion_for(kb)
+    return FusedMatcher(
+        kb,
+        thresholds(settings, fusion.thresholds()),
+        encoder=found.encoder,
+        cache=found.cache,
+        fusion=fusion,
+    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -214,13 +214,16 @@ SECTIONS = (
 _HH_MM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 
-def thresholds(settings: Settings) -> Thresholds:
-    """The matcher's thresholds, with the values the config sets over the defaults."""
+def thresholds(settings: Settings, defaults: Thresholds | None = None) -> Thresholds:
+    """The matcher's thresholds: the values the config sets over ``defaults`` (``None``:
+    the lexical matcher's; the fused matcher passes its own operating point,
+    ``kb.fused.Fusion.thresholds``)."""
     # Imported here: the matcher brings numpy and rapidfuzz, which most commands that
     # read settings never need (issue 18: `escala kb ask` start-up).
     from kb.matcher import Thresholds
 
-    defaults = Thresholds()
+    if defaults is None:
+        defaults = Thresholds()
     overrides = {
         "answer": settings.kb.answer_threshold,
         "suggest": settings.kb.suggest_threshold,
@@ -229,6 +232,10 @@ def thresholds(settings: Settings) -> Thresholds:
     }
     values = {f.name: getattr(defaults, f.name) for f in fields(Thresholds)}
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if settings.kb.suggest_threshold is None:
+        # An answer threshold set below the default suggest one (the fused matcher's is
+        # higher than the lexical's): suggesting starts where answering stops.
+        values["suggest"] = min(values["suggest"], values["answer"])
     return Thresholds(**values)
 
 

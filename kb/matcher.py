@@ -154,6 +154,15 @@ def decide(ranked: Sequence[Scored], thresholds: Thresholds) -> KbDecision:
     return KbDecision("none", None, best.score, tuple(ranked[:EXPLAIN_TOP]))
 
 
+def votes_for(kb: KnowledgeBase) -> bool:
+    """Whether the KB's entries have enough phrasings (median at least
+    ``VOTE_MIN_PHRASINGS``) for a neighbourhood vote (see module doc)."""
+    return bool(
+        kb.entries
+        and np.median([len(e.questions) + len(e.titles) for e in kb.entries]) >= VOTE_MIN_PHRASINGS
+    )
+
+
 class Matcher:
     """Scores a text against every entry of a knowledge base; pure and synchronous."""
 
@@ -180,15 +189,7 @@ class Matcher:
             for text in (*entry.questions, *entry.titles.values())
         ]
         #: Whether entries have enough phrasings for a neighbourhood vote (see module doc).
-        self.votes = (
-            bool(
-                kb.entries
-                and np.median([len(e.questions) + len(e.titles) for e in kb.entries])
-                >= VOTE_MIN_PHRASINGS
-            )
-            if votes is None
-            else votes
-        )
+        self.votes = votes_for(kb) if votes is None else votes
         # A voting KB keeps every word: its IDF, learnt from many phrasings, tells "the"
         # from "boleto", and hand-listed stop words ("why", "can", "still") often carry
         # the intent. A small KB's IDF is too thin for that, so it drops the stop words.
