@@ -23,12 +23,12 @@ from bot.errors import ConfigError
 from bot.hours import BusinessHours
 from bot.i18n import in_language
 from bot.models import InboundMessage, OutboundMessage, Priority
-from bot.settings import default_settings, load_settings
+from bot.settings import default_settings, load_settings, thresholds
 from bot.store import MemoryStore
 from bot.triage import Conditions, Rule, Triage, TriageContext
 from kb import semantic
-from kb.fused import FusedMatcher, fuse
-from kb.matcher import Matcher
+from kb.fused import SMALL, VOTING, FusedMatcher, centroids, fuse, fusion_for, semantic_scores
+from kb.matcher import Matcher, Thresholds
 from kb.model import KbEntry, KnowledgeBase
 from kb.semantic import EmbeddingCache, Embeddings, Encoder, PhrasingVectors
 from tests.waits import PATIENCE
@@ -117,6 +117,90 @@ def test_the_fused_score_adds_both_sides(encoder: Encoder, tmp_path: Path) -> No
     expected = fuse(lexical, semantic_part, matcher.fusion)
     assert matcher.rank(text)[0].score == round(float(expected.max()), 2)
     assert semantic_part[0] > semantic_part[1], "the paraphrase is nearest its own entry"
+
+
+class WordModel:
+    """A stand-in model: each word a fixed random direction, a text the sum of its
+    words. Deterministic, instant, and enough to test what the fusion does with
+    cosines (runs without the extra too)."""
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), semantic.DIMENSIONS))
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                seed = int.from_bytes(word.encode("utf-8")[:8].ljust(8, b"\0"), "little")
+                out[i] += np.random.default_rng(seed).standard_normal(semantic.DIMENSIONS)
+        return out
+
+
+def voting_kb() -> KnowledgeBase:
+    """Two entries of twelve phrasings each: a KB whose entries vote."""
+    return KnowledgeBase(
+        tuple(
+            KbEntry(
+                id=name,
+                category="c",
+                questions=tuple(f"{name} question number {i}" for i in range(12)),
+                answers={"en": name},
+                titles={},
+            )
+            for name in ("refund", "delivery")
+        )
+    )
+
+
+def test_a_voting_kb_decides_at_the_fusions_own_operating_point(tmp_path: Path) -> None:
+    kb = voting_kb()
+    assert fusion_for(kb) is VOTING and fusion_for(PT_ONLY) is SMALL
+    matcher = FusedMatcher(kb, encoder=Encoder(WordModel()), cache=EmbeddingCache(tmp_path))
+    assert matcher.votes and matcher.fusion is VOTING
+    assert VOTING.answer is not None and VOTING.suggest is not None
+    assert matcher.thresholds == Thresholds(answer=VOTING.answer, suggest=VOTING.suggest)
+    assert VOTING.answer > Thresholds().answer, "fused scores run higher: a stricter point"
+    assert Thresholds().suggest <= VOTING.suggest <= VOTING.answer
+    # The small KB's fusion has no point of its own: the lexical thresholds decide.
+    small = FusedMatcher(PT_ONLY, encoder=Encoder(WordModel()), cache=EmbeddingCache(tmp_path))
+    assert small.fusion is SMALL and small.thresholds == Thresholds()
+    # Thresholds passed in are used as they are.
+    given = Thresholds(answer=70.0, suggest=40.0)
+    assert (
+        FusedMatcher(
+            kb, given, encoder=Encoder(WordModel()), cache=EmbeddingCache(tmp_path)
+        ).thresholds
+        == given
+    )
+
+
+def test_the_config_thresholds_override_the_fusions_point() -> None:
+    settings = default_settings()
+    point = VOTING.thresholds()
+    assert thresholds(settings, point) == point, "nothing set: the fusion's point"
+    assert thresholds(settings) == Thresholds(), "the lexical matcher keeps its defaults"
+    answer_only = replace(settings, kb=replace(settings.kb, answer_threshold=45.0))
+    got = thresholds(answer_only, point)
+    assert (got.answer, got.suggest) == (45.0, 45.0), "suggesting starts where answering stops"
+    both = replace(answer_only, kb=replace(answer_only.kb, suggest_threshold=30.0, margin=5.0))
+    assert thresholds(both, point) == Thresholds(answer=45.0, suggest=30.0, margin=5.0)
+
+
+def test_the_centroid_term_adds_how_close_the_whole_entry_is(tmp_path: Path) -> None:
+    kb = voting_kb()
+    vectors = PhrasingVectors.build(
+        [(i, q) for i, e in enumerate(kb.entries) for q in e.questions],
+        Encoder(WordModel()),
+        EmbeddingCache(None),
+    )
+    centres = centroids(vectors, 2)
+    assert np.allclose(np.linalg.norm(centres, axis=1), 1.0, atol=1e-5)
+    query = Encoder(WordModel()).query("refund question")
+    without = semantic_scores(vectors, query, 2, replace(VOTING, centroid=0.0), True, centres)
+    with_centre = semantic_scores(vectors, query, 2, replace(VOTING, centroid=0.5), True, centres)
+    cosines = centres @ query
+    expected = (
+        100.0 * 0.5 * np.clip((cosines - VOTING.floor) / (VOTING.ceiling - VOTING.floor), 0, 1)
+    )
+    assert np.allclose(with_centre - without, expected)
+    assert with_centre[0] > with_centre[1], "the refund entry as a whole is nearer"
 
 
 # -- the embedding cache ---------------------------------------------------------------
