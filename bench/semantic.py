@@ -3,9 +3,10 @@
     python -m bench.semantic [--datasets DIR] [--only quality,turns,latency,startup]
                              [--sizes 1000,10000,100000] [--output FILE]
 
-- **quality**: BANKING77 and CLINC150 *test* splits (run once, after tuning on train /
-  val: ``bench.semantic_tune``), lexical :class:`kb.matcher.Matcher` and
-  :class:`kb.fused.FusedMatcher` under the shipped thresholds: top-1, coverage,
+- **quality**: BANKING77 and CLINC150 *test* splits (run after tuning on train / val
+  only: ``bench.semantic_tune``; README says which runs were made), lexical
+  :class:`kb.matcher.Matcher` at its thresholds and :class:`kb.fused.FusedMatcher` at
+  its own operating point (:data:`kb.fused.VOTING`), as each ships: top-1, coverage,
   precision, out-of-scope answered. Skipped, saying why, when the datasets are missing.
 - **turns**: the pt-BR ``holdout`` cases of ``tests/data/turn_cases.jsonl`` through the
   whole engine, ``[kb] semantic = false`` and ``true``: KB topic right (cases expecting
