@@ -68,6 +68,7 @@ from bench.processes import (
     RedisServer,
     RedisUnavailable,
     free_port,
+    free_ports,
     stop_process,
     tail,
 )
@@ -342,7 +343,7 @@ async def server_process(
     # Several workers: each serves its own /metrics on this port + its index, which is
     # also how we know every worker is up (with SO_REUSEPORT, /healthz answering says
     # only that one is).
-    metrics_port = _free_ports(workers) if metrics and workers > 1 else None
+    metrics_port = free_ports(workers) if metrics and workers > 1 else None
     command = _server_command(
         server, name, directory, port, api, redis_url, metrics, workers, metrics_port
     )
@@ -358,24 +359,6 @@ async def server_process(
         await asyncio.to_thread(stop_process, process)
         if process.returncode not in (0, -signal.SIGTERM):
             raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail(log)}")
-
-
-def _free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(100):
-        first = free_port()
-        if first + count <= 65536 and all(_free(first + i) for i in range(1, count)):
-            return first
-    raise RuntimeError(f"no {count} consecutive free ports")
-
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-        return True
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,25 @@ def free_port(host: str = HOST) -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int, host: str = HOST) -> int:
+    """The first of ``count`` consecutive free ports (a worker ``i`` listens on the
+    first + ``i``): a lone free port's neighbour may be anyone's."""
+    for _ in range(100):
+        first = free_port(host)
+        if first + count <= 65536 and all(_free(host, first + i) for i in range(1, count)):
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def _free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def stop_process(process: subprocess.Popen[bytes], timeout: float = STOP_SECONDS) -> None:
     """SIGTERM, then SIGKILL after ``timeout``; always reaps the process and closes its pipes."""
     if process.poll() is None:

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from bench.e2e import HEADERS, QUESTION, SECRET, TOKEN, FakeTelegramApi, update
-from bench.processes import free_port, stop_process
+from bench.processes import free_port, free_ports, stop_process
 from tests.waits import PATIENCE, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,7 +156,9 @@ async def test_two_workers_both_answer_customers_and_stop_on_sigterm(
     await client.flushdb()
     await client.aclose()
     channel = TELEGRAM.format(token_env=TOKEN_ENV, secret_env=SECRET_ENV, api=fake_telegram.url)
-    config = _config(tmp_path, channel, worker_redis_url, free_port())
+    config = _config(
+        tmp_path, channel, worker_redis_url, free_ports(2)
+    )  # a metrics port per worker
     supervisor = Supervisor(config, tmp_path / "serve.log")
     supervised.append(supervisor)
     pids = await supervisor.workers()
@@ -197,7 +199,7 @@ async def test_two_workers_both_answer_customers_and_stop_on_sigterm(
 async def test_a_worker_dying_stops_the_service_and_says_so(
     tmp_path: Path, worker_redis_url: str, supervised: list[Supervisor]
 ) -> None:
-    config = _config(tmp_path, SMS, worker_redis_url, free_port())
+    config = _config(tmp_path, SMS, worker_redis_url, free_ports(2))  # a metrics port per worker
     supervisor = Supervisor(config, tmp_path / "serve.log")
     supervised.append(supervisor)
     pids = await supervisor.workers()
@@ -217,7 +219,7 @@ def _refused(config: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_memory_store_is_refused_with_several_workers(tmp_path: Path) -> None:
-    config = _config(tmp_path, SMS, None, free_port())
+    config = _config(tmp_path, SMS, None, free_ports(2))  # a metrics port per worker
     result = _refused(config)
     assert result.returncode == 2, result.stderr
     assert f"{config}: store.backend: 'memory' keeps conversations inside one process" in (
@@ -229,7 +231,7 @@ def test_the_memory_store_is_refused_with_several_workers(tmp_path: Path) -> Non
 def test_shared_metrics_port_is_refused_with_several_workers(
     tmp_path: Path, worker_redis_url: str
 ) -> None:
-    config = _config(tmp_path, SMS, worker_redis_url, free_port())
+    config = _config(tmp_path, SMS, worker_redis_url, free_ports(2))  # a metrics port per worker
     config.write_text(config.read_text().replace("[metrics]\nport", "[metrics]\n# port"))
     result = _refused(config)
     assert result.returncode == 2, result.stderr
