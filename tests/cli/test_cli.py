@@ -20,10 +20,40 @@ ROOT = Path(__file__).resolve().parents[2]
 KB = ROOT / "kb" / "content"
 
 
-def run_chat(script: list[str], *args: str) -> str:
+#: ``escala chat`` runs on the wall clock: with the shipped business hours (weekdays
+#: 08:00-20:00 in São Paulo) its promises depend on when the suite runs ("em até 15
+#: minutos" by day, "amanhã às 08:15" at night and at weekends). These tests are about
+#: the journey, so their desk never closes; the calendars have tests of their own on a
+#: fake clock (tests/journeys/test_desk_calendars.py).
+ALWAYS_OPEN = """
+[[tiers]]
+name = "N1"
+level = 1
+first_response_minutes = 15
+resolution_minutes = 480
+calendar = "24x7"
+
+[[tiers]]
+name = "N2"
+level = 2
+first_response_minutes = 120
+resolution_minutes = 1440
+calendar = "24x7"
+
+[[tiers]]
+name = "N3"
+level = 3
+first_response_minutes = 480
+resolution_minutes = 2880
+calendar = "24x7"
+"""
+
+
+def run_chat(script: list[str], *args: str, config: Path | None = None) -> str:
     """``escala chat`` in a real process, its stdin a pipe, as README shows."""
+    options = [] if config is None else ["--config", str(config)]
     done = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "chat", *args],
+        [sys.executable, "-m", "bot.cli", "chat", *options, *args],
         input="\n".join(script) + "\n",
         capture_output=True,
         text=True,
@@ -34,7 +64,13 @@ def run_chat(script: list[str], *args: str) -> str:
     return done.stdout
 
 
-def test_chat_runs_the_whole_journey_from_a_pipe() -> None:
+def always_open(tmp_path: Path) -> Path:
+    config = tmp_path / "always-open.toml"
+    config.write_text(ALWAYS_OPEN, encoding="utf-8")
+    return config
+
+
+def test_chat_runs_the_whole_journey_from_a_pipe(tmp_path: Path) -> None:
     out = run_chat(
         [
             "oi",
@@ -50,7 +86,8 @@ def test_chat_runs_the_whole_journey_from_a_pipe() -> None:
             "/agent stats",
             "/agent stats 7d",
             "/agent stats forever",
-        ]
+        ],
+        config=always_open(tmp_path),
     )
     assert "bot> Olá! 👋" in out
     assert "Abri o chamado #1001" in out and "15 minutos" in out
@@ -71,8 +108,8 @@ def test_chat_runs_the_whole_journey_from_a_pipe() -> None:
     assert "[desk] usage: /agent stats [7d|30d]" in out
 
 
-def test_chat_in_english() -> None:
-    out = run_chat(["talk to a human"], "--locale", "en")
+def test_chat_in_english(tmp_path: Path) -> None:
+    out = run_chat(["talk to a human"], "--locale", "en", config=always_open(tmp_path))
     assert "I've opened ticket #1001" in out and "within 15 minutes" in out
 
 
