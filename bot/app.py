@@ -180,7 +180,7 @@ def build(
     flows = load_flow_set(settings)
     cross_check(settings, kb, flows)
     triage = load_triage(
-        settings.triage.rules, settings.tiers, settings.business_hours, embeddings(settings)
+        settings.triage.rules, settings.tiers, settings.business_hours, embeddings(settings), kb
     )
     holder = ContentHolder(
         Content(

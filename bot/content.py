@@ -256,7 +256,7 @@ def compile_content(files: Files, settings: Settings, version: int = 0) -> Conte
             problems.extend(flow_problems(settings, flows))
         try:
             triage = load_triage(
-                root / ROUTING, settings.tiers, settings.business_hours, embeddings(settings)
+                root / ROUTING, settings.tiers, settings.business_hours, embeddings(settings), kb
             )
         except ConfigError as e:
             problems.append(e)

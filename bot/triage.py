@@ -47,16 +47,19 @@ from bot.settings import breach_actions, choice, minutes
 from bot.toml_config import Section, did_you_mean, read_toml
 from bot.triage_text import (
     EXAMPLE_THRESHOLD,
+    HUMAN_REQUEST_COSINE,
     ExampleHit,
     Examples,
     Keyword,
     TextForms,
     Vocabulary,
 )
+from kb.fused import phrasings
 from kb.lowinfo import is_low_information
 from kb.matcher import Nearest
+from kb.model import KnowledgeBase
 from kb.normalize import fold
-from kb.semantic import Embeddings
+from kb.semantic import Embeddings, PhrasingVectors
 
 KB_OUTCOMES = ("answer", "suggest", "none")
 CHANNELS = ("telegram", "sms", "whatsapp", "console")
@@ -221,16 +224,28 @@ class Triage:
         human_examples: Sequence[str] = (),
         human_threshold: float = EXAMPLE_THRESHOLD,
         embeddings: Embeddings | None = None,
+        kb: KnowledgeBase | None = None,
     ) -> None:
-        """``embeddings``: match ``examples`` on meaning too (the ``semantic`` extra)."""
+        """``embeddings``: match ``examples`` on meaning too (the ``semantic`` extra);
+        ``kb``: the knowledge base whose phrasings an example must beat to match on
+        meaning alone (:class:`bot.triage_text.Examples`)."""
         self.rules = tuple(rules)
         self.default_tier = default_tier
         self.hours = hours
         self._vocabulary = Vocabulary(
             word for r in self.rules for keyword in r.when.keywords for word in keyword.words
         )
-        self._examples = Examples({r.name: r.when.examples for r in self.rules}, embeddings)
-        self._human = Examples({HUMAN_REQUEST: tuple(human_examples)}, embeddings)
+        competitors = (
+            PhrasingVectors.build(phrasings(kb), embeddings.encoder, embeddings.cache)
+            if embeddings is not None and kb is not None and kb.entries
+            else None
+        )
+        self._examples = Examples(
+            {r.name: r.when.examples for r in self.rules}, embeddings, competitors
+        )
+        self._human = Examples(
+            {HUMAN_REQUEST: tuple(human_examples)}, embeddings, competitors, HUMAN_REQUEST_COSINE
+        )
         self._human_threshold = human_threshold
 
     def human_request(self, text: str) -> ExampleHit | None:
@@ -321,9 +336,11 @@ def load_triage(
     tiers: Sequence[Tier],
     hours: BusinessHours,
     embeddings: Embeddings | None = None,
+    kb: KnowledgeBase | None = None,
 ) -> Triage:
     """The rules in ``path``, checked against ``tiers``; the default is the lowest tier.
-    ``embeddings``: rule and ``[human_request]`` examples also match on meaning."""
+    ``embeddings``: rule and ``[human_request]`` examples also match on meaning, when
+    nearer the text than every phrasing of ``kb``."""
     if not tiers:
         raise ConfigError(str(path), "", "no tiers to route to")
     root = Section(str(path), "", read_toml(path))
@@ -361,7 +378,7 @@ def load_triage(
         examples = human.strings("examples", (), empty=False)
         threshold = _threshold(human)
     problems.raise_if_any()
-    return Triage(rules, names[0], hours, examples, threshold, embeddings)
+    return Triage(rules, names[0], hours, examples, threshold, embeddings, kb)
 
 
 def _threshold(s: Section) -> float:

@@ -102,6 +102,17 @@ VOTING = Fusion(
 SMALL = Fusion(lexical_weight=0.5, semantic_weight=0.7, floor=0.2, ceiling=0.9, temperature=0.02)
 
 
+def phrasings(kb: KnowledgeBase) -> list[tuple[int, str]]:
+    """``(entry index, text)`` for every phrasing and title of ``kb``: what is embedded
+    for it. Triage embeds the same list (its examples compete with the KB's phrasings),
+    so both read one cache file."""
+    return [
+        (index, text)
+        for index, entry in enumerate(kb.entries)
+        for text in (*entry.questions, *entry.titles.values())
+    ]
+
+
 def fusion_for(kb: KnowledgeBase) -> Fusion:
     """The parameter set for ``kb``: :data:`VOTING` when its entries vote
     (:func:`kb.matcher.votes_for`), else :data:`SMALL`."""
@@ -195,15 +206,7 @@ class FusedMatcher(Matcher):
         self.fusion = fusion or (VOTING if self.votes else SMALL)
         if thresholds is None:
             self.thresholds = self.fusion.thresholds()
-        self.vectors = PhrasingVectors.build(
-            [
-                (index, text)
-                for index, entry in enumerate(kb.entries)
-                for text in (*entry.questions, *entry.titles.values())
-            ],
-            encoder,
-            cache,
-        )
+        self.vectors = PhrasingVectors.build(phrasings(kb), encoder, cache)
         self.centres = centroids(self.vectors, len(self._ids)) if self.fusion.centroid else None
 
     def semantic(self, text: str) -> npt.NDArray[np.float64]:

@@ -378,6 +378,61 @@ def test_triage_examples_match_on_meaning_with_the_extra(encoder: Encoder, tmp_p
     assert triage(Embeddings(encoder, EmbeddingCache(tmp_path))).decide(unrelated).tier == "N1"
 
 
+RESET_KB = KnowledgeBase(
+    (
+        KbEntry(
+            id="reset_password",
+            category="account",
+            questions=("esqueci minha senha", "como troco minha senha"),
+            answers={"pt-BR": "Toque em 'Esqueci minha senha'."},
+            titles={},
+        ),
+    )
+)
+
+
+def test_an_example_matches_on_meaning_only_when_nearer_than_every_kb_phrasing(
+    encoder: Encoder, tmp_path: Path
+) -> None:
+    """ "I forgot my password" is about as close to "alguém entrou na minha conta" as a
+    paraphrase usually is, but much closer to the KB's "esqueci minha senha": a question
+    the bot answers, not a break-in."""
+    embeddings = Embeddings(encoder, EmbeddingCache(tmp_path))
+    rule = triage(None).rules[0]
+    ctx = TriageContext("I forgot my password", "console", datetime(2026, 11, 30, tzinfo=UTC))
+    alone = Triage([rule], "N1", BusinessHours(), embeddings=embeddings)
+    assert alone.decide(ctx).tier == "N3", "no KB to compete: the example's likeness is enough"
+    with_kb = Triage([rule], "N1", BusinessHours(), embeddings=embeddings, kb=RESET_KB)
+    assert with_kb.decide(ctx).tier == "N1"
+    broke_in = replace(ctx, text="someone broke into my account")
+    assert with_kb.decide(broke_in).tier == "N3", "nearer the example than the KB"
+
+
+def test_only_the_rule_nearest_in_meaning_matches_on_meaning(
+    encoder: Encoder, tmp_path: Path
+) -> None:
+    """Listed first, the break-in rule would take an unauthorized debit on a looser
+    likeness; the billing dispute is nearer, and gets it."""
+    takeover = triage(None).rules[0]
+    dispute = Rule(
+        name="dispute",
+        reason="cobrança contestada",
+        tier="N1",
+        private=True,
+        when=Conditions(examples=("cobraram duas vezes", "debitaram sem autorização")),
+    )
+    rules = [takeover, dispute]
+    ctx = TriageContext(
+        "my account was debited without authorization",
+        "console",
+        datetime(2026, 11, 30, tzinfo=UTC),
+    )
+    embeddings = Embeddings(encoder, EmbeddingCache(tmp_path))
+    decision = Triage(rules, "N1", BusinessHours(), embeddings=embeddings).decide(ctx)
+    assert decision.rule == "dispute" and decision.private
+    assert any("debitaram sem autorização" in r for r in decision.reasons)
+
+
 # -- settings, `escala check`, without the extra -------------------------------------------
 
 
