@@ -8,10 +8,11 @@
   :class:`kb.matcher.Matcher` at its thresholds and :class:`kb.fused.FusedMatcher` at
   its own operating point (:data:`kb.fused.VOTING`), as each ships: top-1, coverage,
   precision, out-of-scope answered. Skipped, saying why, when the datasets are missing.
-- **turns**: the pt-BR ``holdout`` cases of ``tests/data/turn_cases.jsonl`` through the
-  whole engine, ``[kb] semantic = false`` and ``true``: KB topic right (cases expecting
-  a KB answer that got that entry) and triage tier right (handoff cases that reached
-  their tier).
+- **turns**: the pt-BR ``holdout`` cases of ``tests/data/turn_cases.jsonl`` (``--split
+  dev`` while tuning) through the whole engine, ``[kb] semantic = false`` and ``true``:
+  KB topic right (cases expecting a KB answer that got that entry) and triage tier
+  right (handoff cases that reached their tier); the held-out cases added on
+  2026-11-30 are also reported apart from the original ones.
 - **latency**: KBs of 1k / 10k / 100k phrasings (``bench.latency.synthesize``), each
   size in a fresh subprocess per matcher: per-message p50 / p99 of ``match`` (every
   query a new text: its embedding included), peak RSS, build time with a cold
@@ -71,33 +72,55 @@ def quality(root: Path, progress: Progress) -> dict[str, Any]:
     return out
 
 
-def turns(progress: Progress) -> dict[str, Any]:
+#: The held-out pt-BR cases added on 2026-11-30, written before either matcher ran on
+#: them (README); reported apart from, and together with, the original ones.
+ADDED = "holdout-added-2026-11-30"
+
+
+def turn_figures(cases: Sequence[Any], results: Sequence[Any]) -> dict[str, Any]:
+    """KB topic right (cases expecting a given KB answer that got it), triage tier right
+    (handoff cases that reached their tier) and fully correct, over ``cases``."""
+    from bot import turn_eval
+
+    pairs = list(zip(cases, results, strict=True))
+    topic = [(c, r) for c, r in pairs if c.expect == "answer" and c.entry]
+    tiered = [(c, r) for c, r in pairs if c.expect == "handoff" and c.tier]
+    return {
+        "cases": len(pairs),
+        "kb_topic_right": sum(r.outcome == "answer" and r.entry == c.entry for c, r in topic)
+        / max(len(topic), 1),
+        "kb_cases": len(topic),
+        "triage_tier_right": sum(r.outcome == "handoff" and r.tier == c.tier for c, r in tiered)
+        / max(len(tiered), 1),
+        "tier_cases": len(tiered),
+        "fully_correct": sum(turn_eval.correct(c, r) for c, r in pairs) / max(len(pairs), 1),
+    }
+
+
+def turns(progress: Progress, split: str = "holdout") -> dict[str, Any]:
+    """The pt-BR cases of ``split`` through the whole engine, semantic off and on: all of
+    them, and (held-out) the original cases and those added on 2026-11-30 apart."""
     from bot import turn_eval
     from bot.settings import default_settings
 
     cases = [
         c
         for c in turn_eval.load_cases(ROOT / "tests" / "data" / "turn_cases.jsonl")
-        if c.split == "holdout" and c.locale == "pt-BR"
+        if c.split == split and c.locale == "pt-BR"
     ]
-    out: dict[str, Any] = {"cases": len(cases)}
+    out: dict[str, Any] = {"split": split, "cases": len(cases)}
     base = default_settings()
     for name, on in (("lexical", False), ("fused", True)):
         settings = replace(base, kb=replace(base.kb, semantic=on))
-        progress.say(f"[turns] {name}: {len(cases)} holdout pt-BR cases")
+        progress.say(f"[turns] {name}: {len(cases)} {split} pt-BR cases")
         results = asyncio.run(turn_eval.run_cases(settings, cases))
-        pairs = list(zip(cases, results, strict=True))
-        topic = [(c, r) for c, r in pairs if c.expect == "answer" and c.entry]
-        tiered = [(c, r) for c, r in pairs if c.expect == "handoff" and c.tier]
-        out[name] = {
-            "kb_topic_right": sum(r.outcome == "answer" and r.entry == c.entry for c, r in topic)
-            / max(len(topic), 1),
-            "kb_cases": len(topic),
-            "triage_tier_right": sum(r.outcome == "handoff" and r.tier == c.tier for c, r in tiered)
-            / max(len(tiered), 1),
-            "tier_cases": len(tiered),
-            "fully_correct": sum(turn_eval.correct(c, r) for c, r in pairs) / len(pairs),
-        }
+        out[name] = turn_figures(cases, results)
+        for part, keep in (("original", False), ("added", True)):
+            chosen = [
+                (c, r) for c, r in zip(cases, results, strict=True) if (ADDED in c.tags) is keep
+            ]
+            if chosen:
+                out[name][part] = turn_figures([c for c, _ in chosen], [r for _, r in chosen])
     return out
 
 
@@ -192,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default="quality,turns,latency,startup")
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     parser.add_argument("--queries", type=int, default=QUERIES)
+    parser.add_argument(
+        "--split", choices=("dev", "holdout"), default="holdout", help="turns: which split"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # SIZE:KIND, in a child process
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "semantic.json")
     args = parser.parse_args(argv)
@@ -211,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "quality" in parts:
         result["quality"] = quality(args.datasets, progress)
     if "turns" in parts:
-        result["turns"] = turns(progress)
+        result["turns"] = turns(progress, args.split)
     if "latency" in parts:
         sizes = [int(s) for s in args.sizes.split(",")]
         result["latency"] = latency(args.datasets, sizes, progress)
