@@ -54,6 +54,9 @@ EXAMPLE_COSINE = 0.5
 #: person is a command that stops the bot, and the dev cases gave no reason to loosen it
 #: ("you are a useless robot" is not a request for a person).
 HUMAN_REQUEST_COSINE = 0.75
+#: How much nearer than the runner-up rule the nearest rule must be to match on
+#: meaning alone.
+RULE_MARGIN = 0.05
 EXAMPLE_SLOPE = 10.0
 #: Stop words of examples: who and how much carry the situation there ("alguém entrou
 #: na minha conta", "nada funciona", "falar com alguém"), so they are kept.
@@ -253,7 +256,10 @@ class Examples:
 
     - the other rules: only the rule nearest in meaning gets the semantic score ("they
       debited my account without permission" is nearer the billing dispute than the
-      break-in, and the break-in, listed first, must not take it on a looser likeness);
+      break-in, and the break-in, listed first, must not take it on a looser likeness),
+      and only when it is ``RULE_MARGIN`` nearer than the runner-up ("meu app não
+      sincroniza os pedidos" is about as near a failed install as an outage: meaning
+      does not say which, and words decide);
     - ``competitors``, the KB's phrasings: a text nearer some KB phrasing than any
       example ("I forgot my password", "meu cupom não funciona") is a question the bot
       answers, not a problem for a human, whatever its likeness to an example.
@@ -309,6 +315,8 @@ class Examples:
         best = self._vectors.best_per_owner(sims, len(self._ids))
         owner = int(np.argmax(best))
         cosine = float(best[owner])
+        if len(best) > 1 and cosine - float(np.partition(best, -2)[-2]) < RULE_MARGIN:
+            return found  # about as near two rules: meaning does not say which
         if self._competitors is not None and cosine < float(
             self._competitors.similarities(query).max()
         ):
