@@ -8,8 +8,8 @@
   :class:`kb.matcher.Matcher` at its thresholds and :class:`kb.fused.FusedMatcher` at
   its own operating point (:data:`kb.fused.VOTING`), as each ships: top-1, coverage,
   precision, out-of-scope answered. Skipped, saying why, when the datasets are missing.
-- **turns**: the pt-BR ``holdout`` cases of ``tests/data/turn_cases.jsonl`` (``--split
-  dev`` while tuning) through the whole engine, ``[kb] semantic = false`` and ``true``:
+- **turns**: the pt-BR ``holdout`` cases of ``tests/data/turn_cases.jsonl`` and
+  ``tests/data/turn_cases_ptbr_added.jsonl`` (``--split dev`` while tuning) through the whole engine, ``[kb] semantic = false`` and ``true``:
   KB topic right (cases expecting a KB answer that got that entry) and triage tier
   right (handoff cases that reached their tier); the held-out cases added on
   2026-11-30 are also reported apart from the original ones.
@@ -75,6 +75,13 @@ def quality(root: Path, progress: Progress) -> dict[str, Any]:
 #: The held-out pt-BR cases added on 2026-11-30, written before either matcher ran on
 #: them (README); reported apart from, and together with, the original ones.
 ADDED = "holdout-added-2026-11-30"
+#: The whole-turn cases: issue 12's set (``escala eval``'s targets are tested on it) and
+#: the pt-BR cases added for issue 19 (held-out and dev, tagged by the day they were
+#: added), kept in a file of their own.
+CASE_FILES = (
+    ROOT / "tests" / "data" / "turn_cases.jsonl",
+    ROOT / "tests" / "data" / "turn_cases_ptbr_added.jsonl",
+)
 
 
 def turn_figures(cases: Sequence[Any], results: Sequence[Any]) -> dict[str, Any]:
@@ -105,7 +112,8 @@ def turns(progress: Progress, split: str = "holdout") -> dict[str, Any]:
 
     cases = [
         c
-        for c in turn_eval.load_cases(ROOT / "tests" / "data" / "turn_cases.jsonl")
+        for path in CASE_FILES
+        for c in turn_eval.load_cases(path)
         if c.split == split and c.locale == "pt-BR"
     ]
     out: dict[str, Any] = {"split": split, "cases": len(cases)}

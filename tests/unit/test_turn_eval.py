@@ -115,3 +115,18 @@ def test_escala_eval_meets_the_targets_on_the_shipped_cases() -> None:
     assert all(target["met"] for target in result["targets"].values())
     assert result["all"]["handoff_tier_accuracy"] >= 0.95
     assert result["all"]["private_recall"] == 1.0
+
+
+ADDED = ROOT / "tests" / "data" / "turn_cases_ptbr_added.jsonl"
+
+
+def test_the_cases_added_for_issue_19_are_tagged_by_the_day_and_mostly_held_out() -> None:
+    """README ("Semantic extra"): 71 held-out pt-BR cases written before any matcher ran
+    on them, and 27 dev cases for tuning, each tagged with the day it was added."""
+    cases = load_cases(ADDED)
+    held_out = [c for c in cases if c.split == "holdout"]
+    assert len(held_out) == 71
+    assert all(c.locale == "pt-BR" and c.tags == ("holdout-added-2026-11-30",) for c in held_out)
+    assert all(c.tags == ("dev-added-2026-11-30",) for c in cases if c.split == "dev")
+    shipped = {c.text for c in load_cases(SHIPPED)}
+    assert not shipped & {c.text for c in cases}, "no case repeats one of issue 12's"
