@@ -845,15 +845,21 @@ class RedisStore(Store):
         as a crash between sending and acking always could (at least once)."""
         if not acks:
             return []
-        if self.ack_ride_seconds <= 0:
-            return await self._acks_alone(acks)
         waiter: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._riders.append((acks, waiter))
+        if self.ack_ride_seconds <= 0:
+            await self._ride_alone([(acks, waiter)])
+        else:
+            self._wait_for_ride([(acks, waiter)])
+        return await waiter
+
+    def _wait_for_ride(self, riders: _Riders, *, first: bool = False) -> None:
+        """``riders`` wait for the next turn's pipeline (``first``: ahead of those
+        waiting), or go alone after :attr:`ack_ride_seconds`."""
+        self._riders = [*riders, *self._riders] if first else [*self._riders, *riders]
         if self._ride_timer is None:
             self._ride_timer = asyncio.get_running_loop().call_later(
                 self.ack_ride_seconds, self._send_riders_alone
             )
-        return await waiter
 
     def _take_riders(self) -> _Riders:
         riders, self._riders = self._riders, []
@@ -886,22 +892,23 @@ class RedisStore(Store):
     async def _execute(self, pipe: Any) -> list[Any]:
         """``pipe.execute`` for a turn's step, with the acks waiting to ride queued after
         its commands and settled from its replies: the step's own replies come back."""
-        riders = self._queue_riders(pipe, self._take_riders())
+        riders = self._take_riders()
+        queued = self._queue_riders(pipe, riders)
         try:
             replies: list[Any] = await pipe.execute(raise_on_error=False)
-        except BaseException as e:
-            self._riders_failed([waiter for waiter, _, _ in riders], e)
+        except Exception as e:  # Redis failed them with the turn
+            self._riders_failed([waiter for _, waiter in riders], e)
+            raise
+        except BaseException:
+            # The turn was cancelled, not the acks: they wait for another ride (an ack
+            # is idempotent, so one that reached Redis anyway changes nothing again).
+            if riders:
+                self._wait_for_ride(riders, first=True)
             raise
         if not riders:
             return replies
-        await self._settle_riders(riders, replies)
-        return replies[: len(replies) - sum(n for _, _, n in riders)]
-
-    async def _acks_alone(self, acks: Sequence[OutboxAck]) -> list[int]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            queued = self._queue_acks(pipe, acks)
-            replies = iter(await pipe.execute(raise_on_error=False))
-        return [await self._ack_reply(q, replies) for q in queued]
+        await self._settle_riders(queued, replies)
+        return replies[: len(replies) - sum(n for _, _, n in queued)]
 
     def _queue_acks(self, pipe: Any, acks: Sequence[OutboxAck]) -> list[_QueuedAck]:
         """The acks' scripts queued on ``pipe``; :meth:`_ack_reply` reads each reply."""
@@ -955,6 +962,7 @@ class RedisStore(Store):
 
     @staticmethod
     def _riders_failed(waiters: Sequence[asyncio.Future[list[int]]], error: BaseException) -> None:
+        """The waiters hear ``error`` as :func:`_reachable` would have said it."""
         if isinstance(error, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
             error = StoreUnavailable(f"redis unreachable: {error}")
         elif not isinstance(error, Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -137,8 +138,17 @@ async def test_acks_that_end_together_share_one_round_trip(
 
 async def _queued(escala: Escala, conversation_id: str) -> str:
     """One reply stored in ``conversation_id``'s outbox, leased by this process."""
-    item = OutboxItem(
-        id=f"out.{conversation_id}",
+    item = _item(conversation_id, f"out.{conversation_id}")
+    write = TurnWrite(conversation_id, outbox=[item], unlock=False)
+    escala.outbox.prepare(write)
+    committed = await escala.store.commit_turn(write)
+    assert committed.outbox_leased
+    return item.id
+
+
+def _item(conversation_id: str, item_id: str) -> OutboxItem:
+    return OutboxItem(
+        id=item_id,
         conversation_id=conversation_id,
         channel="telegram",
         address="42",
@@ -146,11 +156,6 @@ async def _queued(escala: Escala, conversation_id: str) -> str:
         text="resposta",
         created_at=FakeClock().now(),
     )
-    write = TurnWrite(conversation_id, outbox=[item], unlock=False)
-    escala.outbox.prepare(write)
-    committed = await escala.store.commit_turn(write)
-    assert committed.outbox_leased
-    return item.id
 
 
 async def test_acks_ride_on_the_next_turn(
@@ -188,25 +193,59 @@ async def _empty(escala: Escala, conversation_id: str) -> bool:
 
 
 async def test_waiting_acks_go_when_the_store_closes(redis_url: str) -> None:
-    store = RedisStore.from_url(redis_url)
-    await store.redis.flushdb()
-    await store.load_scripts()
-    store.ack_ride_seconds = 600.0
-    item = OutboxItem(
-        id="out.1",
-        conversation_id="cnv_z",
-        channel="telegram",
-        address="42",
-        locale="pt-BR",
-        text="resposta",
-        created_at=FakeClock().now(),
-    )
-    write = TurnWrite("cnv_z", outbox=[item], unlock=False, outbox_token="tok")
-    assert (await store.commit_turn(write)).outbox_leased
+    store = await _lone_store(redis_url)
     ack = asyncio.create_task(store.ack_outboxes([OutboxAck("cnv_z", "tok", ["out.1"], None)]))
     await eventually(lambda: bool(store._riders), "the ack waiting for a ride")
     await store.close()
     assert await asyncio.wait_for(ack, 60) == [0]
+    await _assert_acked(redis_url)
+
+
+async def test_acks_on_a_cancelled_turn_wait_for_another_ride(redis_url: str) -> None:
+    """A turn cancelled while its pipeline is out (shutdown, a client gone) does not
+    fail the acks riding on it: they wait for the next ride (an ack that reached Redis
+    anyway changes nothing the second time)."""
+    store = await _lone_store(redis_url)
+    ack = asyncio.create_task(store.ack_outboxes([OutboxAck("cnv_z", "tok", ["out.1"], None)]))
+    await eventually(lambda: bool(store._riders), "the ack waiting for a ride")
+    real = store.redis.pipeline
+    stuck = asyncio.Event()
+
+    def stuck_pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipe = real(*args, **kwargs)
+
+        async def execute(*args: Any, **kwargs: Any) -> Any:
+            await asyncio.Event().wait()  # never answers
+
+        pipe.execute = execute  # type: ignore[method-assign]
+        stuck.set()
+        return pipe
+
+    store.redis.pipeline = stuck_pipeline  # type: ignore[method-assign]
+    turn = asyncio.create_task(store.commit_turn(TurnWrite("cnv_y", unlock=False)))
+    await eventually(lambda: stuck.is_set() and not store._riders, "the ack on the turn")
+    turn.cancel()
+    await asyncio.gather(turn, return_exceptions=True)
+    assert not ack.done() and store._riders, "back in line, not failed"
+    store.redis.pipeline = real  # type: ignore[method-assign]
+    await store.close()  # the waiting ack goes now
+    assert await asyncio.wait_for(ack, 60) == [0]
+    await _assert_acked(redis_url)
+
+
+async def _lone_store(redis_url: str) -> RedisStore:
+    """A store with one reply (``out.1``) in ``cnv_z``'s outbox, leased by ``tok``,
+    whose acks only go with a turn or on close."""
+    store = RedisStore.from_url(redis_url)
+    await store.redis.flushdb()
+    await store.load_scripts()
+    store.ack_ride_seconds = 600.0
+    write = TurnWrite("cnv_z", outbox=[_item("cnv_z", "out.1")], unlock=False, outbox_token="tok")
+    assert (await store.commit_turn(write)).outbox_leased
+    return store
+
+
+async def _assert_acked(redis_url: str) -> None:
     check = RedisStore.from_url(redis_url)
     try:
         assert await check.outbox("cnv_z") == []
