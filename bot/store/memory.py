@@ -307,9 +307,10 @@ class MemoryStore(Store):
         renewed: list[bool] = []
         for conversation_id in conversation_ids:
             held = self._outbox_lease.get(conversation_id)
-            if held is not None and held[0] == token:
+            mine = held is not None and held[0] == token
+            if mine:
                 self._outbox_lease[conversation_id] = (token, self._monotonic() + lease_seconds)
-            renewed.append(held is not None and held[0] == token)
+            renewed.append(mine)
         return renewed
 
     async def outbox(self, conversation_id: str) -> list[OutboxItem]:
