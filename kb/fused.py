@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kb.matcher import Matcher, Scored, Thresholds, votes_for
+from kb.matcher import Matcher, Thresholds, votes_for
 from kb.model import KnowledgeBase
 from kb.semantic import EmbeddingCache, Encoder, PhrasingVectors, Vectors
 
@@ -217,8 +217,7 @@ class FusedMatcher(Matcher):
                 self.vectors, query, len(self._ids), self.fusion, self.votes, self.centres
             )
 
-    def rank(self, text: str) -> list[Scored]:
+    def per_entry(self, text: str) -> npt.NDArray[np.float64] | None:
         if not text.strip() or not len(self._ids):
-            return []
-        fused = fuse(self.entry_scores(text), self.semantic(text), self.fusion)
-        return self.ranked(fused)
+            return None
+        return fuse(self.entry_scores(text), self.semantic(text), self.fusion)

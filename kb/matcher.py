@@ -154,6 +154,12 @@ def decide(ranked: Sequence[Scored], thresholds: Thresholds) -> KbDecision:
     return KbDecision("none", None, best.score, tuple(ranked[:EXPLAIN_TOP]))
 
 
+def decision_reads(thresholds: Thresholds) -> int:
+    """How many of the best-ranked entries :func:`decide` can read: the runner-up, the
+    ``EXPLAIN_TOP`` explained and the suggestions (a prefix: ranked best first)."""
+    return max(2, EXPLAIN_TOP, thresholds.max_suggestions)
+
+
 def votes_for(kb: KnowledgeBase) -> bool:
     """Whether the KB's entries have enough phrasings (median at least
     ``VOTE_MIN_PHRASINGS``) for a neighbourhood vote (see module doc)."""
@@ -347,14 +353,23 @@ class Matcher:
             return None
         return self._entry_scores(tokens, *self._phrasing_scores(tokens))
 
-    def ranked(self, per_entry: npt.NDArray[np.float64]) -> list[Scored]:
-        """Entries with their scores, best first (ties: KB order)."""
+    def ranked(self, per_entry: npt.NDArray[np.float64], limit: int | None = None) -> list[Scored]:
+        """Entries with their scores, best first (ties: KB order); the first ``limit``
+        only, when given (a decision reads a few: building every entry's ``Scored`` was a
+        tenth of a turn's CPU, issue 18)."""
         order = np.lexsort((np.arange(len(self._ids)), -per_entry))
+        if limit is not None:
+            order = order[:limit]
         return [Scored(self._ids[i], round(float(per_entry[i]), 2)) for i in order]
+
+    def per_entry(self, text: str) -> npt.NDArray[np.float64] | None:
+        """Per entry (KB order), the score :meth:`rank` orders; ``None``: no entry
+        scores (:class:`kb.fused.FusedMatcher` fuses embeddings in here)."""
+        return self.entry_scores(text)
 
     def rank(self, text: str) -> list[Scored]:
         """Every entry with its score, best first (ties: KB order)."""
-        per_entry = self.entry_scores(text)
+        per_entry = self.per_entry(text)
         return [] if per_entry is None else self.ranked(per_entry)
 
     def match(self, text: str) -> KbDecision:
@@ -362,7 +377,10 @@ class Matcher:
         answered nor offered choices, whatever it scores (``kb.lowinfo``, issue 12)."""
         if is_low_information(text):
             return KbDecision("none", None, 0.0, ())
-        return decide(self.rank(text), self.thresholds)
+        per_entry = self.per_entry(text)
+        if per_entry is None:
+            return decide([], self.thresholds)
+        return decide(self.ranked(per_entry, decision_reads(self.thresholds)), self.thresholds)
 
     def nearest(self, text: str) -> list[Nearest]:
         """Per entry, the phrasing ``text`` *contains* best, best first (ties: KB order).
@@ -385,7 +403,11 @@ class Matcher:
         tokens = self.normalizer.tokens(text)
         if not tokens or not self._choices:
             return []
-        query = dict.fromkeys(set(tokens), 1.0)
+        distinct = set(tokens)
+        if distinct.isdisjoint(self._idf):
+            return []  # no word of any phrasing: nothing is covered (most texts, for a
+            # small index like the requests for a human)
+        query = dict.fromkeys(distinct, 1.0)
         shared = self._words.dot(query)
         by_weight = np.divide(
             shared, self._weights, out=np.zeros_like(shared), where=self._weights > 0

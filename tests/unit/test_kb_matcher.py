@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kb.loader import default_kb_path, load_kb
-from kb.matcher import KbDecision, Matcher, Scored, Thresholds, decide
+from kb.matcher import EXPLAIN_TOP, KbDecision, Matcher, Scored, Thresholds, decide
 from kb.model import KbEntry, KnowledgeBase
 from kb.normalize import STOP_WORDS, fold, stem
+
+CASES_PATH = Path(__file__).parent.parent / "data" / "kb_cases.jsonl"
 
 
 @cache
@@ -224,3 +227,20 @@ def test_any_text_gets_a_valid_decision(text: str) -> None:
     assert 0.0 <= decision.score <= 100.0
     assert (decision.entry_id is not None) == (decision.outcome == "answer")
     assert len({s.entry_id for s in decision.suggestions}) == len(decision.suggestions)
+
+
+@pytest.mark.parametrize("max_suggestions", [1, 3, 8])
+def test_match_decides_on_the_full_ranking(max_suggestions: int) -> None:
+    """``match`` builds only the head of the ranking a decision reads: the decision must
+    be the one the whole ranking gives, whatever ``max_suggestions`` asks for."""
+    kb = load_kb([default_kb_path()])
+    matcher = Matcher(kb, Thresholds(suggest=20.0, max_suggestions=max_suggestions))
+    texts = [json.loads(line)["text"] for line in CASES_PATH.read_text().splitlines()]
+    texts += ["conta", "app", "quero cancelar", "problema com pagamento e entrega e senha"]
+    suggested = 0
+    for text in texts:
+        full = decide(matcher.rank(text), matcher.thresholds)
+        assert matcher.match(text) == full, text
+        suggested += full.outcome == "suggest" and len(full.suggestions) > EXPLAIN_TOP
+    if max_suggestions > EXPLAIN_TOP:
+        assert suggested, "no text reached past the explained head: the case is not tested"
