@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlencode
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import ClientDecodeError, TelegramNetworkError
 from aiogram.methods import AnswerCallbackQuery, GetUpdates, Response, SendMessage, TelegramMethod
 from aiogram.types import InlineKeyboardMarkup
-from aiohttp import ClientError, ClientTimeout, FormData
+from aiohttp import ClientError, ClientTimeout
 
 #: The parametrised models aiogram's ``check_response`` asks pydantic for on every call
 #: of the methods this adapter uses. pydantic keeps them in a ``WeakValueDictionary``;
@@ -39,6 +40,9 @@ HELD_RESPONSE_MODELS: tuple[type[Response[Any]], ...] = tuple(
     Response[method.__returning__]  # type: ignore[name-defined]
     for method in (SendMessage, AnswerCallbackQuery, GetUpdates)
 )
+
+#: What aiohttp's FormData sends for a form without files.
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 class LeanSends:
@@ -74,16 +78,22 @@ class LeanSends:
         bot = self.bot
         # The same form aiogram's build_form_data makes: each value through prepare_value
         # (markup -> JSON, numbers -> text), empty values left out.
-        form = FormData(quote_fields=False)
+        # Encoded here as aiohttp's FormData encodes a form without files (urlencode,
+        # UTF-8), without building a FormData and the multipart writer (and uuid4) it
+        # makes on every send.
         files: dict[str, Any] = {}
+        pairs: list[tuple[str, str]] = []
         for key, value in fields.items():
             prepared = session.prepare_value(value, bot=bot, files=files)
             if prepared:
-                form.add_field(key, prepared)
+                pairs.append((key, prepared))
+        body = urlencode(pairs, doseq=True).encode()
         client = await session.create_session()
         url = session.api.api_url(token=bot.token, method=api_method)
         try:
-            async with client.post(url, data=form, timeout=self._timeout) as resp:
+            async with client.post(
+                url, data=body, headers=FORM_HEADERS, timeout=self._timeout
+            ) as resp:
                 status = resp.status
                 raw = await resp.text()
         except TimeoutError as e:
