@@ -310,17 +310,20 @@ class Examples:
         found = {hit.entry_id: hit for hit in self._matcher.nearest(text[:MAX_TEXT])}
         if self._vectors is None or self._embeddings is None:
             return found
-        query = self._embeddings.encoder.query(text[:MAX_TEXT])
+        encoder = self._embeddings.encoder
+        query = encoder.query(text[:MAX_TEXT])
         sims = self._vectors.similarities(query)
         best = self._vectors.best_per_owner(sims, len(self._ids))
         owner = int(np.argmax(best))
         cosine = float(best[owner])
         if len(best) > 1 and cosine - float(np.partition(best, -2)[-2]) < RULE_MARGIN:
             return found  # about as near two rules: meaning does not say which
-        if self._competitors is not None and cosine < float(
-            self._competitors.similarities(query).max()
-        ):
-            return found  # nearer a KB phrasing: a question the KB answers
+        if self._competitors is not None:
+            # The KB's own phrasing vectors (one object, the KB match's product reused)
+            with encoder.one_thread():
+                nearest_kb = float(self._competitors.similarities(query).max())
+            if cosine < nearest_kb:
+                return found  # nearer a KB phrasing: a question the KB answers
         rows = np.flatnonzero(self._vectors.owners == owner)
         row = int(rows[int(np.argmax(sims[rows]))])
         score = round(semantic_example_score(cosine, self._cosine), 2)

@@ -30,9 +30,10 @@ import importlib.util
 import logging
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,13 @@ class Encoder:
         self.texts_embedded = 0
         self.loads = 0
         self._threadpools: Any = None
+        #: The phrasing sets built with this encoder and still in use, by cache folder
+        #: and content: the KB's matcher and triage's two example checks share one (one
+        #: copy in memory, and one product per message,
+        #: :meth:`PhrasingVectors.similarities`).
+        self.built: weakref.WeakValueDictionary[str, PhrasingVectors] = (
+            weakref.WeakValueDictionary()
+        )
 
     def one_thread(self) -> contextlib.AbstractContextManager[object]:
         """Numpy's BLAS on one thread for a block (``threadpoolctl``, installed with the
@@ -236,13 +244,21 @@ class EmbeddingCache:
             log.warning("embedding cache %s not written: %s", path, e)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PhrasingVectors:
-    """Distinct phrasings, the entry (index) each belongs to, and their unit vectors."""
+    """Distinct phrasings, the entry (index) each belongs to, and their unit vectors.
+
+    Built once per content and encoder (:attr:`Encoder.built`): the KB's fused matcher
+    and triage's checks against the KB's phrasings read the same object, so a message's
+    product with them is computed once (:meth:`similarities` keeps the last)."""
 
     texts: tuple[str, ...]
     owners: npt.NDArray[np.intp]
     vectors: Vectors
+    #: The last query and its similarities (replaced whole: safe across threads).
+    _last: tuple[Vectors, npt.NDArray[np.float32]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     @classmethod
     def build(
@@ -263,15 +279,30 @@ class PhrasingVectors:
             owners.append(owner)
             texts.append(text)
         key = content_key(texts)
+        owned = np.array(owners, dtype=np.intp)
+        shared = f"{cache.directory}:{key}:{hashlib.sha256(owned.tobytes()).hexdigest()}"
+        built = encoder.built.get(shared)
+        if built is not None:
+            return built
         vectors = cache.load(key, len(texts))
         if vectors is None:
             vectors = encoder.embed(texts)
             cache.save(key, vectors)
-        return cls(tuple(texts), np.array(owners, dtype=np.intp), vectors)
+        made = cls(tuple(texts), owned, vectors)
+        encoder.built[shared] = made
+        return made
 
     def similarities(self, query: Vectors) -> npt.NDArray[np.float32]:
-        """Cosine of ``query`` (a unit vector) with every phrasing."""
+        """Cosine of ``query`` (a unit vector) with every phrasing (read-only). The same
+        query object again (:meth:`Encoder.query` returns one per text) is not
+        multiplied again: the KB match and triage's two checks ask for the same
+        message."""
+        last = self._last
+        if last is not None and last[0] is query:
+            return last[1]
         sims: npt.NDArray[np.float32] = self.vectors @ query
+        sims.flags.writeable = False
+        object.__setattr__(self, "_last", (query, sims))
         return sims
 
     def best_per_owner(
