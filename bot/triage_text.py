@@ -176,6 +176,7 @@ class Keyword:
     #: :meth:`_in_window`): worked out once, not per text.
     meaningful: tuple[tuple[str, str], ...] = field(init=False, compare=False, repr=False)
     ordered: bool = field(init=False, compare=False, repr=False)
+    phrase: str = field(init=False, compare=False, repr=False)  # the words, joined
 
     def __post_init__(self) -> None:
         stems = tuple(stem(w) for w in self.words)
@@ -185,13 +186,14 @@ class Keyword:
         object.__setattr__(self, "meaningful", meaningful)
         # a small word inside the phrase: an expression, kept in order
         object.__setattr__(self, "ordered", len(meaningful) < len(self.words))
+        object.__setattr__(self, "phrase", " ".join(self.words))
 
     def find(self, text: TextForms) -> str | None:
         """The words of ``text`` this keyword matches, or ``None``."""
         if len(self.words) == 1:
             found = text.hits(self.words[0], self.stems[0])
             return text.words[found[0]] if found else None
-        phrase = " ".join(self.words)
+        phrase = self.phrase
         if fuzz.partial_ratio(phrase, text.folded, score_cutoff=PHRASE_CUTOFF) >= PHRASE_CUTOFF:
             n = len(self.words)
             for size in (n, n - 1, n + 1):
@@ -204,9 +206,12 @@ class Keyword:
     def _in_window(self, text: TextForms) -> str | None:
         """Each meaningful word of the phrase matched by a distinct word of the text, all
         within one window (see module doc); the window's words, or ``None``."""
-        positions = [text.hits(w, s) for w, s in self.meaningful]
-        if not all(positions):
-            return None  # some word is nowhere in the text
+        positions: list[tuple[int, ...]] = []
+        for w, s in self.meaningful:
+            found = text.hits(w, s)
+            if not found:
+                return None  # some word is nowhere in the text (most keywords: stop early)
+            positions.append(found)
         ordered = self.ordered
         size = len(self.words) + WINDOW_SLACK
         for start in range(len(text.words)):
