@@ -8,11 +8,13 @@
   :class:`kb.matcher.Matcher` at its thresholds and :class:`kb.fused.FusedMatcher` at
   its own operating point (:data:`kb.fused.VOTING`), as each ships: top-1, coverage,
   precision, out-of-scope answered. Skipped, saying why, when the datasets are missing.
-- **turns**: the pt-BR ``holdout`` cases of ``tests/data/turn_cases.jsonl`` and
-  ``tests/data/turn_cases_ptbr_added.jsonl`` (``--split dev`` while tuning) through the whole engine, ``[kb] semantic = false`` and ``true``:
+- **turns**: the pt-BR ``holdout`` cases of ``tests/data/turn_cases.jsonl``,
+  ``tests/data/turn_cases_ptbr_added.jsonl`` and ``tests/data/turn_cases_ptbr_fresh.jsonl``
+  (``--split dev`` while tuning) through the whole engine, ``[kb] semantic = false`` and ``true``:
   KB topic right (cases expecting a KB answer that got that entry) and triage tier
   right (handoff cases that reached their tier); the held-out cases added on
-  2026-11-30 are also reported apart from the original ones.
+  2026-11-30 and the fresh ones written on 2026-12-01 are also reported apart from the
+  original ones.
 - **latency**: KBs of 1k / 10k / 100k phrasings (``bench.latency.synthesize``), each
   size in a fresh subprocess per matcher: per-message p50 / p99 of ``match`` (every
   query a new text: its embedding included), peak RSS, build time with a cold
@@ -75,13 +77,24 @@ def quality(root: Path, progress: Progress) -> dict[str, Any]:
 #: The held-out pt-BR cases added on 2026-11-30, written before either matcher ran on
 #: them (README); reported apart from, and together with, the original ones.
 ADDED = "holdout-added-2026-11-30"
-#: The whole-turn cases: issue 12's set (``escala eval``'s targets are tested on it) and
+#: The fresh held-out pt-BR cases of 2026-12-01, committed before anything ran on them
+#: (README), once the earlier held-out cases had been run too often to stay unseen.
+FRESH = "holdout-fresh-2026-12-01"
+#: Each part reported apart: its name and the tag its cases carry (``None``: neither).
+PARTS = (("original", None), ("added", ADDED), ("fresh", FRESH))
+#: The whole-turn cases: issue 12's set (``escala eval``'s targets are tested on it),
 #: the pt-BR cases added for issue 19 (held-out and dev, tagged by the day they were
-#: added), kept in a file of their own.
+#: added) and the fresh held-out ones, each kept in a file of its own.
 CASE_FILES = (
     ROOT / "tests" / "data" / "turn_cases.jsonl",
     ROOT / "tests" / "data" / "turn_cases_ptbr_added.jsonl",
+    ROOT / "tests" / "data" / "turn_cases_ptbr_fresh.jsonl",
 )
+
+
+def part_of(case: Any) -> str:
+    """Which part of the held-out set ``case`` belongs to (:data:`PARTS`)."""
+    return next((name for name, tag in PARTS if tag is not None and tag in case.tags), "original")
 
 
 def turn_figures(cases: Sequence[Any], results: Sequence[Any]) -> dict[str, Any]:
@@ -106,7 +119,8 @@ def turn_figures(cases: Sequence[Any], results: Sequence[Any]) -> dict[str, Any]
 
 def turns(progress: Progress, split: str = "holdout") -> dict[str, Any]:
     """The pt-BR cases of ``split`` through the whole engine, semantic off and on: all of
-    them, and (held-out) the original cases and those added on 2026-11-30 apart."""
+    them, and (held-out) the original cases, those added on 2026-11-30 and the fresh ones
+    of 2026-12-01 apart."""
     from bot import turn_eval
     from bot.settings import default_settings
 
@@ -123,10 +137,8 @@ def turns(progress: Progress, split: str = "holdout") -> dict[str, Any]:
         progress.say(f"[turns] {name}: {len(cases)} {split} pt-BR cases")
         results = asyncio.run(turn_eval.run_cases(settings, cases))
         out[name] = turn_figures(cases, results)
-        for part, keep in (("original", False), ("added", True)):
-            chosen = [
-                (c, r) for c, r in zip(cases, results, strict=True) if (ADDED in c.tags) is keep
-            ]
+        for part, _ in PARTS:
+            chosen = [(c, r) for c, r in zip(cases, results, strict=True) if part_of(c) == part]
             if chosen:
                 out[name][part] = turn_figures([c for c, _ in chosen], [r for _, r in chosen])
     return out

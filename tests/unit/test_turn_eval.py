@@ -12,6 +12,7 @@ import pytest
 from bot.errors import ConfigError
 from bot.settings import default_settings
 from bot.turn_eval import Case, Result, load_cases, measure, report, run_cases
+from kb.loader import load_kb
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "tests" / "data" / "turn_cases.jsonl"
@@ -130,3 +131,31 @@ def test_the_cases_added_for_issue_19_are_tagged_by_the_day_and_mostly_held_out(
     assert all(c.tags == ("dev-added-2026-11-30",) for c in cases if c.split == "dev")
     shipped = {c.text for c in load_cases(SHIPPED)}
     assert not shipped & {c.text for c in cases}, "no case repeats one of issue 12's"
+
+
+FRESH = ROOT / "tests" / "data" / "turn_cases_ptbr_fresh.jsonl"
+
+
+def test_the_fresh_held_out_cases_are_tagged_labelled_and_new() -> None:
+    """README ("Semantic extra"): 160 held-out pt-BR cases written on 2026-12-01 and
+    committed before anything ran on them: 77 KB topics, 83 handoffs with their tier.
+    Kept out of ``escala eval``'s shipped file, like the 2026-11-30 ones; pinned, since
+    editing them after a run would make them tuned-on."""
+    cases = load_cases(FRESH)
+    assert len(cases) == 160
+    assert all(
+        c.split == "holdout" and c.locale == "pt-BR" and c.tags == ("holdout-fresh-2026-12-01",)
+        for c in cases
+    )
+    topics = [c for c in cases if c.expect == "answer"]
+    handoffs = [c for c in cases if c.expect == "handoff"]
+    assert len(topics) == 77 and len(handoffs) == 83
+    assert len(topics) + len(handoffs) == len(cases)
+    shipped_kb = load_kb(default_settings().kb.paths)
+    entries = {e.id for e in shipped_kb.entries if e.answer_locale("pt-BR") == "pt-BR"}
+    assert all(c.entry in entries for c in topics)
+    assert all(c.tier in {"N1", "N2", "N3"} and c.priority and c.private is not None
+               for c in handoffs)  # fmt: skip
+    earlier = {c.text for path in (SHIPPED, ADDED) for c in load_cases(path)}
+    assert len({c.text for c in cases}) == len(cases)
+    assert not earlier & {c.text for c in cases}, "no case repeats an earlier one"
