@@ -9,10 +9,13 @@ none of them. Two text conditions tolerate that:
   letter and rapidfuzz ``ratio >= 85`` (typos; "error" never matches "terror"). A
   phrase matches a run of words of about its length with ``ratio >= 90``, or when each
   of its meaningful words matches a distinct word of the text within a window of the
-  phrase's length plus ``WINDOW_SLACK`` (inserted words: "conta *foi* invadida"), in
-  any order ("dados vazaram") unless the phrase has a small word inside it ("fora *do*
-  ar" is an expression: its words must keep their order). Words under 5 letters match
-  exactly or by stem.
+  phrase's length plus ``WINDOW_SLACK`` (inserted words: "conta *foi* invadida"; small
+  words of the text, "aqui", "da", do not count: "ninguém *aqui da loja* consegue
+  acessar" holds one inserted word that means something), in any order ("dados
+  vazaram") unless the phrase has a small word inside it that ties its words together
+  ("fora *do* ar" is an expression: its words must keep their order; an article or a
+  possessive, "vazaram *meus* dados", ties nothing: "meus dados vazaram" says the same).
+  Words under 5 letters match exactly or by stem.
 - ``examples``: customer phrasings, matched with the knowledge base's own machinery
   (:meth:`kb.matcher.Matcher.nearest`: normalization, typo repair, stems, IDF weights,
   rapidfuzz). The condition holds when the text *contains* one of the rule's examples
@@ -37,8 +40,19 @@ from kb.semantic import Embeddings, PhrasingVectors
 WORD_FUZZY_MIN_LETTERS = 5
 WORD_CUTOFF = 85.0
 PHRASE_CUTOFF = 90.0
-#: Extra words a phrase's window may hold ("minha conta *foi* invadida").
+#: Extra words a phrase's window may hold ("minha conta *foi* invadida"); the text's
+#: stop words are not counted.
 WINDOW_SLACK = 2
+#: Most words a phrase's window may span in all, stop words included.
+WINDOW_MAX = 12
+#: Small words that do not make a phrase an expression kept in order (articles and
+#: possessives: "vazaram meus dados" is "meus dados vazaram"); prepositions do ("fora
+#: do ar").
+_DETERMINERS = (
+    "a o as os um uma uns umas meu minha meus minhas teu tua seu sua seus suas nosso nossa "
+    "nossos nossas the an my your his her its our their"
+)
+DETERMINERS = frozenset(_DETERMINERS.split())
 #: Containment score (0..100) from which a rule's examples match, unless the rule says.
 EXAMPLE_THRESHOLD = 75.0
 #: With embeddings: the cosine between a text and an example that scores
@@ -87,6 +101,9 @@ class TextForms:
     folded: str
     words: tuple[str, ...]
     stems: tuple[str, ...]
+    #: Per position, how many of the words before it are not stop words (one more
+    #: entry at the end): window sizes count these (:meth:`Keyword._in_window`).
+    content: tuple[int, ...] = ()
     _hits: dict[str, tuple[int, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
@@ -98,7 +115,12 @@ class TextForms:
         text = text[:MAX_TEXT]
         folded = fold(text)
         words = tuple(folded.split())
-        forms = cls(text, strip_accents(text), folded, words, tuple(stem(w) for w in words))
+        content = [0]
+        for word in words:
+            content.append(content[-1] + (word not in STOP_WORDS))
+        forms = cls(
+            text, strip_accents(text), folded, words, tuple(stem(w) for w in words), tuple(content)
+        )
         if vocabulary is not None:
             forms._hits.update(vocabulary.positions(words, forms.stems))
         return forms
@@ -184,8 +206,10 @@ class Keyword:
         meaningful = tuple((w, s) for w, s in pairs if w not in STOP_WORDS) or pairs
         object.__setattr__(self, "stems", stems)
         object.__setattr__(self, "meaningful", meaningful)
-        # a small word inside the phrase: an expression, kept in order
-        object.__setattr__(self, "ordered", len(meaningful) < len(self.words))
+        # a small word inside the phrase that ties its words (not an article or a
+        # possessive): an expression, kept in order
+        ties = [w for w in self.words if w in STOP_WORDS and w not in DETERMINERS]
+        object.__setattr__(self, "ordered", len(meaningful) < len(self.words) and bool(ties))
         object.__setattr__(self, "phrase", " ".join(self.words))
 
     def find(self, text: TextForms) -> str | None:
@@ -214,8 +238,15 @@ class Keyword:
             positions.append(found)
         ordered = self.ordered
         size = len(self.words) + WINDOW_SLACK
+        content = text.content
         for start in range(len(text.words)):
-            end = min(start + size, len(text.words))
+            # the window holds `size` words that are not stop words (stop words ride
+            # along free, up to WINDOW_MAX words in all)
+            end = start
+            limit = min(start + WINDOW_MAX, len(text.words))
+            while end < limit and content[end + 1] - content[start] <= size:
+                end += 1
+            end = max(end, min(start + size, len(text.words)))
             used: list[int] = []
             for found in positions:
                 low = used[-1] + 1 if ordered and used else start

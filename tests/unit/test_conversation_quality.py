@@ -156,6 +156,19 @@ def test_stems_cover_past_tense_and_contractions() -> None:
         ("invasão", "invadiram", None),  # a different stem: examples cover it
         ("hackeado", "hackearam minha conta", "hackearam"),
         ("fora do ar", "o ar condicionado ficou fora", None),  # an expression keeps its order
+        # an article or a possessive ties nothing: any order
+        ("vazaram meus dados", "meus dados pessoais vazaram", "dados pessoais vazaram"),
+        # the text's small words ride along free; one meaningful word inserted
+        (
+            "ninguém consegue acessar",
+            "ninguém aqui no escritório consegue acessar",
+            "ninguem aqui no escritorio consegue acessar",
+        ),
+        (
+            "ninguém consegue acessar",
+            "ninguém da loja nem do escritório e do depósito consegue acessar",
+            None,
+        ),
         ("data leak", "the leak of our data", "leak of our data"),
         ("error", "terror", None),
     ],
