@@ -67,6 +67,9 @@ SHIPPED = [
     ("how do I install the desktop app?", "configuration", "N2", "normal", False),
     ("a atualização não terminou", "setup-problem", "N2", "normal", True),
     ("como atualizar o aplicativo?", "configuration", "N2", "normal", False),
+    ("how do I update the software on the tablet?", "configuration", "N2", "normal", False),
+    # updating data is not configuration: the card keeps billing's routing
+    ("preciso atualizar o cartão cadastrado", "private-billing", "N1", "normal", True),
     ("quero pagar a fatura com outro cartão", "private-billing", "N1", "normal", True),
     ("my payment was declined", "private-billing", "N1", "normal", True),
     ("posso enviar meus dados de saúde?", "private-health", "N1", "normal", True),
