@@ -27,6 +27,15 @@ adds the embedding evidence to the lexical score::
   words the KB has never seen ("someone got into my account" against Portuguese
   phrasings) can still be answered on its meaning alone.
 
+Fused scores are capped at 100, so when the meaning lifts two entries near the cap the
+margin the words had between them is lost ("quero mudar meu telefone do cadastro":
+words 96 against 68, fused 100 against 95). For a KB whose entries do not vote (decided
+at the lexical thresholds) :meth:`FusedMatcher.match` therefore keeps the words' own
+answer when the fused ranking puts the same entry first: meaning that agrees never
+takes an answer away. It changes nothing on ``tests/data/kb_cases.jsonl`` (same right
+and wrong answers) and does not apply to voting KBs, which have their own operating
+point.
+
 Since evidence adds up, fused scores run higher than lexical ones, so a fusion carries
 its own **operating point** (:attr:`Fusion.answer`, :attr:`Fusion.suggest`; ``None``:
 the lexical :class:`kb.matcher.Thresholds`). The ``[kb]`` thresholds a config sets
@@ -52,7 +61,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kb.matcher import Matcher, Thresholds, votes_for
+from kb.lowinfo import is_low_information
+from kb.matcher import (
+    EXPLAIN_TOP,
+    KbDecision,
+    Matcher,
+    Thresholds,
+    decide,
+    decision_reads,
+    votes_for,
+)
 from kb.model import KnowledgeBase
 from kb.semantic import EmbeddingCache, Encoder, PhrasingVectors, Vectors
 
@@ -221,3 +239,23 @@ class FusedMatcher(Matcher):
         if not text.strip() or not len(self._ids):
             return None
         return fuse(self.entry_scores(text), self.semantic(text), self.fusion)
+
+    def match(self, text: str) -> KbDecision:
+        """The fused decision; for a KB whose entries do not vote, never less than the
+        words' own answer when the meaning agrees on the entry (see module doc)."""
+        if is_low_information(text):
+            return KbDecision("none", None, 0.0, ())
+        if not text.strip() or not len(self._ids):
+            return decide([], self.thresholds)
+        reads = decision_reads(self.thresholds)
+        lexical = self.entry_scores(text)
+        ranked = self.ranked(fuse(lexical, self.semantic(text), self.fusion), reads)
+        decision = decide(ranked, self.thresholds)
+        if decision.outcome == "answer" or self.votes or lexical is None:
+            return decision
+        words = decide(self.ranked(lexical, reads), self.thresholds)
+        if words.outcome == "answer" and words.entry_id == ranked[0].entry_id:
+            return KbDecision(
+                "answer", words.entry_id, ranked[0].score, tuple(ranked[:EXPLAIN_TOP])
+            )
+        return decision

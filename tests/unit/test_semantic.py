@@ -119,6 +119,29 @@ def test_the_fused_score_adds_both_sides(encoder: Encoder, tmp_path: Path) -> No
     assert semantic_part[0] > semantic_part[1], "the paraphrase is nearest its own entry"
 
 
+def test_meaning_that_agrees_never_takes_away_the_words_answer(
+    encoder: Encoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fused scores are capped at 100: when the meaning lifts two entries near the cap,
+    the margin the words had is lost. A small KB keeps the words' answer when the
+    fused ranking agrees on the entry, and only then."""
+    matcher = fused(PT_ONLY, encoder, tmp_path)
+    text = "qual o prazo de entrega?"
+    lexical = matcher.entry_scores(text)
+    assert lexical is not None and lexical[1] == 100 and lexical[0] < 20
+    # account_takeover, delivery_time, opening_hours: the meaning pushes both up
+    monkeypatch.setattr(matcher, "semantic", lambda _: np.array([125.0, 80.0, 0.0]))
+    ranked = matcher.rank(text)
+    assert [s.entry_id for s in ranked[:2]] == ["delivery_time", "account_takeover"]
+    assert ranked[0].score - ranked[1].score < matcher.thresholds.margin, "no fused margin"
+    decision = matcher.match(text)
+    assert (decision.outcome, decision.entry_id) == ("answer", "delivery_time")
+    # the meaning puts another entry first: the fused decision stands
+    monkeypatch.setattr(matcher, "semantic", lambda _: np.array([150.0, 80.0, 0.0]))
+    assert matcher.rank(text)[0].entry_id == "account_takeover"
+    assert matcher.match(text).outcome == "suggest"
+
+
 class WordModel:
     """A stand-in model: each word a fixed random direction, a text the sum of its
     words. Deterministic, instant, and enough to test what the fusion does with
