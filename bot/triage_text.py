@@ -72,6 +72,10 @@ HUMAN_REQUEST_COSINE = 0.75
 #: meaning alone.
 RULE_MARGIN = 0.05
 EXAMPLE_SLOPE = 10.0
+#: Containment score from which the words point to a rule (:func:`_words_point_to`):
+#: half of an example. When they point to the rule nearest in meaning, the two agree,
+#: and meaning counts without the two contests of :class:`Examples`.
+WORDS_AGREE = 50.0
 #: Stop words of examples: who and how much carry the situation there ("alguém entrou
 #: na minha conta", "nada funciona", "falar com alguém"), so they are kept.
 KEPT_IN_EXAMPLES = (
@@ -270,6 +274,17 @@ class ExampleHit:
         return f"example '{self.example}' (score {self.score:.0f})"
 
 
+def _words_point_to(found: Mapping[str, Nearest]) -> str | None:
+    """The rule whose example the text's words contain best, when they contain at least
+    ``WORDS_AGREE`` of it and no other rule's as well."""
+    ranked = sorted(found.values(), key=lambda hit: -hit.score)
+    if not ranked or ranked[0].score < WORDS_AGREE:
+        return None
+    if len(ranked) > 1 and ranked[1].score >= ranked[0].score:
+        return None
+    return ranked[0].entry_id
+
+
 def semantic_example_score(cosine: float, at: float | None = None) -> float:
     """An example's cosine with the text on the containment scale (0..100): a cosine of
     ``at`` (default ``EXAMPLE_COSINE``) scores ``EXAMPLE_THRESHOLD``, ``EXAMPLE_SLOPE``
@@ -352,7 +367,12 @@ class Examples:
         best = self._vectors.best_per_owner(sims, len(self._ids))
         owner = int(np.argmax(best))
         cosine = float(best[owner])
-        if len(best) > 1 and cosine - float(np.partition(best, -2)[-2]) < RULE_MARGIN:
+        agree = _words_point_to(found) == self._ids[owner]
+        if (
+            not agree
+            and len(best) > 1
+            and cosine - float(np.partition(best, -2)[-2]) < RULE_MARGIN
+        ):
             return found  # about as near two rules: meaning does not say which
         if self._competitors is not None:
             # The KB's own phrasing vectors (one object, the KB match's product reused)
