@@ -73,7 +73,7 @@ from rapidfuzz import fuzz, process
 
 from kb.lowinfo import is_low_information
 from kb.model import KnowledgeBase
-from kb.normalize import STOP_WORDS, Normalizer
+from kb.normalize import STOP_WORDS, Normalizer, fold
 from kb.vectors import SparseIndex, char_ngrams, tfidf
 
 FUZZY_WEIGHT = 0.35
@@ -395,7 +395,11 @@ class Matcher:
         ``covered`` is the mean of the IDF-weighted and the plain share of the phrasing's
         words found in the text: in a short phrasing every word matters ("a integração
         *parou*"), so one rare word covered is not most of it. A phrasing with a negation
-        ("não conecta", "will not install") is not contained in a text without one.
+        ("não conecta", "will not install") is not contained in a text without one. A
+        phrasing that comes down to one meaningful word ("vou processar vocês" is
+        "processar") is too thin for that: any text with a word of the same stem would
+        contain all of it ("o pedido está em processamento"), so it scores no more than
+        how nearly the text holds it as written (rapidfuzz ``partial_ratio``).
 
         Same normalization, typo repair, IDF weights and rapidfuzz scorer as the
         answer score. Used by triage rules' ``examples`` (``bot.triage_examples``).
@@ -439,6 +443,12 @@ class Matcher:
             # "the app will not install" is a problem; "how do I install the app" is not
             negated = np.array([bool(NEGATIONS & self._sets[row]) for row in rows], dtype=bool)
             scores = np.where(negated, 0.0, scores)
+        thin = [i for i, row in enumerate(rows) if len(self._sets[row]) < 2]
+        if thin:
+            folded = fold(text)
+            for i in thin:
+                held = fuzz.partial_ratio(fold(self._texts[rows[i]]), folded)
+                scores[i] = min(float(scores[i]), held)
         best: dict[int, tuple[float, int]] = {}
         for row, score in zip(rows, scores, strict=True):
             owner = int(self._owners[row])

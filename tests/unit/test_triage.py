@@ -154,6 +154,17 @@ def test_routing_only_rule_hands_off_when_the_bot_gives_up(shipped: Triage) -> N
     assert "bot could not answer" in decision.reasons[-1]
 
 
+def test_an_example_of_one_meaningful_word_matches_only_as_written(shipped: Triage) -> None:
+    """ "vou processar vocês" comes down to "processar", "liga pra mim" to "liga": by
+    stems alone every order "em processamento" was a legal threat and every device that
+    "não liga" a request for a person."""
+    assert shipped.decide(ctx("o pedido segue em processamento")).rule is None
+    assert shipped.human_request("a impressora não liga mais") is None
+    assert shipped.human_request("como ligar o modo escuro?") is None
+    assert shipped.decide(ctx("vou processar vcs")).rule == "legal-threat"
+    assert shipped.human_request("alguém pode ligar pra mim?") is not None
+
+
 def test_first_match_wins(shipped: Triage) -> None:
     # security beats the error code, the error code beats "urgente", billing beats "urgente"
     both = shipped.decide(ctx("fomos hackeados, aparece erro 500"))
