@@ -143,7 +143,10 @@ _SUFFIXES = (
     "ed",
     "ar",
     "ly",
-    # pt-BR past tense, as customers tell what happened: "invadiram", "entrou", "paguei"
+    # pt-BR past tense, as customers tell what happened: "invadiram", "entrou", "paguei";
+    # and the imperfect, how it was going: "faltava", "funcionava", "travavam"
+    "avam",
+    "ava",
     "ou",
     "ei",
     "eu",

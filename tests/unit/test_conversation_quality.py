@@ -144,6 +144,8 @@ def test_status_with_a_code_is_the_status_command(text: str) -> None:
 def test_stems_cover_past_tense_and_contractions() -> None:
     assert stem("invadida") == stem("invadiram")
     assert stem("paguei") == stem("pagar")
+    assert stem("faltava") == stem("faltou") == stem("falta")  # the imperfect
+    assert stem("java") == "java" and stem("lava") == "lava"  # too short to be one
     assert expand_negations("it doesn't work, I cant") == "it does not work, I can not"
     assert fold(expand_negations("won't")) == "will not"
 
