@@ -88,6 +88,9 @@ EXPLAIN_TOP = 5  # candidates kept in a decision for explainability
 #: Points the character-level score of :meth:`Matcher.nearest` may exceed the share of
 #: the phrasing's words the text covers.
 CONTAINMENT_SLACK = 10.0
+#: How nearly (rapidfuzz ``partial_ratio``) a text must hold a phrasing of one
+#: meaningful word, as written, for :meth:`Matcher.nearest` to count it at all.
+THIN_CUTOFF = 90.0
 #: Negation stems (``kb.normalize`` keeps them out of the stop words).
 NEGATIONS = frozenset({"nao", "not", "no", "nem", "nunca", "never", "sem", "without"})
 
@@ -399,7 +402,9 @@ class Matcher:
         phrasing that comes down to one meaningful word ("vou processar vocês" is
         "processar") is too thin for that: any text with a word of the same stem would
         contain all of it ("o pedido está em processamento"), so it scores no more than
-        how nearly the text holds it as written (rapidfuzz ``partial_ratio``).
+        how nearly the text holds it as written (rapidfuzz ``partial_ratio``), and
+        nothing below ``THIN_CUTOFF`` ("vocês ligam para confirmar?" is not "liga pra
+        mim").
 
         Same normalization, typo repair, IDF weights and rapidfuzz scorer as the
         answer score. Used by triage rules' ``examples`` (``bot.triage_examples``).
@@ -448,7 +453,7 @@ class Matcher:
             folded = fold(text)
             for i in thin:
                 held = fuzz.partial_ratio(fold(self._texts[rows[i]]), folded)
-                scores[i] = min(float(scores[i]), held)
+                scores[i] = min(float(scores[i]), held) if held >= THIN_CUTOFF else 0.0
         best: dict[int, tuple[float, int]] = {}
         for row, score in zip(rows, scores, strict=True):
             owner = int(self._owners[row])

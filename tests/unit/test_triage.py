@@ -163,6 +163,8 @@ def test_an_example_of_one_meaningful_word_matches_only_as_written(shipped: Tria
     assert shipped.human_request("como ligar o modo escuro?") is None
     assert shipped.decide(ctx("vou processar vcs")).rule == "legal-threat"
     assert shipped.human_request("alguém pode ligar pra mim?") is not None
+    # nearly as written, or not at all
+    assert shipped.human_request("vocês ligam para confirmar a compra?") is None
 
 
 def test_first_match_wins(shipped: Triage) -> None:
