@@ -64,10 +64,13 @@ EXAMPLE_THRESHOLD = 75.0
 #: than every KB phrasing. Chosen on the ``dev`` split of tests/data/turn_cases.jsonl
 #: and on tests/data/kb_cases.jsonl (no case from the ``holdout`` split; README).
 EXAMPLE_COSINE = 0.5
-#: The same for ``[human_request]`` examples, kept at the first setting: asking for a
-#: person is a command that stops the bot, and the dev cases gave no reason to loosen it
-#: ("you are a useless robot" is not a request for a person).
-HUMAN_REQUEST_COSINE = 0.75
+#: The same for ``[human_request]`` examples, stricter: asking for a person is a command
+#: that stops the bot ("you are a useless robot" is not a request for a person). First
+#: 0.75; 0.70 since texts written to probe it (none from a case file) put requests in
+#: words no example uses at 0.71-0.74 ("me passa pra alguém humano", "cadê um humano")
+#: and the nearest non-request at 0.68 ("o atendente foi grosso comigo"); no turn case
+#: and no kb_cases.jsonl decision changed.
+HUMAN_REQUEST_COSINE = 0.70
 #: How much nearer than the runner-up rule the nearest rule must be to match on
 #: meaning alone.
 RULE_MARGIN = 0.05
@@ -368,11 +371,7 @@ class Examples:
         owner = int(np.argmax(best))
         cosine = float(best[owner])
         agree = _words_point_to(found) == self._ids[owner]
-        if (
-            not agree
-            and len(best) > 1
-            and cosine - float(np.partition(best, -2)[-2]) < RULE_MARGIN
-        ):
+        if not agree and len(best) > 1 and cosine - float(np.partition(best, -2)[-2]) < RULE_MARGIN:
             return found  # about as near two rules: meaning does not say which
         if self._competitors is not None:
             # The KB's own phrasing vectors (one object, the KB match's product reused)

@@ -485,6 +485,19 @@ async def test_meaning_routes_the_added_dev_paraphrases_that_words_miss(encoder:
     assert right[True] - right[False] >= 0.5
 
 
+def test_a_request_for_a_person_in_words_no_example_uses(encoder: Encoder) -> None:
+    """Meaning finds a request for a person that shares too few words with the
+    ``[human_request]`` examples, and not a remark about a person."""
+    from bot.content import compile_content, files_from_settings
+
+    base = default_settings()
+    settings = replace(base, kb=replace(base.kb, semantic=True))
+    triage = compile_content(files_from_settings(settings), settings).triage
+    assert triage.human_request("cadê um humano") is not None
+    assert triage.human_request("o atendente foi grosso comigo") is None
+    assert triage.human_request("quero elogiar o atendente") is None
+
+
 # -- settings, `escala check`, without the extra -------------------------------------------
 
 
