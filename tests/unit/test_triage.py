@@ -60,6 +60,7 @@ SHIPPED = [
     ("deu código 404 na tela", "error-code", "N3", "high", True),
     ("I get error 503 on checkout", "error-code", "N3", "high", True),
     ("the page says 502 Bad Gateway", "error-code", "N3", "high", True),
+    ("apareceu service unavailable na tela", "error-code", "N3", "high", True),
     ("como faço a integração com meu ERP?", "integration", "N3", "normal", False),
     ("the webhook is not firing", "integration-failure", "N3", "high", True),
     ("how do I set up a webhook?", "integration", "N3", "normal", False),
