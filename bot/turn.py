@@ -111,8 +111,9 @@ class Turn:
     ) -> None:
         self.parts = parts
         self.open_ticket = open_ticket
-        #: The transcript's last lines before this message (read with the lock).
-        self.recent = tuple(recent)
+        #: The transcript's last lines before this message (read with the lock; a
+        #: store may decode them only when read: only a handoff does).
+        self.recent = recent
         self.conversation = conversation
         self.contact = contact
         self.inbound = inbound

@@ -151,8 +151,9 @@ class TurnStart:
     open_ticket: Ticket | None
     #: The lock, when read by :meth:`Store.begin_turn` (None for a duplicate).
     lease: Lease | None = None
-    #: The last messages of the transcript (what triage reads on a handoff).
-    recent: tuple[Message, ...] = ()
+    #: The last messages of the transcript (what triage reads on a handoff; a store
+    #: may decode them only when read).
+    recent: Sequence[Message] = ()
 
 
 @dataclass

@@ -608,6 +608,22 @@ end
 return {1, leased}
 """
 
+# A turn's events in the global log (issue 18: one command in the turn's pipeline, not
+# an XADD per event and a PUBLISH): each event its own stream entry, the stream capped
+# approximately as ``XADD MAXLEN ~`` does; with a channel, the events published on it
+# in one message, a line each (compact JSON has no raw newline).
+# KEYS: the events stream. ARGV: cap, channel ('' : do not publish), event json...
+# How many events were appended.
+LOG_EVENTS = """
+for i = 3, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[i])
+end
+if ARGV[2] ~= '' and #ARGV > 2 then
+  redis.call('PUBLISH', ARGV[2], table.concat(ARGV, '\\n', 3))
+end
+return #ARGV - 2
+"""
+
 # KEYS: outbox, outbox lease. ARGV: token, lease ms, limit.
 # false while another token holds the lease, else {item json...}.
 TAKE_OUTBOX = """
@@ -688,6 +704,7 @@ SCRIPTS: dict[str, str] = {
     "forget_tickets": _DESK + FORGET_TICKETS,
     "begin_turn": BEGIN_TURN,
     "commit_turn": _APPEND + COMMIT_TURN,
+    "log_events": LOG_EVENTS,
     "take_outbox": TAKE_OUTBOX,
     "ack_outbox": ACK_OUTBOX,
     "renew_outbox": RENEW_OUTBOX,

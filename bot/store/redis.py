@@ -78,7 +78,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -198,6 +198,50 @@ def _reachable(
 
 
 log = logging.getLogger(__name__)
+
+
+class _Decoded(Sequence[Message]):
+    """A turn's recent transcript lines, decoded when read: only a handoff reads them
+    (:meth:`bot.turn.Turn._recent_text`), so a turn that answers decodes none of the
+    dozen lines :meth:`RedisStore.begin_turn` brings (issue 18: a tenth of the store's
+    CPU per message). A line that is not a stored message raises ``ValueError`` when
+    read, as it would have when the turn began."""
+
+    __slots__ = ("_decoded", "_raws")
+
+    def __init__(self, raws: Sequence[str | bytes]) -> None:
+        self._raws = raws
+        self._decoded: tuple[Message, ...] | None = None
+
+    def _messages(self) -> tuple[Message, ...]:
+        if self._decoded is None:
+            self._decoded = tuple(from_json(Message, raw) for raw in self._raws)
+        return self._decoded
+
+    def __len__(self) -> int:
+        return len(self._raws)
+
+    @overload
+    def __getitem__(self, index: int) -> Message: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Message]: ...
+    def __getitem__(self, index: int | slice) -> Message | Sequence[Message]:
+        return self._messages()[index]
+
+    def __iter__(self) -> Iterator[Message]:
+        return iter(self._messages())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Decoded):
+            return self._messages() == other._messages()
+        return self._messages() == other
+
+    def __hash__(self) -> int:
+        return hash(self._messages())
+
+    def __repr__(self) -> str:
+        return repr(self._messages())
+
 
 #: How long :meth:`RedisStore.listen` waits for Redis to confirm a subscription.
 SUBSCRIBE_SECONDS = 10.0
@@ -604,19 +648,31 @@ class RedisStore(Store):
         if self._cluster and raws:
             await self.redis.publish(self.keys.live_events, "\n".join(raws))
 
-    def _queue_events(self, pipe: Any, events: Sequence[Event], raws: Sequence[str]) -> None:
+    def _log_events(self, raws: Sequence[str]) -> tuple[list[str], list[str | int]]:
+        """The ``log_events`` script's keys and arguments for ``raws``: the event stream,
+        and the live channel (not on a cluster: see :meth:`_published_on_cluster`)."""
+        channel = "" if self._cluster else self.keys.live_events
+        return [self.keys.events], [self._events_cap, channel, *raws]
+
+    def _queue_events(
+        self, pipe: Any, events: Sequence[Event], raws: Sequence[str]
+    ) -> tuple[list[str], list[str | int]] | None:
         """The writes of a turn's events outside the conversation's slot (the event
-        stream, the per-ticket list, the live channel), queued on ``pipe``; ``raws`` are
-        the events encoded once, as the commit script has them. The live channel gets
-        them in one message, a line each (compact JSON has no raw newline)."""
+        stream and the live channel in one script, :data:`lua.LOG_EVENTS`; the
+        per-ticket lists), queued on ``pipe``; ``raws`` are the events encoded once, as
+        the commit script has them. The live channel gets them in one message, a line
+        each (compact JSON has no raw newline). Answers the script's keys and
+        arguments, queued first (``None``: no events)."""
+        if not raws:
+            return None
+        log_keys, log_args = self._log_events(raws)
+        self._queue_script(pipe, "log_events", log_keys, log_args)
         for event, raw in zip(events, raws, strict=True):
-            pipe.xadd(self.keys.events, {"e": raw}, maxlen=self._events_cap, approximate=True)
             if event.ticket_id is not None:
                 key = self.keys.ticket_events(event.ticket_id)
                 pipe.rpush(key, raw)
                 pipe.ltrim(key, -self._conversation_events_cap, -1)
-        if raws:
-            self._publish(pipe, "\n".join(raws))
+        return log_keys, log_args
 
     # -- the turn's two steps (issue 18) -----------------------------------------------
 
@@ -679,7 +735,7 @@ class RedisStore(Store):
             else from_json(Conversation, raw_conversation),
             open_ticket=None if raw_ticket is None else from_json(Ticket, raw_ticket),
             lease=Lease(conversation_id, int(begun[1])),
-            recent=tuple(from_json(Message, raw) for raw in begun[3:]),
+            recent=_Decoded(begun[3:]),
         )
 
     def _commit_script(
@@ -758,13 +814,16 @@ class RedisStore(Store):
                 pipe.pexpire(self.keys.address(saved.channel, saved.address), self._ttl_ms)
             self._queue_script(pipe, "commit_turn", script_keys, args)
             # The global and per-ticket logs live in other slots: same round trip, after.
-            self._queue_events(pipe, write.events, raw_events)
+            logged = self._queue_events(pipe, write.events, raw_events)
             replies = await self._execute(pipe)
         await self._published_on_cluster(raw_events)
+        scripts = (at, at + 1) if logged is not None else (at,)  # their replies: below
         for n, reply in enumerate(replies):
-            if n != at and isinstance(reply, Exception):
+            if n not in scripts and isinstance(reply, Exception):
                 raise reply
         done = await self._script_reply(replies[at], "commit_turn", script_keys, args)
+        if logged is not None:  # after the commit, as queued (a restarted Redis: run again)
+            await self._script_reply(replies[at + 1], "log_events", *logged)
         if not int(done[0]):
             assert write.lease is not None
             raise LockLost(write.conversation_id, write.lease.token)
