@@ -157,13 +157,13 @@ class WordModel:
 
 
 def voting_kb() -> KnowledgeBase:
-    """Two entries of twelve phrasings each: a KB whose entries vote."""
+    """Two entries of forty phrasings each: a KB whose entries vote."""
     return KnowledgeBase(
         tuple(
             KbEntry(
                 id=name,
                 category="c",
-                questions=tuple(f"{name} question number {i}" for i in range(12)),
+                questions=tuple(f"{name} question number {i}" for i in range(40)),
                 answers={"en": name},
                 titles={},
             )
