@@ -244,7 +244,11 @@ class Triage:
             {r.name: r.when.examples for r in self.rules}, embeddings, competitors
         )
         self._human = Examples(
-            {HUMAN_REQUEST: tuple(human_examples)}, embeddings, competitors, HUMAN_REQUEST_COSINE
+            {HUMAN_REQUEST: tuple(human_examples)},
+            embeddings,
+            competitors,
+            HUMAN_REQUEST_COSINE,
+            discounts=False,
         )
         self._human_threshold = human_threshold
 

@@ -485,6 +485,30 @@ async def test_meaning_routes_the_added_dev_paraphrases_that_words_miss(encoder:
     assert right[True] - right[False] >= 0.5
 
 
+def test_words_and_meaning_that_agree_match_together(
+    encoder: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A probe written for this test (no case file's text): its words half-contain an
+    outage example and its meaning is nearest the outage rule, each short of matching
+    alone; pointing to the same rule, and with meaning clearly nearer the rule than
+    any KB phrasing, together they match (README, issue 19 pt-BR)."""
+    from bot import triage_text
+    from bot.content import compile_content, files_from_settings
+
+    base = default_settings()
+    settings = replace(base, kb=replace(base.kb, semantic=True))
+    triage = compile_content(files_from_settings(settings), settings).triage
+    ctx = TriageContext(
+        "ninguem do escritorio consegue usar o sistema hoje",
+        "console",
+        datetime(2026, 12, 1, tzinfo=UTC),
+    )
+    decision = triage.decide(ctx)
+    assert decision.tier == "N3" and decision.rule == "system-outage"
+    monkeypatch.setattr(triage_text, "AGREE_DISCOUNT", 0.0)
+    assert triage.decide(ctx).rule is None, "either alone falls short"
+
+
 def test_a_request_for_a_person_in_words_no_example_uses(encoder: Encoder) -> None:
     """Meaning finds a request for a person that shares too few words with the
     ``[human_request]`` examples, and not a remark about a person."""
