@@ -63,6 +63,52 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+#: Brazilian chat abbreviations (WhatsApp, Telegram), folded, and the words they stand
+#: for: "n chega o codigo" is "nao chega o codigo" (a negation the matcher keeps), "q"
+#: and "vc" are stop words like "que" and "voce". Only abbreviations no English or
+#: Portuguese word is spelt as ("to" is English, "ta" is a stop word either way).
+CHAT_ABBREVIATIONS = {
+    "n": "nao",
+    "q": "que",
+    "pq": "porque",
+    "tb": "tambem",
+    "tbm": "tambem",
+    "qnd": "quando",
+    "qdo": "quando",
+    "mt": "muito",
+    "mto": "muito",
+    "msg": "mensagem",
+    "msgs": "mensagens",
+    "hj": "hoje",
+    "td": "tudo",
+    "nd": "nada",
+    "ngm": "ninguem",
+    "qnto": "quanto",
+    "qto": "quanto",
+    "qnts": "quantos",
+    "qts": "quantos",
+    "dps": "depois",
+    "agr": "agora",
+    "cel": "celular",
+    "pf": "por favor",
+    "pfv": "por favor",
+    "pfvr": "por favor",
+    "obg": "obrigado",
+}
+
+
+def expand_chat(words: list[str]) -> list[str]:
+    """``words`` (folded) with chat abbreviations spelt out (:data:`CHAT_ABBREVIATIONS`)."""
+    out: list[str] = []
+    for w in words:
+        full = CHAT_ABBREVIATIONS.get(w)
+        if full is None:
+            out.append(w)
+        else:
+            out.extend(full.split())
+    return out
+
+
 # Folded forms. Kept out on purpose: negations (nao, not, no, nem, nunca, never, sem,
 # without), "onde/where/quando/when" (they tell hours from locations) and every domain word.
 PT_STOP_WORDS = _words(
@@ -258,7 +304,7 @@ class Normalizer:
 
     def tokens(self, text: str, *, repair: bool = True) -> tuple[str, ...]:
         """The stems of ``text``'s meaningful words, in order (may repeat)."""
-        words = fold(expand_negations(text)).split()
+        words = expand_chat(fold(expand_negations(text)).split())
         if repair:
             words = [self.repair(w) for w in words]
         words = self._apply_synonyms(words)

@@ -253,3 +253,12 @@ def test_the_shipped_kb_does_not_vote() -> None:
     would decide a vote, so the best phrasing's score and the margin decide (README,
     issue 19 pt-BR: voting cost the pt-BR development cases answers)."""
     assert not shipped().votes
+
+
+def test_chat_abbreviations_are_spelt_out() -> None:
+    """Brazilian chat writing: "n" is a negation the matcher keeps, "q" and "vc" are
+    stop words like "que" and "você", "hj" is "hoje"."""
+    normalizer = shipped().normalizer
+    assert normalizer.tokens("n chega o codigo") == normalizer.tokens("nao chega o codigo")
+    assert normalizer.tokens("q vc fez hj") == normalizer.tokens("que voce fez hoje")
+    assert "nao" in normalizer.tokens("o app n abre")
