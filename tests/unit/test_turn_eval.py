@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import subprocess
 import sys
+import tomllib
+import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -159,3 +164,54 @@ def test_the_fresh_held_out_cases_are_tagged_labelled_and_new() -> None:
     earlier = {c.text for path in (SHIPPED, ADDED) for c in load_cases(path)}
     assert len({c.text for c in cases}) == len(cases)
     assert not earlier & {c.text for c in cases}, "no case repeats an earlier one"
+
+
+FRESH2 = ROOT / "tests" / "data" / "turn_cases_ptbr_fresh2.jsonl"
+#: sha256 of the fresh2 file as committed before anything ran on it: a changed case
+#: after a run would be a case tuned on, so any edit must show here.
+FRESH2_SHA256 = "46ab56683fcf2419e7264b3456d0a600164efbb09cefa52c258a806b1fabe262"
+
+
+def _folded(text: str) -> str:
+    """``text`` without case, accents and punctuation: a near-repeat compares equal."""
+    plain = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(ch for ch in plain if not unicodedata.combining(ch))
+    return " ".join(re.findall(r"[a-z0-9]+", plain))
+
+
+def test_the_second_fresh_held_out_cases_are_pinned_labelled_and_new() -> None:
+    """README ("Semantic extra"): a second set of 160 held-out pt-BR cases written on
+    2026-12-01, apart from the tuning on the first fresh set, and committed before
+    anything ran on them: 80 KB topics over 33 entries, 80 handoffs with the tier,
+    priority and private flag the routing policy gives. Pinned by its digest, since
+    editing them after a run would make them tuned-on."""
+    assert hashlib.sha256(FRESH2.read_bytes()).hexdigest() == FRESH2_SHA256
+    cases = load_cases(FRESH2)
+    assert len(cases) == 160
+    assert all(
+        c.split == "holdout" and c.locale == "pt-BR" and c.tags == ("holdout-fresh2-2026-12-01",)
+        for c in cases
+    )
+    topics = [c for c in cases if c.expect == "answer"]
+    handoffs = [c for c in cases if c.expect == "handoff"]
+    assert len(topics) == 80 and len(handoffs) == 80
+    shipped_kb = load_kb(default_settings().kb.paths)
+    entries = {e.id for e in shipped_kb.entries if e.answer_locale("pt-BR") == "pt-BR"}
+    assert all(c.entry in entries for c in topics)
+    assert len({c.entry for c in topics}) == 33
+    assert max(Counter(c.entry for c in topics).values()) <= 3
+    # every handoff's tier and priority is one a routing rule gives (priority defaults
+    # to normal); private is always stated
+    routing = tomllib.loads(default_settings().triage.rules.read_text(encoding="utf-8"))
+    given = {(rule["tier"], rule.get("priority", "normal")) for rule in routing["rule"]}
+    assert all((c.tier, c.priority) in given and c.private is not None for c in handoffs)
+    assert Counter(c.tier for c in handoffs) == Counter(N3=29, N2=23, N1=28)
+    assert len({_folded(c.text) for c in cases}) == len(cases)
+    earlier = {
+        _folded(c.text)
+        for path in sorted(FRESH2.parent.glob("turn_cases*.jsonl"))
+        if path != FRESH2
+        for c in load_cases(path)
+    }
+    repeats = [c.text for c in cases if _folded(c.text) in earlier]
+    assert not repeats, f"cases repeating an earlier one: {repeats}"
