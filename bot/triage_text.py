@@ -239,6 +239,12 @@ class Keyword:
                     window = " ".join(text.words[i : i + size])
                     if fuzz.ratio(phrase, window, score_cutoff=PHRASE_CUTOFF) >= PHRASE_CUTOFF:
                         return window
+        if len(self.meaningful) < 2:
+            # A phrase that comes down to one meaningful word is that word's expression,
+            # not the word: by stem, "reclame aqui" (a complaints site) took every
+            # "reclamando" and "caiu tudo" every "caiu"; as a phrase only (typos still
+            # tolerated by the ratio above).
+            return None
         return self._in_window(text)
 
     def _in_window(self, text: TextForms) -> str | None:

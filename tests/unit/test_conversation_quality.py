@@ -173,6 +173,12 @@ def test_stems_cover_past_tense_and_contractions() -> None:
         ),
         ("data leak", "the leak of our data", "leak of our data"),
         ("error", "terror", None),
+        # a phrase of one meaningful word is matched as a phrase, not by that word's stem
+        ("reclame aqui", "vou botar no reclame aqui", "reclame aqui"),
+        ("reclame aqui", "vou por no reclameaqui", "reclameaqui"),
+        ("reclame aqui", "tem gente reclamando do atraso", None),
+        ("caiu tudo", "aqui caiu tudo de novo", "caiu tudo"),
+        ("caiu tudo", "o pagamento caiu ontem", None),
     ],
 )
 def test_keyword_tolerance(keyword: str, text: str, found: str | None) -> None:
