@@ -240,8 +240,18 @@ class Triage:
             if embeddings is not None and kb is not None and kb.entries
             else None
         )
+        # The KB's text is ordinary customer language: its words are real words, not
+        # typos of an example's word.
+        kb_text = (
+            [t for e in kb.entries for t in (*e.questions, *e.titles.values(), *e.answers.values())]
+            if kb is not None
+            else []
+        )
         self._examples = Examples(
-            {r.name: r.when.examples for r in self.rules}, embeddings, competitors
+            {r.name: r.when.examples for r in self.rules},
+            embeddings,
+            competitors,
+            real_words=kb_text,
         )
         self._human = Examples(
             {HUMAN_REQUEST: tuple(human_examples)},
@@ -249,6 +259,7 @@ class Triage:
             competitors,
             HUMAN_REQUEST_COSINE,
             discounts=False,
+            real_words=kb_text,
         )
         self._human_threshold = human_threshold
 

@@ -341,11 +341,15 @@ class Examples:
         competitors: PhrasingVectors | None = None,
         cosine: float | None = None,
         discounts: bool = True,
+        real_words: Iterable[str] = (),
     ) -> None:
         """``cosine``: the cosine that scores ``EXAMPLE_THRESHOLD`` (default
         ``EXAMPLE_COSINE``); ``discounts``: whether words that agree lower it by
         ``AGREE_DISCOUNT`` (not for ``[human_request]``: a request for a person stops
-        the bot, and "o atendente foi grosso" names one without asking for one)."""
+        the bot, and "o atendente foi grosso" names one without asking for one);
+        ``real_words``: texts (the KB's) whose words are never taken for typos of an
+        example's word: a typo repair only knows the examples' words, and turned the
+        ordinary "mandaram" into a break-in example's "mudaram"."""
         self._cosine = cosine
         self._discounts = discounts
         entries = tuple(
@@ -356,7 +360,11 @@ class Examples:
         self._ids = [entry.id for entry in entries]
         self._matcher = (
             Matcher(
-                KnowledgeBase(entries), Thresholds(), votes=False, stop_words=EXAMPLE_STOP_WORDS
+                KnowledgeBase(entries),
+                Thresholds(),
+                votes=False,
+                stop_words=EXAMPLE_STOP_WORDS,
+                real_words=real_words,
             )
             if entries
             else None

@@ -68,7 +68,7 @@ deterministic.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -190,11 +190,14 @@ class Matcher:
         *,
         votes: bool | None = None,
         stop_words: frozenset[str] | None = None,
+        real_words: Iterable[str] = (),
     ) -> None:
         """``votes``: whether entries vote (see module doc); ``None`` decides from the
         KB's size. Triage examples pass ``False``: many short phrasings per rule, each a
         situation of its own, where stop words only blur containment. ``stop_words``:
-        the words dropped when entries do not vote (default ``STOP_WORDS``)."""
+        the words dropped when entries do not vote (default ``STOP_WORDS``);
+        ``real_words``: texts whose words are never taken for typos
+        (:class:`kb.normalize.Normalizer`)."""
         self.kb = kb
         self.thresholds = thresholds
         phrasings = [
@@ -211,6 +214,7 @@ class Matcher:
             (text for _, text in phrasings),
             kb.synonyms,
             frozenset() if self.votes else (STOP_WORDS if stop_words is None else stop_words),
+            real_words,
         )
         self._ids = [entry.id for entry in kb.entries]
         owners: list[int] = []

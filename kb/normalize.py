@@ -244,6 +244,9 @@ class Normalizer:
     ``vocabulary``: the folded words of the KB's phrasings (the typo repair targets).
     ``synonyms``: folded variant (one or more words) -> canonical word(s).
     ``stop_words``: folded words dropped from the tokens (default: ``STOP_WORDS``).
+    ``real_words``: texts whose words are real words, never repaired, but no repair
+    target either (triage examples pass the KB's text: without it "mandaram", not in
+    any example, was repaired to the example's "mudaram").
     """
 
     def __init__(
@@ -251,8 +254,12 @@ class Normalizer:
         vocabulary: Iterable[str],
         synonyms: Mapping[str, str],
         stop_words: frozenset[str] = STOP_WORDS,
+        real_words: Iterable[str] = (),
     ) -> None:
         self._stop_words = stop_words
+        real = frozenset(w for text in real_words for w in fold(text).split())
+        self._real = real
+        self._real_stems = frozenset(stem(w) for w in real)
         self._synonyms: dict[tuple[str, ...], tuple[str, ...]] = {}
         known: set[str] = set()
         for variant, canonical in synonyms.items():
@@ -278,7 +285,10 @@ class Normalizer:
         """The known word closest to an unknown ``word``, or ``word`` when none is close."""
         if word in self._known or word in STOP_WORDS or len(word) < TYPO_MIN_LENGTH:
             return word
-        if not word.isalpha() or stem(word) in self._known_stems:
+        if word in self._real:
+            return word
+        word_stem = stem(word)
+        if not word.isalpha() or word_stem in self._known_stems or word_stem in self._real_stems:
             return word  # a known word in another form ("cadastrado"), not a typo
         edits = 2 if len(word) >= TYPO_LONG_WORD else 1
         candidates = [t for t in self._targets.get(word[0], ()) if abs(len(t) - len(word)) <= edits]

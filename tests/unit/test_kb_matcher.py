@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from kb.loader import default_kb_path, load_kb
 from kb.matcher import EXPLAIN_TOP, KbDecision, Matcher, Scored, Thresholds, decide
 from kb.model import KbEntry, KnowledgeBase
-from kb.normalize import STOP_WORDS, fold, stem
+from kb.normalize import STOP_WORDS, Normalizer, fold, stem
 
 CASES_PATH = Path(__file__).parent.parent / "data" / "kb_cases.jsonl"
 
@@ -262,3 +262,13 @@ def test_chat_abbreviations_are_spelt_out() -> None:
     assert normalizer.tokens("n chega o codigo") == normalizer.tokens("nao chega o codigo")
     assert normalizer.tokens("q vc fez hj") == normalizer.tokens("que voce fez hoje")
     assert "nao" in normalizer.tokens("o app n abre")
+
+
+def test_a_real_word_is_not_repaired_into_a_vocabulary_word() -> None:
+    # "mandaram" is two edits from the vocabulary's "mudaram": a typo repair that knows
+    # only the vocabulary takes it for one, unless it is known as a real word
+    only_vocabulary = Normalizer(["mudaram meu email"], {})
+    assert only_vocabulary.repair("mandaram") == "mudaram"
+    with_real_words = Normalizer(["mudaram meu email"], {}, real_words=["vamos mandar o codigo"])
+    assert with_real_words.repair("mandaram") == "mandaram"  # "mandar", another form
+    assert with_real_words.repair("mudarm") == "mudaram"  # a typo is still repaired
