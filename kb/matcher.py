@@ -222,13 +222,22 @@ class Matcher:
         self._sets: list[frozenset[str]] = []
         self._choices: list[str] = []
         self._texts: list[str] = []  # each row's phrasing as written, for explanations
-        seen: set[tuple[int, frozenset[str]]] = set()
+        #: A row of one meaningful word is held as written (:meth:`nearest`), so every
+        #: way its entry writes that word counts, not only the first ("vou processar"
+        #: and "vou processar vocês" are one row).
+        self._also_written: dict[int, list[str]] = {}
+        seen: dict[tuple[int, frozenset[str]], int] = {}
         for index, text in phrasings:
             tokens = self.normalizer.tokens(text, repair=False)
             token_set = frozenset(tokens)  # one object, shared by `seen` and `_sets`
-            if not tokens or (index, token_set) in seen:
+            if not tokens:
                 continue
-            seen.add((index, token_set))
+            row = seen.get((index, token_set))
+            if row is not None:
+                if len(token_set) < 2:
+                    self._also_written.setdefault(row, []).append(text)
+                continue
+            seen[(index, token_set)] = len(self._texts)
             owners.append(index)
             tokens_of.append(tokens)
             self._sets.append(token_set)
@@ -458,10 +467,17 @@ class Matcher:
             negated = np.array([bool(NEGATIONS & self._sets[row]) for row in rows], dtype=bool)
             scores = np.where(negated, 0.0, scores)
         thin = [i for i, row in enumerate(rows) if len(self._sets[row]) < 2]
+        written: dict[int, str] = {}  # a thin row's form the text holds best
         if thin:
             folded = fold(text)
             for i in thin:
-                held = fuzz.partial_ratio(fold(self._texts[rows[i]]), folded)
+                kept = int(rows[i])
+                forms = (self._texts[kept], *self._also_written.get(kept, ()))
+                held, form = max(
+                    ((fuzz.partial_ratio(fold(f), folded), f) for f in forms),
+                    key=lambda pair: pair[0],
+                )
+                written[kept] = form
                 scores[i] = min(float(scores[i]), held) if held >= THIN_CUTOFF else 0.0
         best: dict[int, tuple[float, int]] = {}
         for row, score in zip(rows, scores, strict=True):
@@ -470,6 +486,6 @@ class Matcher:
                 best[owner] = (float(score), int(row))
         ordered = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))
         return [
-            Nearest(self._ids[owner], self._texts[row], round(score, 2))
+            Nearest(self._ids[owner], written.get(row, self._texts[row]), round(score, 2))
             for owner, (score, row) in ordered
         ]

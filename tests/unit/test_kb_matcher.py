@@ -272,3 +272,18 @@ def test_a_real_word_is_not_repaired_into_a_vocabulary_word() -> None:
     with_real_words = Normalizer(["mudaram meu email"], {}, real_words=["vamos mandar o codigo"])
     assert with_real_words.repair("mandaram") == "mandaram"  # "mandar", another form
     assert with_real_words.repair("mudarm") == "mudaram"  # a typo is still repaired
+
+
+def test_every_written_form_of_a_one_word_phrasing_is_held() -> None:
+    # both come down to "processar": one row, but each is held as written
+    entry = KbEntry(
+        id="legal",
+        category="routing",
+        questions=("vou processar vocês", "vou processar"),
+        answers={},
+        titles={},
+    )
+    matcher = Matcher(KnowledgeBase((entry,)), Thresholds(), votes=False)
+    found = matcher.nearest("já fiz boletim e vou processar a loja")
+    assert found and found[0].score == 100.0 and found[0].phrasing == "vou processar"
+    assert not any(n.score >= 75 for n in matcher.nearest("o pedido está em processamento"))
