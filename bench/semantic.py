@@ -9,12 +9,13 @@
   its own operating point (:data:`kb.fused.VOTING`), as each ships: top-1, coverage,
   precision, out-of-scope answered. Skipped, saying why, when the datasets are missing.
 - **turns**: the pt-BR ``holdout`` cases of ``tests/data/turn_cases.jsonl``,
-  ``tests/data/turn_cases_ptbr_added.jsonl``, ``tests/data/turn_cases_ptbr_fresh.jsonl``
-  and ``tests/data/turn_cases_ptbr_fresh2.jsonl`` (``--split dev`` while tuning) through
-  the whole engine, ``[kb] semantic = false`` and ``true``: KB topic right (cases
-  expecting a KB answer that got that entry) and triage tier right (handoff cases that
-  reached their tier); the held-out cases added on 2026-11-30 and the two fresh sets
-  written on 2026-12-01 are also reported apart from the original ones.
+  ``tests/data/turn_cases_ptbr_added.jsonl``, ``tests/data/turn_cases_ptbr_fresh.jsonl``,
+  ``tests/data/turn_cases_ptbr_fresh2.jsonl`` and ``tests/data/turn_cases_ptbr_fresh3.jsonl``
+  (``--split dev`` while tuning) through the whole engine, ``[kb] semantic = false`` and
+  ``true``: KB topic right (cases expecting a KB answer that got that entry) and triage
+  tier right (handoff cases that reached their tier); the held-out cases added on
+  2026-11-30 and the three fresh sets written on 2026-12-01 are also reported apart from
+  the original ones.
 - **latency**: KBs of 1k / 10k / 100k phrasings (``bench.latency.synthesize``), each
   size in a fresh subprocess per matcher: per-message p50 / p99 of ``match`` (every
   query a new text: its embedding included), peak RSS, build time with a cold
@@ -83,16 +84,26 @@ FRESH = "holdout-fresh-2026-12-01"
 #: The second fresh set of 2026-12-01, written apart from the tuning on the first one
 #: once that had been run, and committed before anything ran on it (README).
 FRESH2 = "holdout-fresh2-2026-12-01"
+#: The third fresh set of 2026-12-01, written apart from the tuning on the first two
+#: once they had been run, and committed before anything ran on it (README).
+FRESH3 = "holdout-fresh3-2026-12-01"
 #: Each part reported apart: its name and the tag its cases carry (``None``: neither).
-PARTS = (("original", None), ("added", ADDED), ("fresh", FRESH), ("fresh2", FRESH2))
+PARTS = (
+    ("original", None),
+    ("added", ADDED),
+    ("fresh", FRESH),
+    ("fresh2", FRESH2),
+    ("fresh3", FRESH3),
+)
 #: The whole-turn cases: issue 12's set (``escala eval``'s targets are tested on it),
 #: the pt-BR cases added for issue 19 (held-out and dev, tagged by the day they were
-#: added) and the two fresh held-out sets, each kept in a file of its own.
+#: added) and the three fresh held-out sets, each kept in a file of its own.
 CASE_FILES = (
     ROOT / "tests" / "data" / "turn_cases.jsonl",
     ROOT / "tests" / "data" / "turn_cases_ptbr_added.jsonl",
     ROOT / "tests" / "data" / "turn_cases_ptbr_fresh.jsonl",
     ROOT / "tests" / "data" / "turn_cases_ptbr_fresh2.jsonl",
+    ROOT / "tests" / "data" / "turn_cases_ptbr_fresh3.jsonl",
 )
 
 
@@ -123,7 +134,7 @@ def turn_figures(cases: Sequence[Any], results: Sequence[Any]) -> dict[str, Any]
 
 def turns(progress: Progress, split: str = "holdout") -> dict[str, Any]:
     """The pt-BR cases of ``split`` through the whole engine, semantic off and on: all of
-    them, and (held-out) the original cases, those added on 2026-11-30 and the two fresh
+    them, and (held-out) the original cases, those added on 2026-11-30 and the three fresh
     sets of 2026-12-01 apart."""
     from bot import turn_eval
     from bot.settings import default_settings
