@@ -167,9 +167,7 @@ def test_the_fresh_held_out_cases_are_tagged_labelled_and_new() -> None:
 
 
 FRESH2 = ROOT / "tests" / "data" / "turn_cases_ptbr_fresh2.jsonl"
-#: sha256 of the fresh2 file as committed before anything ran on it: a changed case
-#: after a run would be a case tuned on, so any edit must show here.
-FRESH2_SHA256 = "46ab56683fcf2419e7264b3456d0a600164efbb09cefa52c258a806b1fabe262"
+FRESH3 = ROOT / "tests" / "data" / "turn_cases_ptbr_fresh3.jsonl"
 
 
 def _folded(text: str) -> str:
@@ -179,19 +177,38 @@ def _folded(text: str) -> str:
     return " ".join(re.findall(r"[a-z0-9]+", plain))
 
 
-def test_the_second_fresh_held_out_cases_are_pinned_labelled_and_new() -> None:
-    """README ("Semantic extra"): a second set of 160 held-out pt-BR cases written on
-    2026-12-01, apart from the tuning on the first fresh set, and committed before
-    anything ran on them: 80 KB topics over 33 entries, 80 handoffs with the tier,
-    priority and private flag the routing policy gives. Pinned by its digest, since
-    editing them after a run would make them tuned-on."""
-    assert hashlib.sha256(FRESH2.read_bytes()).hexdigest() == FRESH2_SHA256
-    cases = load_cases(FRESH2)
+@pytest.mark.parametrize(
+    ("path", "sha256", "tag", "tiers"),
+    [
+        # sha256 of each file as committed alone before anything ran on it: a changed
+        # case after a run would be a case tuned on, so any edit must show here.
+        (
+            FRESH2,
+            "46ab56683fcf2419e7264b3456d0a600164efbb09cefa52c258a806b1fabe262",
+            "holdout-fresh2-2026-12-01",
+            {"N3": 29, "N2": 23, "N1": 28},
+        ),
+        (
+            FRESH3,
+            "fece5c3ab7474fc1b0d33ad4bd552568c763e8cf8b628c2e9193557c04ca6eea",
+            "holdout-fresh3-2026-12-01",
+            {"N3": 28, "N2": 20, "N1": 32},
+        ),
+    ],
+    ids=["fresh2", "fresh3"],
+)
+def test_the_later_fresh_held_out_cases_are_pinned_labelled_and_new(
+    path: Path, sha256: str, tag: str, tiers: dict[str, int]
+) -> None:
+    """README ("Semantic extra"): the second and third sets of 160 held-out pt-BR cases
+    written on 2026-12-01, each by a helper apart from the tuning on the earlier sets,
+    and committed before anything ran on them: 80 KB topics over 33 entries, 80
+    handoffs with the tier, priority and private flag the routing policy gives. Pinned
+    by their digests, since editing them after a run would make them tuned-on."""
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+    cases = load_cases(path)
     assert len(cases) == 160
-    assert all(
-        c.split == "holdout" and c.locale == "pt-BR" and c.tags == ("holdout-fresh2-2026-12-01",)
-        for c in cases
-    )
+    assert all(c.split == "holdout" and c.locale == "pt-BR" and c.tags == (tag,) for c in cases)
     topics = [c for c in cases if c.expect == "answer"]
     handoffs = [c for c in cases if c.expect == "handoff"]
     assert len(topics) == 80 and len(handoffs) == 80
@@ -205,60 +222,16 @@ def test_the_second_fresh_held_out_cases_are_pinned_labelled_and_new() -> None:
     routing = tomllib.loads(default_settings().triage.rules.read_text(encoding="utf-8"))
     given = {(rule["tier"], rule.get("priority", "normal")) for rule in routing["rule"]}
     assert all((c.tier, c.priority) in given and c.private is not None for c in handoffs)
-    assert Counter(c.tier for c in handoffs) == Counter(N3=29, N2=23, N1=28)
+    assert Counter(c.tier for c in handoffs) == Counter(tiers)
     assert len({_folded(c.text) for c in cases}) == len(cases)
+    # no repeat of another whole-turn case file's case, nor of a KB matcher case
     earlier = {
         _folded(c.text)
-        for path in sorted(FRESH2.parent.glob("turn_cases*.jsonl"))
-        if path != FRESH2
-        for c in load_cases(path)
+        for other in sorted(path.parent.glob("turn_cases*.jsonl"))
+        if other != path
+        for c in load_cases(other)
     }
-    repeats = [c.text for c in cases if _folded(c.text) in earlier]
-    assert not repeats, f"cases repeating an earlier one: {repeats}"
-
-
-FRESH3 = ROOT / "tests" / "data" / "turn_cases_ptbr_fresh3.jsonl"
-#: sha256 of the fresh3 file as committed alone before anything ran on it:
-#: a changed case after a run would be a case tuned on, so any edit must show here.
-FRESH3_SHA256 = "fece5c3ab7474fc1b0d33ad4bd552568c763e8cf8b628c2e9193557c04ca6eea"
-
-
-def test_the_third_fresh_held_out_cases_are_pinned_labelled_and_new() -> None:
-    """README ("Semantic extra"): a third set of 160 held-out pt-BR cases written on
-    2026-12-01 by a helper that read neither the earlier case files nor any run, and
-    committed before anything ran on them: 80 KB topics over 33 entries, 80 handoffs
-    with the tier, priority and private flag the routing policy gives. Pinned by its
-    digest, since editing them after a run would make them tuned-on."""
-    assert hashlib.sha256(FRESH3.read_bytes()).hexdigest() == FRESH3_SHA256
-    cases = load_cases(FRESH3)
-    assert len(cases) == 160
-    assert all(
-        c.split == "holdout" and c.locale == "pt-BR" and c.tags == ("holdout-fresh3-2026-12-01",)
-        for c in cases
-    )
-    topics = [c for c in cases if c.expect == "answer"]
-    handoffs = [c for c in cases if c.expect == "handoff"]
-    assert len(topics) == 80 and len(handoffs) == 80
-    shipped_kb = load_kb(default_settings().kb.paths)
-    entries = {e.id for e in shipped_kb.entries if e.answer_locale("pt-BR") == "pt-BR"}
-    assert all(c.entry in entries for c in topics)
-    assert len({c.entry for c in topics}) == 33
-    assert max(Counter(c.entry for c in topics).values()) <= 3
-    # every handoff's tier and priority is one a routing rule gives (priority defaults
-    # to normal); private is always stated
-    routing = tomllib.loads(default_settings().triage.rules.read_text(encoding="utf-8"))
-    given = {(rule["tier"], rule.get("priority", "normal")) for rule in routing["rule"]}
-    assert all((c.tier, c.priority) in given and c.private is not None for c in handoffs)
-    assert Counter(c.tier for c in handoffs) == Counter(N3=28, N2=20, N1=32)
-    assert len({_folded(c.text) for c in cases}) == len(cases)
-    # no repeat of an earlier whole-turn case, nor of a KB matcher case
-    earlier = {
-        _folded(c.text)
-        for path in sorted(FRESH3.parent.glob("turn_cases*.jsonl"))
-        if path != FRESH3
-        for c in load_cases(path)
-    }
-    kb_cases = FRESH3.parent / "kb_cases.jsonl"
+    kb_cases = path.parent / "kb_cases.jsonl"
     for line in kb_cases.read_text(encoding="utf-8").splitlines():
         if line.strip() and isinstance(text := json.loads(line).get("text"), str):
             earlier.add(_folded(text))
