@@ -30,7 +30,7 @@ adds the embedding evidence to the lexical score::
 Fused scores are capped at 100, so when the meaning lifts two entries near the cap the
 margin the words had between them is lost ("quero mudar meu telefone do cadastro":
 words 96 against 68, fused 100 against 95). For a KB whose entries do not vote (decided
-at the lexical thresholds) :meth:`FusedMatcher.match` therefore keeps the words' own
+at the lexical thresholds) :meth:`FusedMatcher.decision` therefore keeps the words' own
 answer when the fused ranking puts the same entry first: meaning that agrees never
 takes an answer away. It changes nothing on ``tests/data/kb_cases.jsonl`` (same right
 and wrong answers) and does not apply to voting KBs, which have their own operating
@@ -61,7 +61,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from kb.lowinfo import is_low_information
 from kb.matcher import (
     EXPLAIN_TOP,
     KbDecision,
@@ -240,11 +239,10 @@ class FusedMatcher(Matcher):
             return None
         return fuse(self.entry_scores(text), self.semantic(text), self.fusion)
 
-    def match(self, text: str) -> KbDecision:
+    def decision(self, text: str) -> KbDecision:
         """The fused decision; for a KB whose entries do not vote, never less than the
-        words' own answer when the meaning agrees on the entry (see module doc)."""
-        if is_low_information(text):
-            return KbDecision("none", None, 0.0, ())
+        words' own answer when the meaning agrees on the entry (see module doc). The
+        lexical scores are computed once, for both."""
         if not text.strip() or not len(self._ids):
             return decide([], self.thresholds)
         reads = decision_reads(self.thresholds)

@@ -398,6 +398,11 @@ class Matcher:
         answered nor offered choices, whatever it scores (``kb.lowinfo``, issue 12)."""
         if is_low_information(text):
             return KbDecision("none", None, 0.0, ())
+        return self.decision(text)
+
+    def decision(self, text: str) -> KbDecision:
+        """The decision on the scores alone, after :meth:`match`'s low-information check
+        (:class:`kb.fused.FusedMatcher` decides here with the words' answer too)."""
         per_entry = self.per_entry(text)
         if per_entry is None:
             return decide([], self.thresholds)
