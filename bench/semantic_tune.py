@@ -48,7 +48,7 @@ import numpy.typing as npt
 
 from bench.datasets import DatasetMissing, build_kb, default_datasets_dir
 from kb.evaluate import load_cases
-from kb.fused import SMALL, VOTING, Fusion, centroids
+from kb.fused import SMALL, VOTING, Fusion, centroids, phrasings
 from kb.loader import default_kb_path, load_kb
 from kb.matcher import Matcher, Thresholds
 from kb.model import KnowledgeBase
@@ -301,11 +301,7 @@ def clinc_val(root: Path, encoder: Encoder, cache: EmbeddingCache, say: Any) -> 
 def small_kb(encoder: Encoder, cache: EmbeddingCache) -> Table:
     kb = load_kb([default_kb_path()])
     cases = load_cases(ROOT / "tests" / "data" / "kb_cases.jsonl", kb)
-    vectors = PhrasingVectors.build(
-        [(i, q) for i, e in enumerate(kb.entries) for q in (*e.questions, *e.titles.values())],
-        encoder,
-        cache,
-    )
+    vectors = PhrasingVectors.build(phrasings(kb), encoder, cache)
     texts = [c.text for c in cases]
     query_vectors = encoder.embed(texts)
     return table(kb, vectors, texts, query_vectors, [c.expected for c in cases])

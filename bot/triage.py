@@ -20,12 +20,15 @@ word order tolerated), ``regex`` (Python syntax, case-insensitive, searched in t
 as written and with accents removed: ``c[oó]digo`` and ``codigo`` both work) and
 ``examples`` (customer phrasings matched with the KB's matcher; ``example_threshold``,
 0..100, says how close is close enough). When a rule lists more than one of them, the
-text matches when *any* of them does; every other condition must hold as well.
+text matches when *any* of them does; every other condition must hold as well. A rule
+with ``examples`` may also list ``messages``: reviewed customer messages of the problem,
+as written, matched on meaning only (the ``semantic`` extra; as for the KB's
+``messages``, ``kb.loader``, a real message's other words are not the rule's).
 
 ``[human_request] examples = [...]`` (optional, top level) lists how customers ask for
 a person in their own words ("quero conversar com uma pessoa"): the engine treats a
 message close to one of them like the "talk to a human" command
-(:meth:`Triage.human_request`).
+(:meth:`Triage.human_request`). It may list ``messages`` too.
 
 An empty or missing ``when`` matches everything: only the last rule may be such a
 catch-all, since no rule after it could ever match. Without one, the default is the
@@ -73,7 +76,7 @@ RULE_KEYS = (
     "on_first_response_breach", "on_resolution_breach",
 )  # fmt: skip
 WHEN_KEYS = (
-    "keywords", "regex", "examples", "example_threshold", "kb_outcome", "kb_category",
+    "keywords", "regex", "examples", "messages", "example_threshold", "kb_outcome", "kb_category",
     "failed_attempts_at_least", "channel", "contact", "business_hours", "requested_human",
 )  # fmt: skip
 
@@ -97,6 +100,8 @@ class Conditions:
     keywords: tuple[Keyword, ...] = ()
     regex: tuple[re.Pattern[str], ...] = ()
     examples: tuple[str, ...] = ()
+    #: Reviewed customer messages, matched on meaning only (module doc).
+    messages: tuple[str, ...] = ()
     example_threshold: float = EXAMPLE_THRESHOLD
     kb_outcome: tuple[str, ...] = ()
     kb_category: tuple[str, ...] = ()
@@ -225,10 +230,11 @@ class Triage:
         human_threshold: float = EXAMPLE_THRESHOLD,
         embeddings: Embeddings | None = None,
         kb: KnowledgeBase | None = None,
+        human_messages: Sequence[str] = (),
     ) -> None:
-        """``embeddings``: match ``examples`` on meaning too (the ``semantic`` extra);
-        ``kb``: the knowledge base whose phrasings an example must beat to match on
-        meaning alone (:class:`bot.triage_text.Examples`)."""
+        """``embeddings``: match ``examples`` (and ``messages``) on meaning too (the
+        ``semantic`` extra); ``kb``: the knowledge base whose phrasings an example must
+        beat to match on meaning alone (:class:`bot.triage_text.Examples`)."""
         self.rules = tuple(rules)
         self.default_tier = default_tier
         self.hours = hours
@@ -252,6 +258,7 @@ class Triage:
             embeddings,
             competitors,
             real_words=kb_text,
+            messages={r.name: r.when.messages for r in self.rules},
         )
         self._human = Examples(
             {HUMAN_REQUEST: tuple(human_examples)},
@@ -260,6 +267,7 @@ class Triage:
             HUMAN_REQUEST_COSINE,
             discounts=False,
             real_words=kb_text,
+            messages={HUMAN_REQUEST: tuple(human_messages)},
         )
         self._human_threshold = human_threshold
 
@@ -387,13 +395,19 @@ def load_triage(
             )
     human = root.table("human_request")
     examples: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
     threshold = EXAMPLE_THRESHOLD
     with problems.check():
-        human.check_keys(("examples", "example_threshold"))
+        human.check_keys(("examples", "messages", "example_threshold"))
         examples = human.strings("examples", (), empty=False)
+        messages = human.strings("messages", (), empty=False)
+        if messages and not examples:
+            raise human.error("messages", "set, but there are no examples")
         threshold = _threshold(human)
     problems.raise_if_any()
-    return Triage(rules, names[0], hours, examples, threshold, embeddings, kb)
+    return Triage(
+        rules, names[0], hours, examples, threshold, embeddings, kb, human_messages=messages
+    )
 
 
 def _threshold(s: Section) -> float:
@@ -480,12 +494,14 @@ def _when(s: Section) -> Conditions:
         if "failed_attempts_at_least" in s.data
         else None
     )
-    if "example_threshold" in s.data and "examples" not in s.data:
-        raise s.error("example_threshold", "set, but the rule has no examples")
+    for key in ("example_threshold", "messages"):
+        if key in s.data and "examples" not in s.data:
+            raise s.error(key, "set, but the rule has no examples")
     return Conditions(
         keywords=tuple(keywords),
         regex=tuple(patterns),
         examples=s.strings("examples", (), empty=False),
+        messages=s.strings("messages", (), empty=False),
         example_threshold=_threshold(s),
         kb_outcome=_choices(s, "kb_outcome", KB_OUTCOMES),
         kb_category=s.strings("kb_category", (), empty=False),

@@ -331,8 +331,9 @@ class Examples:
       example ("I forgot my password", "meu cupom não funciona") is a question the bot
       answers, not a problem for a human, whatever its likeness to an example.
 
-    The examples' vectors come from the embedding cache; the text's is the one the KB
-    match already computed."""
+    A rule's ``messages`` (reviewed customer messages) take part in this meaning match
+    only, never in the containment score. The examples' vectors come from the embedding
+    cache; the text's is the one the KB match already computed."""
 
     def __init__(
         self,
@@ -342,6 +343,7 @@ class Examples:
         cosine: float | None = None,
         discounts: bool = True,
         real_words: Iterable[str] = (),
+        messages: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         """``cosine``: the cosine that scores ``EXAMPLE_THRESHOLD`` (default
         ``EXAMPLE_COSINE``); ``discounts``: whether words that agree lower it by
@@ -349,11 +351,20 @@ class Examples:
         the bot, and "o atendente foi grosso" names one without asking for one);
         ``real_words``: texts (the KB's) whose words are never taken for typos of an
         example's word: a typo repair only knows the examples' words, and turned the
-        ordinary "mandaram" into a break-in example's "mudaram"."""
+        ordinary "mandaram" into a break-in example's "mudaram"; ``messages``: per rule,
+        reviewed customer messages, matched on meaning only (``bot.triage``)."""
         self._cosine = cosine
         self._discounts = discounts
+        messages = messages or {}
         entries = tuple(
-            KbEntry(id=name, category="routing", questions=tuple(texts), answers={}, titles={})
+            KbEntry(
+                id=name,
+                category="routing",
+                questions=tuple(texts),
+                answers={},
+                titles={},
+                messages=tuple(messages.get(name, ())),
+            )
             for name, texts in examples.items()
             if texts
         )
@@ -372,7 +383,11 @@ class Examples:
         self._embeddings = embeddings
         self._vectors = (
             PhrasingVectors.build(
-                [(i, text) for i, entry in enumerate(entries) for text in entry.questions],
+                [
+                    (i, text)
+                    for i, entry in enumerate(entries)
+                    for text in (*entry.questions, *entry.messages)
+                ],
                 embeddings.encoder,
                 embeddings.cache,
             )

@@ -120,13 +120,14 @@ SMALL = Fusion(lexical_weight=0.5, semantic_weight=0.7, floor=0.2, ceiling=0.9, 
 
 
 def phrasings(kb: KnowledgeBase) -> list[tuple[int, str]]:
-    """``(entry index, text)`` for every phrasing and title of ``kb``: what is embedded
-    for it. Triage embeds the same list (its examples compete with the KB's phrasings),
-    so both read one cache file."""
+    """``(entry index, text)`` for every phrasing, title and reviewed customer message
+    of ``kb``: what is embedded for it (the messages only here: the words of a real
+    message are not the entry's, ``kb.loader``). Triage embeds the same list (its
+    examples compete with the KB's phrasings), so both read one cache file."""
     return [
         (index, text)
         for index, entry in enumerate(kb.entries)
-        for text in (*entry.questions, *entry.titles.values())
+        for text in (*entry.questions, *entry.titles.values(), *entry.messages)
     ]
 
 

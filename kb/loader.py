@@ -7,6 +7,7 @@ order. A file holds any number of entries and, optionally, a synonyms table::
     id = "opening_hours"                  # required, snake_case, unique across all files
     category = "contact"                  # required
     questions = ["qual o horário?", "when are you open?"]   # required, >= 1 non-empty
+    messages = ["vcs abrem sabado? preciso passar ai"]  # optional: see below
     tags = ["hours"]                      # optional
     tier_hint = "N1"                      # optional: where to hand off if it does not help
     flow = "opening_hours"                # optional: a flow to start instead of the answer
@@ -20,6 +21,14 @@ order. A file holds any number of entries and, optionally, a synonyms table::
     [synonyms]                            # canonical = [variants]
     password = ["senha", "pass", "pin"]
     invoice = ["nota fiscal", "nf", "nfe"]
+
+``messages`` are customer messages, as they were written, reviewed and labelled with
+this entry (issue 19): with the ``semantic`` extra they are matched on meaning, like the
+questions, and never on words. A real message carries words beside its question
+("oi, boa tarde", "moro em campinas", "é presente"); as a phrasing its words would answer
+other texts that share them ("qual a capital da frança?" took the delivery entry that
+learnt "prazo para capitais"), while its meaning is the question's. Without the extra
+they play no part.
 
 A synonym variant (one or more words) is replaced by its canonical word(s) in both the
 KB phrasings and the customer's text before matching; keys and variants are compared
@@ -42,7 +51,7 @@ from kb.normalize import fold, synonym_key
 
 REQUIRED_LOCALES = ("pt-BR", "en")
 ENTRY_KEYS = frozenset(
-    {"id", "category", "questions", "answers", "titles", "tier_hint", "tags", "flow"}
+    {"id", "category", "questions", "messages", "answers", "titles", "tier_hint", "tags", "flow"}
 )
 TOP_KEYS = frozenset({"entry", "synonyms"})
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -169,6 +178,7 @@ class _EntryReader:
             id=entry_id,
             category=category,
             questions=questions,
+            messages=self.texts("messages", required=False),
             answers=self.localized("answers", required=True),
             titles=self.localized("titles", required=False),
             tier_hint=self.text("tier_hint", required=False),

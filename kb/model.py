@@ -33,7 +33,10 @@ def _localized(texts: Mapping[str, str], locale: str) -> str:
 
 @dataclass(frozen=True)
 class KbEntry:
-    """One answerable intent: example phrasings, answers per locale, button titles."""
+    """One answerable intent: example phrasings, answers per locale, button titles.
+
+    ``messages``: reviewed customer messages labelled with this entry, matched on
+    meaning only (:func:`kb.fused.phrasings`; ``kb.loader`` says why)."""
 
     id: str
     category: str
@@ -43,6 +46,7 @@ class KbEntry:
     tier_hint: str | None = None
     tags: tuple[str, ...] = ()
     flow: str | None = None
+    messages: tuple[str, ...] = ()
 
     def answer(self, locale: str) -> str:
         return _localized(self.answers, locale)

@@ -252,6 +252,38 @@ def test_example_threshold_is_checked(tmp_path: Path) -> None:
     assert caught.value.place == "human_request.example"
 
 
+def test_messages_need_examples_and_never_match_on_words(tmp_path: Path) -> None:
+    """A rule's ``messages`` (reviewed customer messages) need ``examples`` beside them
+    and match on meaning only: without the extra, their words match nothing."""
+    rule = '[[rule]]\nname = "a"\nreason = "r"\ntier = "N2"\n[rule.when]\n'
+    with pytest.raises(ConfigError) as caught:
+        load_triage(
+            routing(tmp_path, rule + 'keywords = ["x"]\nmessages = ["x y"]\n'),
+            TIERS,
+            BusinessHours(),
+        )
+    assert caught.value.place == "rule[1] 'a'.when.messages"
+    with pytest.raises(ConfigError) as caught:
+        load_triage(
+            routing(tmp_path, '[human_request]\nmessages = ["me passa pra alguem"]\n'),
+            TIERS,
+            BusinessHours(),
+        )
+    assert caught.value.place == "human_request.messages"
+    message = "o congelador da geladeira nova faz um barulho alto de motor a noite toda"
+    triage = load_triage(
+        routing(
+            tmp_path,
+            rule + f'examples = ["a geladeira não gela"]\nmessages = ["{message}"]\n',
+        ),
+        TIERS,
+        BusinessHours(),
+    )
+    assert triage.rules[0].when.messages == (message,)
+    assert triage.decide(ctx(message)).rule is None, "a message's words are not the rule's"
+    assert triage.decide(ctx("minha geladeira nao gela")).rule == "a"
+
+
 def test_rule_with_only_examples(tmp_path: Path) -> None:
     path = routing(
         tmp_path,

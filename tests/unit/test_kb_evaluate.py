@@ -98,7 +98,7 @@ def test_held_out_cases_meet_the_quality_bar() -> None:
 
 def test_held_out_cases_are_not_copies_of_kb_questions() -> None:
     kb = load_kb([default_kb_path()])
-    known = {fold(q) for e in kb.entries for q in (*e.questions, *e.titles.values())}
+    known = {fold(q) for e in kb.entries for q in (*e.questions, *e.titles.values(), *e.messages)}
     copies = [c.text for c in load_cases(CASES) if fold(c.text) in known]
     assert copies == []
     ids = {c.expected for c in load_cases(CASES)}

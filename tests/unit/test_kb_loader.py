@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from kb.errors import KbError
 from kb.loader import default_kb_path, load_kb
+from kb.model import KnowledgeBase
 from kb.normalize import fold
 
 GOOD_ENTRY = """
@@ -168,6 +170,12 @@ def test_empty_questions(tmp_path: Path) -> None:
             "entry[1] 'hours'.tags",
             "must be a list of strings, got string",
         ),
+        (
+            'category = "contact"',
+            'category = "contact"\nmessages = ["vcs abrem sabado?", ""]',
+            "entry[1] 'hours'.messages[2]",
+            "must not be empty",
+        ),
     ],
 )
 def test_wrong_types(tmp_path: Path, old: str, new: str, place: str, reason: str) -> None:
@@ -222,3 +230,38 @@ def test_shipped_questions_are_not_duplicated_within_an_entry() -> None:
     for entry in load_kb([default_kb_path()]).entries:
         folded = [fold(q) for q in entry.questions]
         assert len(folded) == len(set(folded)), entry.id
+
+
+def test_reviewed_messages_are_held_apart_from_the_questions(tmp_path: Path) -> None:
+    """``messages`` are matched on meaning only (``kb.fused.phrasings``): the words
+    matcher scores every text as if they were not there."""
+    from kb.fused import phrasings
+    from kb.matcher import Matcher
+
+    message = "boa noite, vcs abrem no sabado? moro longe e queria passar ai com meu filho"
+    plain = load_kb([write(tmp_path, "a.toml", GOOD_ENTRY.format(id="hours"))])
+    with_messages = load_kb(
+        [
+            write(
+                tmp_path,
+                "b.toml",
+                GOOD_ENTRY.format(id="hours").replace(
+                    'category = "contact"', f'category = "contact"\nmessages = ["{message}"]'
+                ),
+            )
+        ]
+    )
+    assert with_messages.entries[0].messages == (message,)
+    assert with_messages.entries[0].questions == plain.entries[0].questions
+    assert (0, message) in phrasings(with_messages)
+    assert (0, message) not in phrasings(plain)
+    for text in (message, "meu filho mora longe", "qual o horário?"):
+        scores = Matcher(with_messages).entry_scores(text)
+        without = Matcher(plain).entry_scores(text)
+        assert scores is not None and without is not None
+        assert list(scores) == list(without)
+    as_question = replace(plain.entries[0], questions=(*plain.entries[0].questions, message))
+    lexical = Matcher(KnowledgeBase((as_question,))).entry_scores("meu filho mora longe")
+    held_apart = Matcher(with_messages).entry_scores("meu filho mora longe")
+    assert lexical is not None and held_apart is not None
+    assert lexical[0] > held_apart[0] + 20, "as a question, its words would count"

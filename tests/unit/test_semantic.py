@@ -419,6 +419,38 @@ RESET_KB = KnowledgeBase(
 )
 
 
+def test_reviewed_messages_count_on_meaning(encoder: Encoder, tmp_path: Path) -> None:
+    """A KB entry's or a rule's ``messages`` (reviewed customer messages, as written)
+    bring texts that say the same in other words nearer, on meaning only."""
+    embeddings = Embeddings(encoder, EmbeddingCache(tmp_path))
+    ctx = TriageContext(
+        "meu freezer ta fazendo um barulhão de motor toda noite",
+        "console",
+        datetime(2026, 11, 30, tzinfo=UTC),
+    )
+    message = "o congelador da geladeira nova faz um barulho alto de motor a noite toda"
+    rule = Rule(
+        name="fridge", reason="r", tier="N2", when=Conditions(examples=("a geladeira não gela",))
+    )
+    learnt = replace(rule, when=replace(rule.when, messages=(message,)))
+    assert Triage([rule], "N1", BusinessHours(), embeddings=embeddings).decide(ctx).rule is None
+    decision = Triage([learnt], "N1", BusinessHours(), embeddings=embeddings).decide(ctx)
+    assert decision.rule == "fridge"
+    assert any(f"example '{message}'" in r for r in decision.reasons)
+
+    text = "comprei uma geladeira e preciso dela antes de me mudar semana que vem, chega a tempo?"
+    said = "oi, comprei um sofá e preciso dele antes da mudança dia 20, moro em campinas, da tempo?"
+    delivery = PT_ONLY.entries[1]
+    learnt_kb = KnowledgeBase(
+        tuple(replace(e, messages=(said,)) if e is delivery else e for e in PT_ONLY.entries)
+    )
+    before = fused(PT_ONLY, encoder, tmp_path)
+    after = fused(learnt_kb, encoder, tmp_path)
+    assert after.semantic(text)[1] > before.semantic(text)[1] + 20
+    assert after.rank(text)[0].entry_id == "delivery_time"
+    assert after.rank(text)[0].score > before.rank(text)[0].score
+
+
 def test_an_example_matches_on_meaning_only_when_nearer_than_every_kb_phrasing(
     encoder: Encoder, tmp_path: Path
 ) -> None:
