@@ -523,13 +523,25 @@ def test_words_and_meaning_that_agree_match_together(
     """A probe written for this test (no case file's text): its words half-contain an
     outage example and its meaning is nearest the outage rule, each short of matching
     alone; pointing to the same rule, and with meaning clearly nearer the rule than
-    any KB phrasing, together they match (README, issue 19 pt-BR)."""
+    any KB phrasing, together they match (README, issue 19 pt-BR). On the shipped
+    examples and phrasings alone: the reviewed messages (``messages``) are set aside,
+    since they bring real messages near almost any probe."""
     from bot import triage_text
     from bot.content import compile_content, files_from_settings
 
     base = default_settings()
     settings = replace(base, kb=replace(base.kb, semantic=True))
-    triage = compile_content(files_from_settings(settings), settings).triage
+    content = compile_content(files_from_settings(settings), settings)
+    shipped = content.triage
+    triage = Triage(
+        [replace(r, when=replace(r.when, messages=())) for r in shipped.rules],
+        shipped.default_tier,
+        shipped.hours,
+        embeddings=Embeddings(encoder, EmbeddingCache(semantic.default_cache_dir())),
+        kb=KnowledgeBase(
+            tuple(replace(e, messages=()) for e in content.kb.entries), content.kb.synonyms
+        ),
+    )
     ctx = TriageContext(
         "ninguem do escritorio consegue usar o sistema hoje",
         "console",
