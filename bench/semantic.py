@@ -87,6 +87,10 @@ FRESH2 = "holdout-fresh2-2026-12-01"
 #: The third fresh set of 2026-12-01, written apart from the tuning on the first two
 #: once they had been run, and committed before anything ran on it (README).
 FRESH3 = "holdout-fresh3-2026-12-01"
+#: The fourth fresh set of 2026-12-01: three files by three writers, each apart from
+#: the tuning on the first three sets and from each other, committed before anything
+#: ran on them (README).
+FRESH4 = "holdout-fresh4-2026-12-01"
 #: Each part reported apart: its name and the tag its cases carry (``None``: neither).
 PARTS = (
     ("original", None),
@@ -94,16 +98,20 @@ PARTS = (
     ("fresh", FRESH),
     ("fresh2", FRESH2),
     ("fresh3", FRESH3),
+    ("fresh4", FRESH4),
 )
 #: The whole-turn cases: issue 12's set (``escala eval``'s targets are tested on it),
 #: the pt-BR cases added for issue 19 (held-out and dev, tagged by the day they were
-#: added) and the three fresh held-out sets, each kept in a file of its own.
+#: added) and the four fresh held-out sets, each kept in files of its own.
 CASE_FILES = (
     ROOT / "tests" / "data" / "turn_cases.jsonl",
     ROOT / "tests" / "data" / "turn_cases_ptbr_added.jsonl",
     ROOT / "tests" / "data" / "turn_cases_ptbr_fresh.jsonl",
     ROOT / "tests" / "data" / "turn_cases_ptbr_fresh2.jsonl",
     ROOT / "tests" / "data" / "turn_cases_ptbr_fresh3.jsonl",
+    ROOT / "tests" / "data" / "turn_cases_ptbr_fresh4_a.jsonl",
+    ROOT / "tests" / "data" / "turn_cases_ptbr_fresh4_b.jsonl",
+    ROOT / "tests" / "data" / "turn_cases_ptbr_fresh4_c.jsonl",
 )
 
 

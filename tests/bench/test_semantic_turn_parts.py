@@ -1,5 +1,5 @@
 """``bench.semantic``'s turns (issue 19) read every whole-turn case file and report the
-held-out parts apart: the original cases, those added on 2026-11-30 and the three fresh
+held-out parts apart: the original cases, those added on 2026-11-30 and the four fresh
 sets of 2026-12-01. Only reads the cases: nothing runs on them here."""
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ def test_every_held_out_case_is_in_exactly_one_part() -> None:
         "turn_cases_ptbr_fresh.jsonl",
         "turn_cases_ptbr_fresh2.jsonl",
         "turn_cases_ptbr_fresh3.jsonl",
+        "turn_cases_ptbr_fresh4_a.jsonl",
+        "turn_cases_ptbr_fresh4_b.jsonl",
+        "turn_cases_ptbr_fresh4_c.jsonl",
     }
     parts = {name: Counter(semantic.part_of(c) for c in cases) for name, cases in by_file.items()}
     assert parts["turn_cases.jsonl"] == Counter(original=len(by_file["turn_cases.jsonl"]))
@@ -28,10 +31,13 @@ def test_every_held_out_case_is_in_exactly_one_part() -> None:
     assert parts["turn_cases_ptbr_fresh.jsonl"] == Counter(fresh=160)
     assert parts["turn_cases_ptbr_fresh2.jsonl"] == Counter(fresh2=160)
     assert parts["turn_cases_ptbr_fresh3.jsonl"] == Counter(fresh3=160)
+    for writer in "abc":
+        assert parts[f"turn_cases_ptbr_fresh4_{writer}.jsonl"] == Counter(fresh4=110)
     assert [name for name, _ in semantic.PARTS] == [
         "original",
         "added",
         "fresh",
         "fresh2",
         "fresh3",
+        "fresh4",
     ]

@@ -168,6 +168,7 @@ def test_the_fresh_held_out_cases_are_tagged_labelled_and_new() -> None:
 
 FRESH2 = ROOT / "tests" / "data" / "turn_cases_ptbr_fresh2.jsonl"
 FRESH3 = ROOT / "tests" / "data" / "turn_cases_ptbr_fresh3.jsonl"
+FRESH4 = "holdout-fresh4-2026-12-01"
 
 
 def _folded(text: str) -> str:
@@ -178,44 +179,74 @@ def _folded(text: str) -> str:
 
 
 @pytest.mark.parametrize(
-    ("path", "sha256", "tag", "tiers"),
+    ("path", "sha256", "tags", "counts", "tiers"),
     [
         # sha256 of each file as committed alone before anything ran on it: a changed
         # case after a run would be a case tuned on, so any edit must show here.
+        # counts: KB topics, handoffs, distinct entries.
         (
             FRESH2,
             "46ab56683fcf2419e7264b3456d0a600164efbb09cefa52c258a806b1fabe262",
-            "holdout-fresh2-2026-12-01",
+            ("holdout-fresh2-2026-12-01",),
+            (80, 80, 33),
             {"N3": 29, "N2": 23, "N1": 28},
         ),
         (
             FRESH3,
             "fece5c3ab7474fc1b0d33ad4bd552568c763e8cf8b628c2e9193557c04ca6eea",
-            "holdout-fresh3-2026-12-01",
+            ("holdout-fresh3-2026-12-01",),
+            (80, 80, 33),
             {"N3": 28, "N2": 20, "N1": 32},
         ),
+        (
+            FRESH3.with_name("turn_cases_ptbr_fresh4_a.jsonl"),
+            "2994eed07ad42044474ad7c6fd718b2f94830a9b97f13e66e545acf770679867",
+            (FRESH4, "writer-a"),
+            (60, 50, 37),
+            {"N3": 15, "N2": 10, "N1": 25},
+        ),
+        (
+            FRESH3.with_name("turn_cases_ptbr_fresh4_b.jsonl"),
+            "fdeae6d9682b88b8df6f67d7b138a6bcbef75ab785db4cf9030d4309a991d6a8",
+            (FRESH4, "writer-b"),
+            (60, 50, 35),
+            {"N3": 17, "N2": 11, "N1": 22},
+        ),
+        (
+            FRESH3.with_name("turn_cases_ptbr_fresh4_c.jsonl"),
+            "52925d9826ecdb15224f75c0f433b700359ee64d20b044d898f189088ca633b2",
+            (FRESH4, "writer-c"),
+            (60, 50, 37),
+            {"N3": 15, "N2": 10, "N1": 25},
+        ),
     ],
-    ids=["fresh2", "fresh3"],
+    ids=["fresh2", "fresh3", "fresh4-a", "fresh4-b", "fresh4-c"],
 )
 def test_the_later_fresh_held_out_cases_are_pinned_labelled_and_new(
-    path: Path, sha256: str, tag: str, tiers: dict[str, int]
+    path: Path,
+    sha256: str,
+    tags: tuple[str, ...],
+    counts: tuple[int, int, int],
+    tiers: dict[str, int],
 ) -> None:
-    """README ("Semantic extra"): the second and third sets of 160 held-out pt-BR cases
-    written on 2026-12-01, each by a helper apart from the tuning on the earlier sets,
-    and committed before anything ran on them: 80 KB topics over 33 entries, 80
-    handoffs with the tier, priority and private flag the routing policy gives. Pinned
-    by their digests, since editing them after a run would make them tuned-on."""
+    """README ("Semantic extra"): the second, third and fourth sets of held-out pt-BR
+    cases written on 2026-12-01, each by helpers apart from the tuning on the earlier
+    sets (the fourth by three writers, apart from each other too), and committed before
+    anything ran on them: KB topics over most entries, handoffs with the tier, priority
+    and private flag the routing policy gives. Pinned by their digests, since editing
+    them after a run would make them tuned-on."""
     assert hashlib.sha256(path.read_bytes()).hexdigest() == sha256
     cases = load_cases(path)
-    assert len(cases) == 160
-    assert all(c.split == "holdout" and c.locale == "pt-BR" and c.tags == (tag,) for c in cases)
+    n_topics, n_handoffs, n_entries = counts
+    assert len(cases) == n_topics + n_handoffs
+    assert all(c.split == "holdout" and c.locale == "pt-BR" and c.tags == tags for c in cases)
     topics = [c for c in cases if c.expect == "answer"]
     handoffs = [c for c in cases if c.expect == "handoff"]
-    assert len(topics) == 80 and len(handoffs) == 80
+    assert len(topics) == n_topics and len(handoffs) == n_handoffs
     shipped_kb = load_kb(default_settings().kb.paths)
     entries = {e.id for e in shipped_kb.entries if e.answer_locale("pt-BR") == "pt-BR"}
     assert all(c.entry in entries for c in topics)
-    assert len({c.entry for c in topics}) == 33
+    assert len({c.entry for c in topics}) == n_entries
     assert max(Counter(c.entry for c in topics).values()) <= 3
     # every handoff's tier and priority is one a routing rule gives (priority defaults
     # to normal); private is always stated
