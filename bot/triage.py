@@ -253,13 +253,6 @@ class Triage:
             if kb is not None
             else []
         )
-        self._examples = Examples(
-            {r.name: r.when.examples for r in self.rules},
-            embeddings,
-            competitors,
-            real_words=kb_text,
-            messages={r.name: r.when.messages for r in self.rules},
-        )
         self._human = Examples(
             {HUMAN_REQUEST: tuple(human_examples)},
             embeddings,
@@ -268,6 +261,14 @@ class Triage:
             discounts=False,
             real_words=kb_text,
             messages={HUMAN_REQUEST: tuple(human_messages)},
+        )
+        self._examples = Examples(
+            {r.name: r.when.examples for r in self.rules},
+            embeddings,
+            competitors,
+            real_words=kb_text,
+            messages={r.name: r.when.messages for r in self.rules},
+            requests=self._human,
         )
         self._human_threshold = human_threshold
 

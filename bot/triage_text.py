@@ -318,7 +318,7 @@ class Examples:
     meaning ("someone got into my account" is close to "alguém entrou na minha conta"
     without sharing a word): the rule whose example is nearest to the text in meaning
     scores that cosine mapped by :func:`semantic_example_score`, when that is better
-    than its containment score. Meaning alone is weaker evidence than words, so two
+    than its containment score. Meaning alone is weaker evidence than words, so
     competitors must lose first:
 
     - the other rules: only the rule nearest in meaning gets the semantic score ("they
@@ -329,7 +329,10 @@ class Examples:
       does not say which, and words decide);
     - ``competitors``, the KB's phrasings: a text nearer some KB phrasing than any
       example ("I forgot my password", "meu cupom não funciona") is a question the bot
-      answers, not a problem for a human, whatever its likeness to an example.
+      answers, not a problem for a human, whatever its likeness to an example;
+    - ``requests``, the ``[human_request]`` index: a text nearer a request for a person
+      than any example ("me passa pra alguém da equipe" against "nobody on my team can
+      log in") asks for a person; the problem, if it names one, is told in words.
 
     A rule's ``messages`` (reviewed customer messages) take part in this meaning match
     only, never in the containment score. The examples' vectors come from the embedding
@@ -344,11 +347,13 @@ class Examples:
         discounts: bool = True,
         real_words: Iterable[str] = (),
         messages: Mapping[str, Sequence[str]] | None = None,
+        requests: Examples | None = None,
     ) -> None:
         """``cosine``: the cosine that scores ``EXAMPLE_THRESHOLD`` (default
         ``EXAMPLE_COSINE``); ``discounts``: whether words that agree lower it by
         ``AGREE_DISCOUNT`` (not for ``[human_request]``: a request for a person stops
         the bot, and "o atendente foi grosso" names one without asking for one);
+        ``requests``: the ``[human_request]`` examples, a competitor on meaning (above);
         ``real_words``: texts (the KB's) whose words are never taken for typos of an
         example's word: a typo repair only knows the examples' words, and turned the
         ordinary "mandaram" into a break-in example's "mudaram"; ``messages``: per rule,
@@ -395,6 +400,7 @@ class Examples:
             else None
         )
         self._competitors = competitors if competitors is not None and competitors.texts else None
+        self._requests = requests._vectors if requests is not None else None
 
     def nearest(self, text: str) -> dict[str, Nearest]:
         """Per rule with examples, its example nearest to ``text`` (rules with no shared
@@ -420,6 +426,10 @@ class Examples:
                 nearest_kb = float(self._competitors.similarities(query).max())
             if cosine < nearest_kb:
                 return found  # nearer a KB phrasing: a question the KB answers
+        if self._requests is not None:
+            with encoder.one_thread():
+                if cosine < float(self._requests.similarities(query).max()):
+                    return found  # nearer a request for a person than to the problem
         rows = np.flatnonzero(self._vectors.owners == owner)
         row = int(rows[int(np.argmax(sims[rows]))])
         at = EXAMPLE_COSINE if self._cosine is None else self._cosine

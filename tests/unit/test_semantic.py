@@ -419,6 +419,33 @@ RESET_KB = KnowledgeBase(
 )
 
 
+def test_a_request_for_a_person_is_not_a_problem_on_meaning(
+    encoder: Encoder, tmp_path: Path
+) -> None:
+    """ "me passa pra alguém da equipe" is about as near "nobody on my team can log in"
+    as paraphrases usually are, but nearer a request for a person: it asks for one, and
+    names no outage. A message that tells the outage still matches."""
+    embeddings = Embeddings(encoder, EmbeddingCache(tmp_path))
+    outage = Rule(
+        name="outage",
+        reason="r",
+        tier="N3",
+        priority=Priority.URGENT,
+        when=Conditions(examples=("nobody on my team can log in", "o sistema caiu pra todo mundo")),
+    )
+    asks = ("me coloca com alguém da equipe", "quero falar com uma pessoa")
+
+    def ctx(text: str) -> TriageContext:
+        return TriageContext(text, "console", datetime(2026, 12, 1, tzinfo=UTC))
+
+    alone = Triage([outage], "N1", BusinessHours(), embeddings=embeddings)
+    assert alone.decide(ctx("me passa pra alguem da equipe")).rule == "outage"
+    both = Triage([outage], "N1", BusinessHours(), human_examples=asks, embeddings=embeddings)
+    assert both.decide(ctx("me passa pra alguem da equipe")).rule is None
+    told = both.decide(ctx("ninguem da minha equipe consegue entrar no sistema"))
+    assert told.rule == "outage"
+
+
 def test_reviewed_messages_count_on_meaning(encoder: Encoder, tmp_path: Path) -> None:
     """A KB entry's or a rule's ``messages`` (reviewed customer messages, as written)
     bring texts that say the same in other words nearer, on meaning only."""
