@@ -8,14 +8,12 @@
   :class:`kb.matcher.Matcher` at its thresholds and :class:`kb.fused.FusedMatcher` at
   its own operating point (:data:`kb.fused.VOTING`), as each ships: top-1, coverage,
   precision, out-of-scope answered. Skipped, saying why, when the datasets are missing.
-- **turns**: the pt-BR ``holdout`` cases of ``tests/data/turn_cases.jsonl``,
-  ``tests/data/turn_cases_ptbr_added.jsonl``, ``tests/data/turn_cases_ptbr_fresh.jsonl``,
-  ``tests/data/turn_cases_ptbr_fresh2.jsonl`` and ``tests/data/turn_cases_ptbr_fresh3.jsonl``
-  (``--split dev`` while tuning) through the whole engine, ``[kb] semantic = false`` and
-  ``true``: KB topic right (cases expecting a KB answer that got that entry) and triage
-  tier right (handoff cases that reached their tier); the held-out cases added on
-  2026-11-30 and the three fresh sets written on 2026-12-01 are also reported apart from
-  the original ones.
+- **turns**: the pt-BR ``holdout`` cases of the whole-turn case files
+  (:data:`CASE_FILES`; ``--split dev`` while tuning) through the whole engine, ``[kb]
+  semantic = false`` and ``true``: KB topic right (cases expecting a KB answer that got
+  that entry) and triage tier right (handoff cases that reached their tier); the
+  held-out cases added on 2026-11-30 and each fresh set written on 2026-12-01 are also
+  reported apart from the original ones (:data:`PARTS`).
 - **latency**: KBs of 1k / 10k / 100k phrasings (``bench.latency.synthesize``), each
   size in a fresh subprocess per matcher: per-message p50 / p99 of ``match`` (every
   query a new text: its embedding included), peak RSS, build time with a cold
