@@ -89,6 +89,8 @@ FRESH3 = "holdout-fresh3-2026-12-01"
 #: the tuning on the first three sets and from each other, committed before anything
 #: ran on them (README).
 FRESH4 = "holdout-fresh4-2026-12-01"
+#: The fifth, written the same way once the fourth had been run and read (README).
+FRESH5 = "holdout-fresh5-2026-12-01"
 #: Each part reported apart: its name and the tag its cases carry (``None``: neither).
 PARTS = (
     ("original", None),
@@ -97,10 +99,11 @@ PARTS = (
     ("fresh2", FRESH2),
     ("fresh3", FRESH3),
     ("fresh4", FRESH4),
+    ("fresh5", FRESH5),
 )
 #: The whole-turn cases: issue 12's set (``escala eval``'s targets are tested on it),
 #: the pt-BR cases added for issue 19 (held-out and dev, tagged by the day they were
-#: added) and the four fresh held-out sets, each kept in files of its own.
+#: added) and the five fresh held-out sets, each kept in files of its own.
 CASE_FILES = (
     ROOT / "tests" / "data" / "turn_cases.jsonl",
     ROOT / "tests" / "data" / "turn_cases_ptbr_added.jsonl",
@@ -110,6 +113,9 @@ CASE_FILES = (
     ROOT / "tests" / "data" / "turn_cases_ptbr_fresh4_a.jsonl",
     ROOT / "tests" / "data" / "turn_cases_ptbr_fresh4_b.jsonl",
     ROOT / "tests" / "data" / "turn_cases_ptbr_fresh4_c.jsonl",
+    ROOT / "tests" / "data" / "turn_cases_ptbr_fresh5_a.jsonl",
+    ROOT / "tests" / "data" / "turn_cases_ptbr_fresh5_b.jsonl",
+    ROOT / "tests" / "data" / "turn_cases_ptbr_fresh5_c.jsonl",
 )
 
 

@@ -1,5 +1,5 @@
 """``bench.semantic``'s turns (issue 19) read every whole-turn case file and report the
-held-out parts apart: the original cases, those added on 2026-11-30 and the four fresh
+held-out parts apart: the original cases, those added on 2026-11-30 and the five fresh
 sets of 2026-12-01. Only reads the cases: nothing runs on them here."""
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ def test_every_held_out_case_is_in_exactly_one_part() -> None:
         "turn_cases_ptbr_fresh4_a.jsonl",
         "turn_cases_ptbr_fresh4_b.jsonl",
         "turn_cases_ptbr_fresh4_c.jsonl",
+        "turn_cases_ptbr_fresh5_a.jsonl",
+        "turn_cases_ptbr_fresh5_b.jsonl",
+        "turn_cases_ptbr_fresh5_c.jsonl",
     }
     parts = {name: Counter(semantic.part_of(c) for c in cases) for name, cases in by_file.items()}
     assert parts["turn_cases.jsonl"] == Counter(original=len(by_file["turn_cases.jsonl"]))
@@ -33,6 +36,7 @@ def test_every_held_out_case_is_in_exactly_one_part() -> None:
     assert parts["turn_cases_ptbr_fresh3.jsonl"] == Counter(fresh3=160)
     for writer in "abc":
         assert parts[f"turn_cases_ptbr_fresh4_{writer}.jsonl"] == Counter(fresh4=110)
+        assert parts[f"turn_cases_ptbr_fresh5_{writer}.jsonl"] == Counter(fresh5=110)
     assert [name for name, _ in semantic.PARTS] == [
         "original",
         "added",
@@ -40,4 +44,5 @@ def test_every_held_out_case_is_in_exactly_one_part() -> None:
         "fresh2",
         "fresh3",
         "fresh4",
+        "fresh5",
     ]

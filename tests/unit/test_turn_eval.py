@@ -169,6 +169,7 @@ def test_the_fresh_held_out_cases_are_tagged_labelled_and_new() -> None:
 FRESH2 = ROOT / "tests" / "data" / "turn_cases_ptbr_fresh2.jsonl"
 FRESH3 = ROOT / "tests" / "data" / "turn_cases_ptbr_fresh3.jsonl"
 FRESH4 = "holdout-fresh4-2026-12-01"
+FRESH5 = "holdout-fresh5-2026-12-01"
 
 
 def _folded(text: str) -> str:
@@ -219,8 +220,38 @@ def _folded(text: str) -> str:
             (60, 50, 37),
             {"N3": 15, "N2": 10, "N1": 25},
         ),
+        (
+            FRESH3.with_name("turn_cases_ptbr_fresh5_a.jsonl"),
+            "16d669b5f24306703696d7e65a31bc33732521788ab76636b060d744ea36eb99",
+            (FRESH5, "writer-a"),
+            (60, 50, 34),
+            {"N3": 19, "N2": 10, "N1": 21},
+        ),
+        (
+            FRESH3.with_name("turn_cases_ptbr_fresh5_b.jsonl"),
+            "be1ba7eaf28cb27a8e6f9687e56c3b3f252408b308e37fded3f12540f442c219",
+            (FRESH5, "writer-b"),
+            (60, 50, 37),
+            {"N3": 15, "N2": 10, "N1": 25},
+        ),
+        (
+            FRESH3.with_name("turn_cases_ptbr_fresh5_c.jsonl"),
+            "895c3e2d8e4f5657f787463a3530cf4955949162d6999970bdb366a1c3846d08",
+            (FRESH5, "writer-c"),
+            (60, 50, 37),
+            {"N3": 17, "N2": 10, "N1": 23},
+        ),
     ],
-    ids=["fresh2", "fresh3", "fresh4-a", "fresh4-b", "fresh4-c"],
+    ids=[
+        "fresh2",
+        "fresh3",
+        "fresh4-a",
+        "fresh4-b",
+        "fresh4-c",
+        "fresh5-a",
+        "fresh5-b",
+        "fresh5-c",
+    ],
 )
 def test_the_later_fresh_held_out_cases_are_pinned_labelled_and_new(
     path: Path,
@@ -229,9 +260,9 @@ def test_the_later_fresh_held_out_cases_are_pinned_labelled_and_new(
     counts: tuple[int, int, int],
     tiers: dict[str, int],
 ) -> None:
-    """README ("Semantic extra"): the second, third and fourth sets of held-out pt-BR
-    cases written on 2026-12-01, each by helpers apart from the tuning on the earlier
-    sets (the fourth by three writers, apart from each other too), and committed before
+    """README ("Semantic extra"): the second to fifth sets of held-out pt-BR cases
+    written on 2026-12-01, each by helpers apart from the tuning on the earlier sets
+    (the fourth and fifth by three writers each, apart from each other too), and committed before
     anything ran on them: KB topics over most entries, handoffs with the tier, priority
     and private flag the routing policy gives. Pinned by their digests, since editing
     them after a run would make them tuned-on."""
