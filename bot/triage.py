@@ -41,6 +41,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 
 from bot.errors import ConfigError, Problems
@@ -66,6 +67,8 @@ from kb.semantic import Embeddings, PhrasingVectors
 
 KB_OUTCOMES = ("answer", "suggest", "none")
 CHANNELS = ("telegram", "sms", "whatsapp", "console")
+#: A phrase keyword's words joined, and the words it needs to match in a window.
+KeywordNeeds = tuple[str, frozenset[str] | None]
 #: The pseudo-rule under which ``[human_request]`` examples are indexed.
 HUMAN_REQUEST = "[human_request]"
 
@@ -119,15 +122,42 @@ class Conditions:
     def reads_text(self) -> bool:
         return bool(self.keywords or self.regex or self.examples)
 
+    @cached_property
+    def _keyword_index(self) -> tuple[frozenset[str], frozenset[str], tuple[KeywordNeeds, ...]]:
+        """Every word of the keywords; the one-word keywords; per phrase, its words
+        joined and the words :meth:`Keyword.find` needs all of to look for it in a window."""
+        words = frozenset(w for keyword in self.keywords for w in keyword.words)
+        single = frozenset(k.words[0] for k in self.keywords if len(k.words) == 1)
+        phrases = tuple((k.phrase, k.needed) for k in self.keywords if len(k.words) > 1)
+        return words, single, phrases
+
+    def _keywords_may_hit(self, text: TextForms) -> bool:
+        """False when no keyword can match ``text``, decided from what the text's forms
+        worked out once for every rule (which rule words match a word of it, which
+        phrases it nearly holds) instead of asking each keyword (issue 18). A keyword
+        matches only if its one word matches, or the text nearly holds its phrase, or
+        each of its meaningful words matches (:meth:`Keyword.find`)."""
+        matched, vocabulary = text.matched, text.vocabulary
+        words, single, phrases = self._keyword_index
+        if matched is None or vocabulary is None or not words <= vocabulary.words:
+            return True  # the text's forms were not worked out for these words
+        if not single.isdisjoint(matched):
+            return True
+        return any(
+            (needed is not None and needed <= matched) or text.near(phrase)
+            for phrase, needed in phrases
+        )
+
     def _text_hit(self, text: TextForms, nearest: Nearest | None) -> str | None:
         """Why the text matches (any one text condition is enough), or ``None``."""
-        for keyword in self.keywords:
-            matched = keyword.find(text)
-            if matched is not None:
-                as_written = " ".join(keyword.words)
-                return f"keyword '{keyword.text}'" + (
-                    f" (as '{matched}')" if matched != as_written else ""
-                )
+        if self.keywords and self._keywords_may_hit(text):
+            for keyword in self.keywords:
+                matched = keyword.find(text)
+                if matched is not None:
+                    as_written = " ".join(keyword.words)
+                    return f"keyword '{keyword.text}'" + (
+                        f" (as '{matched}')" if matched != as_written else ""
+                    )
         if self.regex:
             hit = self._regex_hit(text)
             if hit is not None:
@@ -143,7 +173,7 @@ class Conditions:
                 return f"regex '{pattern.pattern}' on '{found.group(0)[:60]}'"
         return None
 
-    def _may_hold(self, ctx: TriageContext) -> bool:
+    def may_hold(self, ctx: TriageContext) -> bool:
         """False when a condition that does not read the text fails."""
         return (
             (not self.kb_outcome or ctx.kb_outcome in self.kb_outcome)
@@ -165,7 +195,7 @@ class Conditions:
     ) -> list[str] | None:
         """Why every condition holds, or ``None`` as soon as one does not.
         ``nearest``: this rule's example nearest to the text, if it has examples."""
-        if not self._may_hold(ctx):
+        if not self.may_hold(ctx):
             return None  # the cheap conditions first: reading the text costs the most
         why: list[str] = []
         if self.reads_text:
@@ -239,7 +269,8 @@ class Triage:
         self.default_tier = default_tier
         self.hours = hours
         self._vocabulary = Vocabulary(
-            word for r in self.rules for keyword in r.when.keywords for word in keyword.words
+            (word for r in self.rules for keyword in r.when.keywords for word in keyword.words),
+            (k.phrase for r in self.rules for k in r.when.keywords if len(k.words) > 1),
         )
         competitors = (
             PhrasingVectors.build(phrasings(kb), embeddings.encoder, embeddings.cache)
@@ -271,13 +302,17 @@ class Triage:
             requests=self._human,
         )
         self._human_threshold = human_threshold
+        #: The least score a rule's example must reach to match: lower ones go unread.
+        self._example_floor = min(
+            (r.when.example_threshold for r in self.rules if r.when.examples), default=0.0
+        )
 
     def human_request(self, text: str) -> ExampleHit | None:
         """The ``[human_request]`` example ``text`` is close to: the customer asks for a
         person in their own words. ``None`` for a low-information text."""
         if is_low_information(text):
             return None
-        found = self._human.nearest(text).get(HUMAN_REQUEST)
+        found = self._human.nearest(text, self._human_threshold).get(HUMAN_REQUEST)
         if found is None or found.score < self._human_threshold:
             return None
         return ExampleHit(HUMAN_REQUEST, found.phrasing, found.score)
@@ -285,7 +320,16 @@ class Triage:
     def decide(self, ctx: TriageContext) -> TriageDecision:
         text = TextForms.of(ctx.text, self._vocabulary)
         # Examples match only a message that says something: "ok" is close to no problem.
-        nearest = {} if is_low_information(ctx.text) else self._examples.nearest(ctx.text)
+        # Scored for every rule at once, and only once a rule whose other conditions
+        # hold asks (issue 18: most turns, none does).
+        nearest: list[dict[str, Nearest]] = [] if not is_low_information(ctx.text) else [{}]
+
+        def nearest_for(rule: Rule) -> Nearest | None:
+            if not rule.when.examples or not rule.when.may_hold(ctx):
+                return None  # explain reads no example for it
+            if not nearest:
+                nearest.append(self._examples.nearest(ctx.text, self._example_floor))
+            return nearest[0].get(rule.name)
 
         explained: dict[str, list[str] | None] = {}
 
@@ -293,9 +337,7 @@ class Triage:
             # A rule is asked again when an earlier one routes without handing off or
             # is not private: once is enough.
             if rule.name not in explained:
-                explained[rule.name] = rule.when.explain(
-                    ctx, text, self.hours, nearest.get(rule.name)
-                )
+                explained[rule.name] = rule.when.explain(ctx, text, self.hours, nearest_for(rule))
             return explained[rule.name]
 
         for i, rule in enumerate(self.rules):

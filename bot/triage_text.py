@@ -25,6 +25,7 @@ none of them. Two text conditions tolerate that:
 
 from __future__ import annotations
 
+import math
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,10 @@ from kb.semantic import Embeddings, PhrasingVectors
 
 WORD_FUZZY_MIN_LETTERS = 5
 WORD_CUTOFF = 85.0
+#: The shortest text word that can reach ``WORD_CUTOFF`` against a rule word of
+#: ``WORD_FUZZY_MIN_LETTERS``: ``ratio`` is at most ``200 * n / (n + m)`` for words of
+#: ``n <= m`` characters (4: a 3-letter word scores at most 75 against a 5-letter one).
+_FUZZY_MIN_CANDIDATE = math.ceil(WORD_CUTOFF * WORD_FUZZY_MIN_LETTERS / (200 - WORD_CUTOFF) - 1e-9)
 PHRASE_CUTOFF = 90.0
 #: Extra words a phrase's window may hold ("minha conta *foi* invadida"); the text's
 #: stop words are not counted.
@@ -118,9 +123,15 @@ class TextForms:
     #: Per position, how many of the words before it are not stop words (one more
     #: entry at the end): window sizes count these (:meth:`Keyword._in_window`).
     content: tuple[int, ...] = ()
+    #: The rule words and phrases asked about (:meth:`of`), ``None``: none given.
+    vocabulary: Vocabulary | None = field(default=None, compare=False, repr=False)
+    #: The vocabulary's words that match some word of the text (``None``: no vocabulary):
+    #: a keyword with a meaningful word outside it cannot match (:meth:`Keyword.may_find`).
+    matched: frozenset[str] | None = field(default=None, compare=False, repr=False)
     _hits: dict[str, tuple[int, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
+    _near: list[frozenset[str]] = field(default_factory=list, init=False, compare=False, repr=False)
 
     @classmethod
     def of(cls, text: str, vocabulary: Vocabulary | None = None) -> TextForms:
@@ -132,17 +143,51 @@ class TextForms:
         content = [0]
         for word in words:
             content.append(content[-1] + (word not in STOP_WORDS))
+        stems = tuple(stem(w) for w in words)
+        if vocabulary is None:
+            return cls(text, strip_accents(text), folded, words, stems, tuple(content))
+        hits = vocabulary.positions(words, stems)
         forms = cls(
-            text, strip_accents(text), folded, words, tuple(stem(w) for w in words), tuple(content)
+            text,
+            strip_accents(text),
+            folded,
+            words,
+            stems,
+            tuple(content),
+            vocabulary,
+            frozenset(hits),
         )
-        if vocabulary is not None:
-            forms._hits.update(vocabulary.positions(words, forms.stems))
+        forms._hits.update(hits)
         return forms
+
+    def near(self, phrase: str) -> bool:
+        """Whether the text holds ``phrase`` (folded words, joined) nearly as written:
+        rapidfuzz ``partial_ratio >= PHRASE_CUTOFF``. The vocabulary's phrases are
+        scored all at once, in one rapidfuzz call, the first time one is asked about."""
+        vocabulary = self.vocabulary
+        if vocabulary is None or phrase not in vocabulary.phrases:
+            return (
+                fuzz.partial_ratio(phrase, self.folded, score_cutoff=PHRASE_CUTOFF) >= PHRASE_CUTOFF
+            )
+        if not self._near:
+            # partial_ratio is symmetric: the text as the query scores what each phrase
+            # against the text scores
+            close = process.extract(
+                self.folded,
+                vocabulary.phrase_list,
+                scorer=fuzz.partial_ratio,
+                score_cutoff=PHRASE_CUTOFF,
+                limit=None,
+            )
+            self._near.append(frozenset(phrase for phrase, _, _ in close))
+        return phrase in self._near[0]
 
     def hits(self, word: str, word_stem: str) -> tuple[int, ...]:
         """The positions of the words of the text that ``word`` (a folded rule word,
         ``word_stem`` its stem) matches, in order (see the module doc)."""
         found = self._hits.get(word)
+        if found is None and self.vocabulary is not None and word in self.vocabulary.words:
+            return ()  # a rule word the vocabulary matched against no word of the text
         if found is None:
             fuzzy = sum(c.isalpha() for c in word) >= WORD_FUZZY_MIN_LETTERS
             found = tuple(
@@ -159,10 +204,13 @@ class TextForms:
 class Vocabulary:
     """Every rule word of a rule set, indexed so a text's words are matched against all
     of them in a few lookups and one rapidfuzz scan per text word (:func:`_word_hit`'s
-    rules, same results)."""
+    rules, same results); ``phrases``: the rule set's phrases (a keyword's words, joined),
+    scored against a text all at once (:meth:`TextForms.near`)."""
 
-    def __init__(self, words: Iterable[str]) -> None:
+    def __init__(self, words: Iterable[str], phrases: Iterable[str] = ()) -> None:
         self.words = frozenset(words)
+        self.phrase_list = sorted(set(phrases))
+        self.phrases = frozenset(self.phrase_list)
         self._by_stem: dict[str, list[str]] = {}
         self._fuzzy: dict[str, list[str]] = {}  # by first letter
         for word in sorted(self.words):
@@ -172,23 +220,35 @@ class Vocabulary:
                 self._fuzzy.setdefault(word[:1], []).append(word)
 
     def positions(self, words: Sequence[str], stems: Sequence[str]) -> dict[str, tuple[int, ...]]:
-        """For every rule word, the positions of ``words`` it matches (none: ``()``)."""
+        """For every rule word that matches some of ``words``, the positions it matches
+        (the other rule words match none)."""
         found: dict[str, list[int]] = {}
+        close_to: dict[str, list[str]] = {}  # a text repeats its words
         for i, (candidate, candidate_stem) in enumerate(zip(words, stems, strict=True)):
             hit: set[str] = set()
             if candidate in self.words:
                 hit.add(candidate)
             if len(candidate) >= 4:
                 hit.update(self._by_stem.get(candidate_stem, ()))
-            group = self._fuzzy.get(candidate[:1])
-            if group:
-                close = process.extract(
-                    candidate, group, scorer=fuzz.ratio, score_cutoff=WORD_CUTOFF, limit=None
-                )
-                hit.update(word for word, _, _ in close)
+            if len(candidate) >= _FUZZY_MIN_CANDIDATE:
+                group = self._fuzzy.get(candidate[:1])
+                if group:
+                    close = close_to.get(candidate)
+                    if close is None:
+                        close = close_to[candidate] = [
+                            word
+                            for word, _, _ in process.extract(
+                                candidate,
+                                group,
+                                scorer=fuzz.ratio,
+                                score_cutoff=WORD_CUTOFF,
+                                limit=None,
+                            )
+                        ]
+                    hit.update(close)
             for word in hit:
                 found.setdefault(word, []).append(i)
-        return {word: tuple(found.get(word, ())) for word in self.words}
+        return {word: tuple(found_at) for word, found_at in found.items()}
 
 
 def _word_hit(word: str, word_stem: str, fuzzy: bool, candidate: str, candidate_stem: str) -> bool:
@@ -232,7 +292,7 @@ class Keyword:
             found = text.hits(self.words[0], self.stems[0])
             return text.words[found[0]] if found else None
         phrase = self.phrase
-        if fuzz.partial_ratio(phrase, text.folded, score_cutoff=PHRASE_CUTOFF) >= PHRASE_CUTOFF:
+        if text.near(phrase):
             n = len(self.words)
             for size in (n, n - 1, n + 1):
                 for i in range(len(text.words) - size + 1):
@@ -246,6 +306,14 @@ class Keyword:
             # tolerated by the ratio above).
             return None
         return self._in_window(text)
+
+    @property
+    def needed(self) -> frozenset[str] | None:
+        """The words that must all match a word of a text for :meth:`_in_window` to find
+        this phrase (``None``: a single word, or a phrase it never looks at)."""
+        if len(self.words) < 2 or len(self.meaningful) < 2:
+            return None
+        return frozenset(w for w, _ in self.meaningful)
 
     def _in_window(self, text: TextForms) -> str | None:
         """Each meaningful word of the phrase matched by a distinct word of the text, all
@@ -402,12 +470,16 @@ class Examples:
         self._competitors = competitors if competitors is not None and competitors.texts else None
         self._requests = requests._vectors if requests is not None else None
 
-    def nearest(self, text: str) -> dict[str, Nearest]:
+    def nearest(self, text: str, at_least: float = 0.0) -> dict[str, Nearest]:
         """Per rule with examples, its example nearest to ``text`` (rules with no shared
-        word, and, with embeddings, not the nearest in meaning, are absent)."""
+        word, and, with embeddings, not the nearest in meaning, are absent).
+        ``at_least``: the caller reads no score below it (:meth:`Matcher.nearest`: a
+        rule whose example scores less may be absent or score less)."""
         if self._matcher is None:
             return {}
-        found = {hit.entry_id: hit for hit in self._matcher.nearest(text[:MAX_TEXT])}
+        if self._vectors is not None:
+            at_least = min(at_least, WORDS_AGREE)  # the words' scores weigh in from there
+        found = {hit.entry_id: hit for hit in self._matcher.nearest(text[:MAX_TEXT], at_least)}
         if self._vectors is None or self._embeddings is None:
             return found
         encoder = self._embeddings.encoder

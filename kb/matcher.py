@@ -408,8 +408,11 @@ class Matcher:
             return decide([], self.thresholds)
         return decide(self.ranked(per_entry, decision_reads(self.thresholds)), self.thresholds)
 
-    def nearest(self, text: str) -> list[Nearest]:
+    def nearest(self, text: str, at_least: float = 0.0) -> list[Nearest]:
         """Per entry, the phrasing ``text`` *contains* best, best first (ties: KB order).
+        ``at_least``: the caller reads no score below it, so the phrasings that cannot
+        reach it are not scored (issue 18); an entry whose best is below it may then be
+        missing, or come with a lower score.
 
         The containment score answers "does this message say one of these things?",
         where :meth:`rank` answers "is this message one of these questions?": the IDF
@@ -454,6 +457,13 @@ class Matcher:
             return []
         if len(rows) > SHORTLIST:
             rows = rows[np.argpartition(-covered[rows], SHORTLIST - 1)[:SHORTLIST]]
+        if at_least > 0:
+            # the score below is at most FUZZY_WEIGHT * 100 + (1 - FUZZY_WEIGHT) * 100 *
+            # covered (a point of slack for float rounding)
+            ceiling = 100.0 * (FUZZY_WEIGHT + (1 - FUZZY_WEIGHT) * covered[rows])
+            rows = rows[ceiling >= at_least - 1.0]
+            if not len(rows):
+                return []
         fuzzy = process.cdist(
             [" ".join(tokens)],
             [self._choices[row] for row in rows],
