@@ -37,6 +37,11 @@ def char_ngrams(words: Iterable[str], n: int = CHAR_NGRAM) -> dict[str, int]:
     return counts
 
 
+#: From this many query features on, :meth:`SparseIndex.dot` gathers the postings with
+#: array operations (a fixed cost of a few µs) rather than a slice per feature.
+_FEW_FEATURES = 8
+
+
 class SparseIndex:
     """Rows of sparse vectors; ``dot(query)`` is the query's dot product with every row.
 
@@ -85,6 +90,8 @@ class SparseIndex:
 
     def dot(self, query: Vector) -> npt.NDArray[np.float64]:
         """One float per row: sum over shared features of row weight times query weight."""
+        if len(query) > _FEW_FEATURES:
+            return self._dot_gathered(query)
         rows: list[npt.NDArray[np.int32]] = []
         weights: list[npt.NDArray[np.float64]] = []
         start = self._start
@@ -99,6 +106,32 @@ class SparseIndex:
         out: npt.NDArray[np.float64] = np.asarray(
             np.bincount(np.concatenate(rows), weights=np.concatenate(weights), minlength=self.size),
             dtype=np.float64,
+        )
+        return out
+
+    def _dot_gathered(self, query: Vector) -> npt.NDArray[np.float64]:
+        """:meth:`dot` for a query of many features (a text's character n-grams): the
+        postings gathered with a few array operations instead of a slice per feature
+        (issue 18). The same products, summed in the same order: the same floats."""
+        features = self._features
+        found: list[int] = []
+        factors: list[float] = []
+        for feature, weight in query.items():
+            f = features.get(feature)
+            if f is not None and weight:
+                found.append(f)
+                factors.append(weight)
+        if not found:
+            return np.zeros(self.size)
+        ids = np.array(found, dtype=np.intp)
+        begins = self._start[ids]
+        lengths = self._start[ids + 1] - begins
+        # Posting k of the gathered list is at begins[its feature] + its place in it.
+        shift = begins - (np.cumsum(lengths) - lengths)
+        at = np.arange(int(lengths.sum())) + np.repeat(shift, lengths)
+        weights = self._weights[at] * np.repeat(np.array(factors, dtype=np.float64), lengths)
+        out: npt.NDArray[np.float64] = np.asarray(
+            np.bincount(self._rows[at], weights=weights, minlength=self.size), dtype=np.float64
         )
         return out
 
