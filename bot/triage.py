@@ -67,8 +67,6 @@ from kb.semantic import Embeddings, PhrasingVectors
 
 KB_OUTCOMES = ("answer", "suggest", "none")
 CHANNELS = ("telegram", "sms", "whatsapp", "console")
-#: A phrase keyword's words joined, and the words it needs to match in a window.
-KeywordNeeds = tuple[str, frozenset[str] | None]
 #: The pseudo-rule under which ``[human_request]`` examples are indexed.
 HUMAN_REQUEST = "[human_request]"
 
@@ -123,13 +121,17 @@ class Conditions:
         return bool(self.keywords or self.regex or self.examples)
 
     @cached_property
-    def _keyword_index(self) -> tuple[frozenset[str], frozenset[str], tuple[KeywordNeeds, ...]]:
-        """Every word of the keywords; the one-word keywords; per phrase, its words
-        joined and the words :meth:`Keyword.find` needs all of to look for it in a window."""
+    def _keyword_index(
+        self,
+    ) -> tuple[frozenset[str], frozenset[str], frozenset[str], tuple[frozenset[str], ...]]:
+        """The keywords' words; their phrases (a keyword's words, joined); the one-word
+        keywords; per phrase, the words :meth:`Keyword.find` needs all of to look for it
+        in a window."""
         words = frozenset(w for keyword in self.keywords for w in keyword.words)
+        phrases = frozenset(k.phrase for k in self.keywords if len(k.words) > 1)
         single = frozenset(k.words[0] for k in self.keywords if len(k.words) == 1)
-        phrases = tuple((k.phrase, k.needed) for k in self.keywords if len(k.words) > 1)
-        return words, single, phrases
+        needs = tuple(k.needed for k in self.keywords if k.needed is not None)
+        return words, phrases, single, needs
 
     def _keywords_may_hit(self, text: TextForms) -> bool:
         """False when no keyword can match ``text``, decided from what the text's forms
@@ -138,15 +140,19 @@ class Conditions:
         matches only if its one word matches, or the text nearly holds its phrase, or
         each of its meaningful words matches (:meth:`Keyword.find`)."""
         matched, vocabulary = text.matched, text.vocabulary
-        words, single, phrases = self._keyword_index
-        if matched is None or vocabulary is None or not words <= vocabulary.words:
-            return True  # the text's forms were not worked out for these words
-        if not single.isdisjoint(matched):
+        words, phrases, single, needs = self._keyword_index
+        if (
+            matched is None
+            or vocabulary is None
+            or not words <= vocabulary.words
+            or not phrases <= vocabulary.phrases
+        ):
+            return True  # the text's forms were not worked out for these keywords
+        if matched and (
+            not single.isdisjoint(matched) or any(needed <= matched for needed in needs)
+        ):
             return True
-        return any(
-            (needed is not None and needed <= matched) or text.near(phrase)
-            for phrase, needed in phrases
-        )
+        return bool(phrases) and not phrases.isdisjoint(text.near_phrases())
 
     def _text_hit(self, text: TextForms, nearest: Nearest | None) -> str | None:
         """Why the text matches (any one text condition is enough), or ``None``."""

@@ -162,25 +162,30 @@ class TextForms:
 
     def near(self, phrase: str) -> bool:
         """Whether the text holds ``phrase`` (folded words, joined) nearly as written:
-        rapidfuzz ``partial_ratio >= PHRASE_CUTOFF``. The vocabulary's phrases are
-        scored all at once, in one rapidfuzz call, the first time one is asked about."""
+        rapidfuzz ``partial_ratio >= PHRASE_CUTOFF``."""
         vocabulary = self.vocabulary
         if vocabulary is None or phrase not in vocabulary.phrases:
             return (
                 fuzz.partial_ratio(phrase, self.folded, score_cutoff=PHRASE_CUTOFF) >= PHRASE_CUTOFF
             )
+        return phrase in self.near_phrases()
+
+    def near_phrases(self) -> frozenset[str]:
+        """The vocabulary's phrases the text holds nearly as written (:meth:`near`),
+        scored all at once, in one rapidfuzz call, the first time they are asked about."""
         if not self._near:
+            phrases = self.vocabulary.phrase_list if self.vocabulary is not None else []
             # partial_ratio is symmetric: the text as the query scores what each phrase
             # against the text scores
             close = process.extract(
                 self.folded,
-                vocabulary.phrase_list,
+                phrases,
                 scorer=fuzz.partial_ratio,
                 score_cutoff=PHRASE_CUTOFF,
                 limit=None,
             )
             self._near.append(frozenset(phrase for phrase, _, _ in close))
-        return phrase in self._near[0]
+        return self._near[0]
 
     def hits(self, word: str, word_stem: str) -> tuple[int, ...]:
         """The positions of the words of the text that ``word`` (a folded rule word,
