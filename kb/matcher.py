@@ -325,9 +325,10 @@ class Matcher:
         rows = np.flatnonzero(candidate > 0)
         if len(rows) > SHORTLIST:
             rows = rows[np.argpartition(-candidate[rows], SHORTLIST - 1)[:SHORTLIST]]
+        choices = self._choices
         fuzzy = process.cdist(
             [" ".join(tokens)],
-            [self._choices[row] for row in rows],
+            [choices[row] for row in rows.tolist()],
             scorer=fuzz.token_set_ratio,
             dtype=np.float32,
         )[0]

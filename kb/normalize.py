@@ -271,6 +271,8 @@ class Normalizer:
                 known.update(words)
             known.update(fold(canonical).split())
         self._longest = max((len(k) for k in self._synonyms), default=1)
+        #: The keys variants start with: a word that starts none is kept as it is.
+        self._starts = frozenset(k[0] for k in self._synonyms)
         known.update(w for text in vocabulary for w in fold(text).split())
         self._known = frozenset(known)
         self._known_stems = frozenset(stem(w) for w in known)
@@ -301,7 +303,12 @@ class Normalizer:
         stems = [synonym_key(w) for w in words]
         out: list[str] = []
         i = 0
+        starts = self._starts
         while i < len(words):
+            if stems[i] not in starts:
+                out.append(words[i])
+                i += 1
+                continue
             for size in range(min(self._longest, len(words) - i), 0, -1):
                 canonical = self._synonyms.get(tuple(stems[i : i + size]))
                 if canonical is not None:
