@@ -319,12 +319,28 @@ class Matcher:
         self, tokens: tuple[str, ...]
     ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
         """THE scoring function: the shortlisted phrasings and their 0..100 scores."""
+        rows, overlap = self._shortlist(tokens)
+        return rows, self._scores(tokens, rows, overlap)
+
+    def _shortlist(
+        self, tokens: tuple[str, ...]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """The shortlisted phrasings (candidates step), and every phrasing's overlap."""
         overlap = self._overlap(tokens)
         grams = self._grams.dot(tfidf(char_ngrams(tokens), self._gram_idf, self._unknown_gram_idf))
         candidate = overlap + grams
         rows = np.flatnonzero(candidate > 0)
         if len(rows) > SHORTLIST:
             rows = rows[np.argpartition(-candidate[rows], SHORTLIST - 1)[:SHORTLIST]]
+        return rows, overlap
+
+    def _scores(
+        self,
+        tokens: tuple[str, ...],
+        rows: npt.NDArray[np.intp],
+        overlap: npt.NDArray[np.float64],
+    ) -> npt.NDArray[np.float64]:
+        """The 0..100 scores of ``rows`` (see the module doc), each on its own."""
         choices = self._choices
         fuzzy = process.cdist(
             [" ".join(tokens)],
@@ -335,7 +351,33 @@ class Matcher:
         scores: npt.NDArray[np.float64] = (
             FUZZY_WEIGHT * fuzzy + (1 - FUZZY_WEIGHT) * 100.0 * overlap[rows]
         )
-        return rows, scores
+        return scores
+
+    def _best_entries(self, text: str, reads: int) -> npt.NDArray[np.float64] | None:
+        """:meth:`entry_scores` for a KB that does not vote, exact for the ``reads``
+        best entries only (:meth:`decision` reads no more; the others may score less).
+
+        A shortlisted phrasing that shares no word with the text (only character
+        trigrams) scores at most ``FUZZY_WEIGHT * 100``: those are scored only when
+        fewer than ``reads`` entries already score more (issue 18: they are most of the
+        shortlist for a short question, and rapidfuzz's share of the match)."""
+        tokens = self.normalizer.tokens(text)
+        if not tokens or not self._choices:
+            return None
+        rows, overlap = self._shortlist(tokens)
+        shares = overlap[rows] > 0
+        if shares.all() or not shares.any() or len(self._ids) < reads:
+            return self._entry_scores(tokens, rows, self._scores(tokens, rows, overlap))
+        first = rows[shares]
+        best = self._entry_scores(tokens, first, self._scores(tokens, first, overlap))
+        # a point of slack over the ceiling for float rounding
+        if float(np.partition(best, -reads)[-reads]) > 100.0 * FUZZY_WEIGHT + 1.0:
+            return best
+        rest = rows[~shares]
+        scored: npt.NDArray[np.float64] = np.maximum(
+            best, self._entry_scores(tokens, rest, self._scores(tokens, rest, overlap))
+        )
+        return scored
 
     def _entry_scores(
         self,
@@ -404,10 +446,14 @@ class Matcher:
     def decision(self, text: str) -> KbDecision:
         """The decision on the scores alone, after :meth:`match`'s low-information check
         (:class:`kb.fused.FusedMatcher` decides here with the words' answer too)."""
-        per_entry = self.per_entry(text)
+        reads = decision_reads(self.thresholds)
+        # A KB that votes needs every phrasing's score for the vote; one that does not
+        # reads its best few entries only (:class:`kb.fused.FusedMatcher` overrides
+        # this method: it fuses every entry's score).
+        per_entry = self.per_entry(text) if self.votes else self._best_entries(text, reads)
         if per_entry is None:
             return decide([], self.thresholds)
-        return decide(self.ranked(per_entry, decision_reads(self.thresholds)), self.thresholds)
+        return decide(self.ranked(per_entry, reads), self.thresholds)
 
     def nearest(self, text: str, at_least: float = 0.0) -> list[Nearest]:
         """Per entry, the phrasing ``text`` *contains* best, best first (ties: KB order).
