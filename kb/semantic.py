@@ -259,6 +259,11 @@ class PhrasingVectors:
     _last: tuple[Vectors, npt.NDArray[np.float32]] | None = field(
         default=None, init=False, repr=False
     )
+    #: Where each owner's phrasings start, and whose they are (:meth:`best_per_owner`;
+    #: no start: not grouped by owner), worked out on first use.
+    _groups: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = field(
+        default=None, init=False, repr=False
+    )
 
     @classmethod
     def build(
@@ -314,12 +319,18 @@ class PhrasingVectors:
         best = np.full(owners, -1.0)
         if not len(sims):
             return best
-        steps = np.diff(self.owners, prepend=-1)
-        if (steps < 0).any():  # not grouped (built by hand): the general, slower way
+        groups = self._groups
+        if groups is None:
+            steps = np.diff(self.owners, prepend=-1)
+            # not grouped (built by hand): the general, slower way, said by an empty start
+            starts = np.flatnonzero(steps) if not (steps < 0).any() else steps[:0]
+            groups = (starts, self.owners[starts])
+            object.__setattr__(self, "_groups", groups)  # the same every call (issue 18)
+        starts, owned = groups
+        if not len(starts):
             np.maximum.at(best, self.owners, sims)
             return best
-        starts = np.flatnonzero(steps)
-        best[self.owners[starts]] = np.maximum.reduceat(sims.astype(np.float64), starts)
+        best[owned] = np.maximum.reduceat(sims.astype(np.float64), starts)
         return best
 
 
