@@ -152,7 +152,7 @@ class Conditions:
             not single.isdisjoint(matched) or any(needed <= matched for needed in needs)
         ):
             return True
-        return bool(phrases) and not phrases.isdisjoint(text.near_phrases())
+        return bool(phrases) and not phrases.isdisjoint(text.near_phrases)
 
     def _text_hit(self, text: TextForms, nearest: Nearest | None) -> str | None:
         """Why the text matches (any one text condition is enough), or ``None``."""
@@ -328,14 +328,15 @@ class Triage:
         # Examples match only a message that says something: "ok" is close to no problem.
         # Scored for every rule at once, and only once a rule whose other conditions
         # hold asks (issue 18: most turns, none does).
-        nearest: list[dict[str, Nearest]] = [] if not is_low_information(ctx.text) else [{}]
+        nearest: dict[str, Nearest] | None = {} if is_low_information(ctx.text) else None
 
         def nearest_for(rule: Rule) -> Nearest | None:
+            nonlocal nearest
             if not rule.when.examples or not rule.when.may_hold(ctx):
                 return None  # explain reads no example for it
-            if not nearest:
-                nearest.append(self._examples.nearest(ctx.text, self._example_floor))
-            return nearest[0].get(rule.name)
+            if nearest is None:
+                nearest = self._examples.nearest(ctx.text, self._example_floor)
+            return nearest.get(rule.name)
 
         explained: dict[str, list[str] | None] = {}
 

@@ -29,6 +29,7 @@ import math
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -131,7 +132,6 @@ class TextForms:
     _hits: dict[str, tuple[int, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False
     )
-    _near: list[frozenset[str]] = field(default_factory=list, init=False, compare=False, repr=False)
 
     @classmethod
     def of(cls, text: str, vocabulary: Vocabulary | None = None) -> TextForms:
@@ -168,24 +168,19 @@ class TextForms:
             return (
                 fuzz.partial_ratio(phrase, self.folded, score_cutoff=PHRASE_CUTOFF) >= PHRASE_CUTOFF
             )
-        return phrase in self.near_phrases()
+        return phrase in self.near_phrases
 
+    @cached_property
     def near_phrases(self) -> frozenset[str]:
         """The vocabulary's phrases the text holds nearly as written (:meth:`near`),
         scored all at once, in one rapidfuzz call, the first time they are asked about."""
-        if not self._near:
-            phrases = self.vocabulary.phrase_list if self.vocabulary is not None else []
-            # partial_ratio is symmetric: the text as the query scores what each phrase
-            # against the text scores
-            close = process.extract(
-                self.folded,
-                phrases,
-                scorer=fuzz.partial_ratio,
-                score_cutoff=PHRASE_CUTOFF,
-                limit=None,
-            )
-            self._near.append(frozenset(phrase for phrase, _, _ in close))
-        return self._near[0]
+        phrases = self.vocabulary.phrase_list if self.vocabulary is not None else []
+        # partial_ratio is symmetric: the text as the query scores what each phrase
+        # against the text scores
+        close = process.extract(
+            self.folded, phrases, scorer=fuzz.partial_ratio, score_cutoff=PHRASE_CUTOFF, limit=None
+        )
+        return frozenset(phrase for phrase, _, _ in close)
 
     def hits(self, word: str, word_stem: str) -> tuple[int, ...]:
         """The positions of the words of the text that ``word`` (a folded rule word,
