@@ -132,6 +132,7 @@ from bot.store.content_codec import (
     version_from_json,
 )
 from bot.store.memory import DEFAULT_EVENTS_STREAM_CAP
+from bot.store.packing import hiredis_packing
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -597,6 +598,8 @@ class RedisStore(Store):
             pool = aioredis.BlockingConnectionPool.from_url(
                 url, max_connections=max_connections, timeout=pool_timeout, **client_options
             )
+            # the same connections (TCP, TLS or Unix socket), commands packed in C
+            pool.connection_class = hiredis_packing(pool.connection_class)
             client = aioredis.Redis.from_pool(pool)
         return cls(
             client,
