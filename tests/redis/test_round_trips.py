@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
+import redis.exceptions
 
 from bot.app import Escala, build
 from bot.clock import FakeClock, SequentialIds, stable_id
+from bot.errors import StoreUnavailable
 from bot.models import InboundMessage, OutboundMessage, OutboxItem
 from bot.settings import default_settings
 from bot.store.base import OutboxAck, TurnWrite
@@ -251,3 +253,92 @@ async def _assert_acked(redis_url: str) -> None:
         assert await check.outbox("cnv_z") == []
     finally:
         await check.close()
+
+
+async def test_turns_of_several_conversations_at_once_share_round_trips(
+    counted: tuple[Escala, RoundTrips, RoundTrips],
+) -> None:
+    """Group commit: turns that reach their store step in the same loop iteration go
+    to Redis in one pipeline, so five customers asking at once cost the round trips of
+    one, and each still gets its own answer."""
+    escala, trips, acks = counted
+    store = escala.store
+    assert isinstance(store, RedisStore)
+    store.ack_ride_seconds = 600.0  # acks ride on later turns: only the turns' own trips
+    customers = [f"20{n}" for n in range(5)]
+
+    async def ask(address: str, text: str, n: int) -> None:
+        await escala.engine.handle(
+            InboundMessage(
+                channel="telegram",
+                address=address,
+                text=text,
+                provider_message_id=f"{address}-{n}",
+                received_at=FakeClock().now(),
+                locale="pt-BR",
+            )
+        )
+
+    await asyncio.gather(*(ask(a, "oi", 1) for a in customers))
+    trips.count = acks.count = 0
+    await asyncio.gather(*(ask(a, "qual o horário de atendimento?", 2) for a in customers))
+    # (the acks of the replies ride on these pipelines: no trips of their own)
+    assert trips.count == 2, "five turns: one grouped lock step, one grouped commit"
+    for address in customers:
+        transcript = await store.transcript(stable_id("cnv", "telegram", address))
+        texts = [m.text for m in transcript]
+        assert texts.count("qual o horário de atendimento?") == 1
+        answers = [t for t in texts if t.startswith("Atendemos de segunda a sexta")]
+        assert len(answers) == 1, texts  # its own answer, once
+
+    store.group_steps = False  # the same, each step alone
+    trips.count = acks.count = 0
+    await asyncio.gather(*(ask(a, "qual o horário de atendimento?", 3) for a in customers))
+    assert trips.count == 10, "alone: two steps per turn"
+
+
+async def test_a_step_cancelled_before_its_group_goes_is_left_out(redis_url: str) -> None:
+    store = await _lone_store(redis_url)
+    first = asyncio.create_task(store.commit_turn(_write("cnv_first")))
+
+    async def cancel_first() -> None:  # runs in the same iteration, after first joined
+        first.cancel()
+
+    second = asyncio.create_task(store.commit_turn(_write("cnv_second")))
+    await asyncio.gather(cancel_first(), second)
+    assert first.cancelled()
+    assert (await second).outbox_leased
+    assert await store.outbox("cnv_first") == [], "the cancelled step never reached Redis"
+    assert [i.id for i in await store.outbox("cnv_second")] == ["out.cnv_second"]
+    await store.close()
+
+
+async def test_a_failed_group_fails_each_of_its_steps(redis_url: str) -> None:
+    store = await _lone_store(redis_url)
+    real = store.redis.pipeline
+
+    def broken_pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipe = real(*args, **kwargs)
+
+        async def execute(*args: Any, **kwargs: Any) -> Any:
+            raise redis.exceptions.ConnectionError("connection reset by peer")
+
+        pipe.execute = execute  # type: ignore[method-assign]
+        return pipe
+
+    store.redis.pipeline = broken_pipeline  # type: ignore[method-assign]
+    results = await asyncio.gather(
+        store.commit_turn(_write("cnv_a")),
+        store.commit_turn(_write("cnv_b")),
+        return_exceptions=True,
+    )
+    assert [type(r) for r in results] == [StoreUnavailable, StoreUnavailable]
+    assert all("connection reset by peer" in str(r) for r in results)
+    store.redis.pipeline = real  # type: ignore[method-assign]
+    assert await store.outbox("cnv_a") == await store.outbox("cnv_b") == []
+    await store.close()
+
+
+def _write(conversation_id: str) -> TurnWrite:
+    item = _item(conversation_id, f"out.{conversation_id}")
+    return TurnWrite(conversation_id, outbox=[item], unlock=False, outbox_token="tok")
