@@ -225,12 +225,14 @@ class Turn:
         if ticket is not None:
             self.conversation = replace(conversation, ticket_id=ticket.id, last_ticket_id=ticket.id)
             return await self._relay(ticket)
-        self.conversation = replace(conversation, ticket_id=None)
+        if conversation.ticket_id is not None:  # (replace only what changes: issue 18)
+            self.conversation = replace(conversation, ticket_id=None)
         if self.inbound.media:  # the words are handled; what came with them, only noted
             await self._event(EventKind.MESSAGE_UNSUPPORTED, **media_data(self.inbound.media))
 
         offered = self.conversation.pending_choices
-        self.conversation = replace(self.conversation, pending_choices=())
+        if offered:
+            self.conversation = replace(self.conversation, pending_choices=())
         choice = resolve_choice(self.inbound.text, self.inbound.choice_id, offered)
 
         if (
@@ -403,7 +405,8 @@ class Turn:
         entry = self.parts.kb.get(entry_id)
         if entry is None:
             return
-        self.conversation = replace(self.conversation, failed_attempts=0)
+        if self.conversation.failed_attempts:
+            self.conversation = replace(self.conversation, failed_attempts=0)
         await self._event(EventKind.KB_ANSWERED, entry=entry.id, score=score)
         if entry.flow and self.parts.flows.get(entry.flow) is not None:
             await self.start_flow(entry.flow, {"kb_entry": entry.id})
