@@ -568,6 +568,8 @@ class RedisStore(Store):
         #: (:meth:`_grouped`), and the callback that sends them.
         self._group: list[_GroupEntry] = []
         self._group_handle: asyncio.Handle | None = None
+        #: Groups sent and not answered yet (at most one: the next forms meanwhile).
+        self._groups_out = 0
         #: Steps share pipelines (group commit); off: each step is its own pipeline.
         self.group_steps = True
 
@@ -986,9 +988,13 @@ class RedisStore(Store):
 
         Under load many turns reach their store step at once; each paid redis-py's
         pipeline (a pooled connection, its send, its reads: ~0.2 ms of CPU) and a round
-        trip. Together they pay one. Each step's commands stay together and in order,
-        every script is still atomic on its own keys, and a step waits at most one loop
-        iteration for company. A step cancelled before its group is sent is left out;
+        trip. Together they pay one. While a group is out, the steps that come form the
+        next one, sent as soon as its answer is in: the busier the process, the larger
+        the groups, and an idle one sends a lone step at once. A step waits at most one
+        group's round trip for company.
+
+        Each step's commands stay together and in order, and every script is still
+        atomic on its own keys. A step cancelled before its group is sent is left out;
         a Redis failure fails every step of the group, as it would each alone. On Redis
         Cluster, where a pipeline is split per node, each step keeps its own."""
         if not self.group_steps or self._cluster:
@@ -997,9 +1003,14 @@ class RedisStore(Store):
         waiter: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._group.append((list(pipe.command_stack), waiter))
         pipe.command_stack.clear()
-        if self._group_handle is None:
-            self._group_handle = asyncio.get_running_loop().call_soon(self._send_group)
+        self._schedule_group()
         return await waiter
+
+    def _schedule_group(self) -> None:
+        """The waiting steps go at the end of this loop iteration, unless a group is
+        out: then when its answer is in."""
+        if self._group and self._group_handle is None and not self._groups_out:
+            self._group_handle = asyncio.get_running_loop().call_soon(self._send_group)
 
     def _send_group(self) -> None:
         self._group_handle = None
@@ -1007,6 +1018,7 @@ class RedisStore(Store):
         self._group = []
         if not group:
             return
+        self._groups_out += 1
         task = asyncio.create_task(self._run_group(group), name="escala-redis-group")
         self._alone.add(task)
         task.add_done_callback(self._alone.discard)
@@ -1028,6 +1040,7 @@ class RedisStore(Store):
                     pipe.command_stack.extend(stack)
                 replies = await pipe.execute(raise_on_error=False)
         except BaseException as e:
+            self._group_done()
             error = e if isinstance(e, Exception) else StoreUnavailable("store step interrupted")
             for _, waiter in group:
                 if not waiter.done():
@@ -1040,6 +1053,12 @@ class RedisStore(Store):
             if not waiter.done():
                 waiter.set_result(replies[at : at + len(stack)])
             at += len(stack)
+        # After the results: the turns they wake run first, and their next steps join.
+        self._group_done()
+
+    def _group_done(self) -> None:
+        self._groups_out -= 1
+        self._schedule_group()
 
     def _queue_acks(self, pipe: Any, acks: Sequence[OutboxAck]) -> list[_QueuedAck]:
         """The acks' scripts queued on ``pipe``; :meth:`_ack_reply` reads each reply."""
@@ -1851,9 +1870,13 @@ class RedisStore(Store):
             await pipe.execute()
 
     async def close(self) -> None:
-        if self._group_handle is not None:  # steps of this iteration go now
-            self._group_handle.cancel()
-            self._send_group()
+        while self._group or self._alone:  # waiting steps go now, after any group out
+            if self._group_handle is not None:
+                self._group_handle.cancel()
+                self._group_handle = None
+            if self._group and not self._groups_out:
+                self._send_group()
+            await asyncio.gather(*self._alone, return_exceptions=True)
         riders = self._take_riders()
         if riders:  # acks still waiting for a ride go now, before the client closes
             await self._ride_alone(riders)

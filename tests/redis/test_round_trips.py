@@ -342,3 +342,40 @@ async def test_a_failed_group_fails_each_of_its_steps(redis_url: str) -> None:
 def _write(conversation_id: str) -> TurnWrite:
     item = _item(conversation_id, f"out.{conversation_id}")
     return TurnWrite(conversation_id, outbox=[item], unlock=False, outbox_token="tok")
+
+
+async def test_steps_that_come_while_a_group_is_out_go_together_next(redis_url: str) -> None:
+    """Self-clocking: while a group waits for Redis, the steps that come form the next
+    one, sent as soon as the answer is in (the busier, the larger the groups)."""
+    store = await _lone_store(redis_url)
+    real = store.redis.pipeline
+    sizes: list[int] = []
+    answer = asyncio.Event()
+
+    def held_pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipe = real(*args, **kwargs)
+        execute = pipe.execute
+
+        async def held(*args: Any, **kwargs: Any) -> Any:
+            sizes.append(len(pipe.command_stack))
+            if len(sizes) == 1:
+                await answer.wait()  # the first group's answer is slow
+            return await execute(*args, **kwargs)
+
+        pipe.execute = held  # type: ignore[method-assign]
+        return pipe
+
+    store.redis.pipeline = held_pipeline  # type: ignore[method-assign]
+    first = asyncio.create_task(store.commit_turn(_write("cnv_1")))
+    await eventually(lambda: len(sizes) == 1, "the first group out")
+    later = [asyncio.create_task(store.commit_turn(_write(f"cnv_{n}"))) for n in (2, 3, 4)]
+    await eventually(lambda: len(store._group) == 3, "the later steps waiting")
+    await asyncio.sleep(0)  # a loop iteration: nothing else goes while the group is out
+    assert len(sizes) == 1, "the later steps wait for the group out"
+    answer.set()
+    await asyncio.gather(first, *later)
+    assert sizes == [sizes[0], 3 * sizes[0]], "one group of one, then one of three"
+    for n in (1, 2, 3, 4):
+        assert [i.id for i in await store.outbox(f"cnv_{n}")] == [f"out.cnv_{n}"]
+    store.redis.pipeline = real  # type: ignore[method-assign]
+    await store.close()
