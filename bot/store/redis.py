@@ -564,8 +564,8 @@ class RedisStore(Store):
         self._riders: _Riders = []
         self._ride_timer: asyncio.TimerHandle | None = None
         self._alone: set[asyncio.Task[None]] = set()
-        #: Turn steps of this loop iteration, waiting to share one pipeline
-        #: (:meth:`_grouped`), and the callback that sends them.
+        #: Turn steps waiting to share the next pipeline (:meth:`_grouped`), and the
+        #: callback that sends them.
         self._group: list[_GroupEntry] = []
         self._group_handle: asyncio.Handle | None = None
         #: Groups sent and not answered yet (at most one: the next forms meanwhile).
@@ -983,8 +983,8 @@ class RedisStore(Store):
         return replies[: len(replies) - sum(n for _, _, n in queued)]
 
     async def _grouped(self, pipe: Any) -> list[Any]:
-        """``pipe``'s replies, its commands sent with those of every other turn step of
-        this loop iteration in one pipeline (group commit, issue 18).
+        """``pipe``'s replies, its commands sent in one pipeline with those of the other
+        turn steps waiting with it (group commit, issue 18).
 
         Under load many turns reach their store step at once; each paid redis-py's
         pipeline (a pooled connection, its send, its reads: ~0.2 ms of CPU) and a round
