@@ -39,7 +39,7 @@ def test_a_pipeline_packs_to_redis_pys_bytes() -> None:
 
 
 @pytest.mark.parametrize("bad", [None, True, object()])
-def test_what_redis_py_refuses_is_refused_with_its_error(bad: object) -> None:
+def test_what_redis_py_refuses_is_refused_with_its_error(bad: Any) -> None:
     packed = hiredis_packing(Connection)()
     with pytest.raises(DataError):
         packed.pack_command("SET", "k", bad)
