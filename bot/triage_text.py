@@ -127,7 +127,8 @@ class TextForms:
     #: The rule words and phrases asked about (:meth:`of`), ``None``: none given.
     vocabulary: Vocabulary | None = field(default=None, compare=False, repr=False)
     #: The vocabulary's words that match some word of the text (``None``: no vocabulary):
-    #: a keyword with a meaningful word outside it cannot match (:meth:`Keyword.may_find`).
+    #: a keyword with a meaningful word outside it cannot match
+    #: (:meth:`bot.triage.Conditions._keywords_may_hit`).
     matched: frozenset[str] | None = field(default=None, compare=False, repr=False)
     _hits: dict[str, tuple[int, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False
