@@ -29,8 +29,6 @@ from aiogram.exceptions import (
 )
 from aiogram.types import (
     CallbackQuery,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     Message,
     Update,
 )
@@ -42,7 +40,8 @@ from bot.errors import DeliveryError
 from bot.models import InboundMessage, Media, OutboundMessage, normalize_locale
 from channels.sending import Backoff, RetryingSender, RetryLater, split_text
 from channels.telegram.config import TelegramConfig
-from channels.telegram.sends import LeanSends
+from channels.telegram.sends import Keyboard, LeanSends
+from channels.telegram.updates import plain_text
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ HASHED = "~"
 START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 START_PAYLOAD_ATTRIBUTE = "start_payload"
 
-Part = tuple[str, InlineKeyboardMarkup | None]
+Part = tuple[str, Keyboard | None]
 
 
 class TelegramChannel:
@@ -148,9 +147,22 @@ class TelegramChannel:
             log.warning("telegram webhook refused: bad or missing secret token")
             return web.Response(status=403, text="forbidden\n")
         try:
+            # json, not orjson: a lone surrogate escape (some clients send them) is
+            # replaced further on, not refused (tests/channels/test_hardening.py).
             payload = await request.json()
         except ValueError:
             return web.Response(status=400, text="expected a JSON update\n")
+        if (plain := plain_text(payload)) is not None:  # most updates: no pydantic
+            if plain.chat_type == "private" and not plain.is_bot:
+                await self._receive(
+                    plain.update_id,
+                    plain.message_id,
+                    plain.chat_id,
+                    plain.text,
+                    plain.language_code,
+                    plain.full_name,
+                )
+            return web.Response(text="ok\n")
         try:
             update = Update.model_validate(payload, context={"bot": self.bot})
         except (ValidationError, ValueError, TypeError):
@@ -172,18 +184,37 @@ class TelegramChannel:
         user = message.from_user
         if message.chat.type != "private" or user is None or user.is_bot:
             return
-        address = str(message.chat.id)
-        locale = normalize_locale(user.language_code, self.config.default_locale)
         text = message.text
         media: tuple[Media, ...] = ()
-        attributes: dict[str, str] = {}
         if text is None:
             kind = getattr(message.content_type, "value", str(message.content_type))
             if kind not in MEDIA:
                 return  # service messages (title changed, member joined ...)
             media = (Media(kind, _mime_type(message, kind)),)
             text = message.caption or ""
-        elif (words := text.split(maxsplit=1)) and words[0].split("@")[0] == "/start":
+        await self._receive(
+            update_id,
+            message.message_id,
+            message.chat.id,
+            text,
+            user.language_code,
+            user.full_name,
+            media,
+        )
+
+    async def _receive(
+        self,
+        update_id: int,
+        message_id: int,
+        chat_id: int,
+        text: str,
+        language_code: str | None,
+        full_name: str,
+        media: tuple[Media, ...] = (),
+    ) -> None:
+        """A private chat's message from a person, to the engine."""
+        attributes: dict[str, str] = {}
+        if not media and (words := text.split(maxsplit=1)) and words[0].split("@")[0] == "/start":
             # A deep link (t.me/<bot>?start=<payload>) or an @botname suffix: still the
             # greeting; a well-formed payload is kept for routing rules' contact conditions.
             if len(words) > 1 and START_PAYLOAD.fullmatch(words[1]):
@@ -192,13 +223,13 @@ class TelegramChannel:
         await self.port.receive(
             InboundMessage(
                 channel=CHANNEL,
-                address=address,
+                address=str(chat_id),
                 text=text,
                 provider_message_id=f"u{update_id}",
                 received_at=self.port.now(),
-                locale=locale,
-                raw={"update_id": update_id, "message_id": message.message_id},
-                name=user.full_name,
+                locale=normalize_locale(language_code, self.config.default_locale),
+                raw={"update_id": update_id, "message_id": message_id},
+                name=full_name,
                 media=media,
                 attributes=attributes,
             )
@@ -273,11 +304,9 @@ class TelegramChannel:
     async def _render(self, message: OutboundMessage, locale: str) -> Sequence[Part]:
         markup = None
         if message.choices:
-            rows = [
-                [InlineKeyboardButton(text=c.label, callback_data=await self._callback_data(c.id))]
-                for c in message.choices
-            ]
-            markup = InlineKeyboardMarkup(inline_keyboard=rows)
+            markup = self.sends.keyboard(
+                [[(c.label, await self._callback_data(c.id))] for c in message.choices]
+            )
         chunks = split_text(message.text, TEXT_LIMIT)
         parts: list[Part] = [(chunk, None) for chunk in chunks[:-1]]
         parts.append((chunks[-1] or "…", markup))

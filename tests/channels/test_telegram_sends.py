@@ -30,10 +30,10 @@ from tests.channels.fakes import Failure, FakeTelegram
 
 TOKEN = "123456:lean-sends"
 CHAT = 4242
+ROWS = [[("Sim", "kb:yes")], [('Não ✓ "ok"', "kb:no")]]
 MARKUP = InlineKeyboardMarkup(
     inline_keyboard=[
-        [InlineKeyboardButton(text="Sim", callback_data="kb:yes")],
-        [InlineKeyboardButton(text="Não", callback_data="kb:no")],
+        [InlineKeyboardButton(text=text, callback_data=data) for text, data in row] for row in ROWS
     ]
 )
 
@@ -58,16 +58,17 @@ async def test_the_form_on_the_wire_is_the_one_aiogram_sends(fake: FakeTelegram,
     lean = LeanSends(bot)
     await bot.send_message(chat_id=CHAT, text="olá, Rita", reply_markup=MARKUP)
     await lean.send_message(CHAT, "olá, Rita", MARKUP)
+    await lean.send_message(CHAT, "olá, Rita", lean.keyboard(ROWS))
     await bot.send_message(chat_id=CHAT, text="sem botões")
     await lean.send_message(CHAT, "sem botões")
     await bot.answer_callback_query("cbq-1")
     await lean.answer_callback_query("cbq-1")
     calls = [(c.method, c.fields) for c in fake.calls]
-    assert len(calls) == 6
-    assert calls[0] == calls[1]
-    assert calls[2] == calls[3]
-    assert calls[4] == calls[5] == ("answerCallbackQuery", {"callback_query_id": "cbq-1"})
-    assert fake.buttons(fake.calls[1]) == [("Sim", "kb:yes"), ("Não", "kb:no")]
+    assert len(calls) == 7
+    assert calls[0] == calls[1] == calls[2]
+    assert calls[3] == calls[4]
+    assert calls[5] == calls[6] == ("answerCallbackQuery", {"callback_query_id": "cbq-1"})
+    assert fake.buttons(fake.calls[2]) == [("Sim", "kb:yes"), ('Não ✓ "ok"', "kb:no")]
     assert "parse_mode" not in calls[1][1]  # customer text is data
 
 
@@ -96,10 +97,10 @@ async def test_failures_raise_the_error_aiogram_raises(
     lean = LeanSends(bot)
 
     async def stock() -> None:
-        await bot.send_message(chat_id=CHAT, text="oi")
+        await bot.send_message(chat_id=CHAT, text="oi", reply_markup=MARKUP)
 
     async def leaner() -> None:
-        await lean.send_message(CHAT, "oi")
+        await lean.send_message(CHAT, "oi", lean.keyboard(ROWS))
 
     raised: list[TelegramAPIError] = []
     for send in (stock, leaner):
