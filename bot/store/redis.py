@@ -132,7 +132,7 @@ from bot.store.content_codec import (
     version_from_json,
 )
 from bot.store.memory import DEFAULT_EVENTS_STREAM_CAP
-from bot.store.packing import hiredis_packing
+from bot.store.packing import OneTimeoutPipeline, hiredis_packing
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -1035,7 +1035,7 @@ class RedisStore(Store):
 
     async def _run_group(self, group: list[_GroupEntry]) -> None:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with self._group_pipeline() as pipe:
                 for stack, _ in group:
                     pipe.command_stack.extend(stack)
                 replies = await pipe.execute(raise_on_error=False)
@@ -1055,6 +1055,11 @@ class RedisStore(Store):
             at += len(stack)
         # After the results: the turns they wake run first, and their next steps join.
         self._group_done()
+
+    def _group_pipeline(self) -> OneTimeoutPipeline:
+        """A group's pipeline: its many replies read under one timeout, not one each."""
+        redis = self.redis
+        return OneTimeoutPipeline(redis.connection_pool, redis.response_callbacks, False, None)
 
     def _group_done(self) -> None:
         self._groups_out -= 1
