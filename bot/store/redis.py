@@ -951,7 +951,7 @@ class RedisStore(Store):
 
     async def _ride_alone(self, riders: _Riders) -> None:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with self._many_replies_pipeline() as pipe:
                 queued = self._queue_riders(pipe, riders)
                 replies = await pipe.execute(raise_on_error=False)
         except BaseException as e:
@@ -1035,7 +1035,7 @@ class RedisStore(Store):
 
     async def _run_group(self, group: list[_GroupEntry]) -> None:
         try:
-            async with self._group_pipeline() as pipe:
+            async with self._many_replies_pipeline() as pipe:
                 for stack, _ in group:
                     pipe.command_stack.extend(stack)
                 replies = await pipe.execute(raise_on_error=False)
@@ -1056,8 +1056,8 @@ class RedisStore(Store):
         # After the results: the turns they wake run first, and their next steps join.
         self._group_done()
 
-    def _group_pipeline(self) -> OneTimeoutPipeline:
-        """A group's pipeline: its many replies read under one timeout, not one each."""
+    def _many_replies_pipeline(self) -> OneTimeoutPipeline:
+        """For a group of steps or of acks: many replies, read under one timeout."""
         redis = self.redis
         return OneTimeoutPipeline(redis.connection_pool, redis.response_callbacks, False, None)
 

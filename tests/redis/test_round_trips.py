@@ -210,7 +210,7 @@ async def test_acks_on_a_cancelled_turn_wait_for_another_ride(redis_url: str) ->
     store = await _lone_store(redis_url)
     ack = asyncio.create_task(store.ack_outboxes([OutboxAck("cnv_z", "tok", ["out.1"], None)]))
     await eventually(lambda: bool(store._riders), "the ack waiting for a ride")
-    real = store._group_pipeline
+    real = store._many_replies_pipeline
     stuck = asyncio.Event()
 
     def stuck_pipeline(*args: Any, **kwargs: Any) -> Any:
@@ -223,13 +223,13 @@ async def test_acks_on_a_cancelled_turn_wait_for_another_ride(redis_url: str) ->
         stuck.set()
         return pipe
 
-    store._group_pipeline = stuck_pipeline  # type: ignore[method-assign]
+    store._many_replies_pipeline = stuck_pipeline  # type: ignore[method-assign]
     turn = asyncio.create_task(store.commit_turn(TurnWrite("cnv_y", unlock=False)))
     await eventually(lambda: stuck.is_set() and not store._riders, "the ack on the turn")
     turn.cancel()
     await asyncio.gather(turn, return_exceptions=True)
     assert not ack.done() and store._riders, "back in line, not failed"
-    store._group_pipeline = real  # type: ignore[method-assign]
+    store._many_replies_pipeline = real  # type: ignore[method-assign]
     await store.close()  # the waiting ack goes now
     assert await asyncio.wait_for(ack, 60) == [0]
     await _assert_acked(redis_url)
@@ -315,7 +315,7 @@ async def test_a_step_cancelled_before_its_group_goes_is_left_out(redis_url: str
 
 async def test_a_failed_group_fails_each_of_its_steps(redis_url: str) -> None:
     store = await _lone_store(redis_url)
-    real = store._group_pipeline
+    real = store._many_replies_pipeline
 
     def broken_pipeline(*args: Any, **kwargs: Any) -> Any:
         pipe = real(*args, **kwargs)
@@ -326,7 +326,7 @@ async def test_a_failed_group_fails_each_of_its_steps(redis_url: str) -> None:
         pipe.execute = execute  # type: ignore[method-assign]
         return pipe
 
-    store._group_pipeline = broken_pipeline  # type: ignore[method-assign]
+    store._many_replies_pipeline = broken_pipeline  # type: ignore[method-assign]
     results = await asyncio.gather(
         store.commit_turn(_write("cnv_a")),
         store.commit_turn(_write("cnv_b")),
@@ -334,7 +334,7 @@ async def test_a_failed_group_fails_each_of_its_steps(redis_url: str) -> None:
     )
     assert [type(r) for r in results] == [StoreUnavailable, StoreUnavailable]
     assert all("connection reset by peer" in str(r) for r in results)
-    store._group_pipeline = real  # type: ignore[method-assign]
+    store._many_replies_pipeline = real  # type: ignore[method-assign]
     assert await store.outbox("cnv_a") == await store.outbox("cnv_b") == []
     await store.close()
 
@@ -348,7 +348,7 @@ async def test_steps_that_come_while_a_group_is_out_go_together_next(redis_url: 
     """Self-clocking: while a group waits for Redis, the steps that come form the next
     one, sent as soon as the answer is in (the busier, the larger the groups)."""
     store = await _lone_store(redis_url)
-    real = store._group_pipeline
+    real = store._many_replies_pipeline
     sizes: list[int] = []
     answer = asyncio.Event()
 
@@ -365,7 +365,7 @@ async def test_steps_that_come_while_a_group_is_out_go_together_next(redis_url: 
         pipe.execute = held  # type: ignore[method-assign]
         return pipe
 
-    store._group_pipeline = held_pipeline  # type: ignore[method-assign]
+    store._many_replies_pipeline = held_pipeline  # type: ignore[method-assign]
     first = asyncio.create_task(store.commit_turn(_write("cnv_1")))
     await eventually(lambda: len(sizes) == 1, "the first group out")
     later = [asyncio.create_task(store.commit_turn(_write(f"cnv_{n}"))) for n in (2, 3, 4)]
@@ -377,5 +377,5 @@ async def test_steps_that_come_while_a_group_is_out_go_together_next(redis_url: 
     assert sizes == [sizes[0], 3 * sizes[0]], "one group of one, then one of three"
     for n in (1, 2, 3, 4):
         assert [i.id for i in await store.outbox(f"cnv_{n}")] == [f"out.cnv_{n}"]
-    store._group_pipeline = real  # type: ignore[method-assign]
+    store._many_replies_pipeline = real  # type: ignore[method-assign]
     await store.close()
