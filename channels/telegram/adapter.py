@@ -147,7 +147,7 @@ class TelegramChannel:
             log.warning("telegram webhook refused: bad or missing secret token")
             return web.Response(status=403, text="forbidden\n")
         try:
-            # json, not orjson: a lone surrogate escape (some clients send them) is
+            # json, not orjson: orjson refuses a lone surrogate escape, which is to be
             # replaced further on, not refused (tests/channels/test_hardening.py).
             payload = await request.json()
         except ValueError:
