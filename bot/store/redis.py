@@ -1056,9 +1056,12 @@ class RedisStore(Store):
         # After the results: the turns they wake run first, and their next steps join.
         self._group_done()
 
-    def _many_replies_pipeline(self) -> OneTimeoutPipeline:
-        """For a group of steps or of acks: many replies, read under one timeout."""
+    def _many_replies_pipeline(self) -> Any:
+        """For a group of steps or of acks: many replies, read under one timeout. On
+        Cluster, redis-py's own (a pipeline there is split per node)."""
         redis = self.redis
+        if self._cluster:
+            return redis.pipeline(transaction=False)
         return OneTimeoutPipeline(redis.connection_pool, redis.response_callbacks, False, None)
 
     def _group_done(self) -> None:
