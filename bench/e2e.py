@@ -1135,6 +1135,73 @@ def _target_lines(t: dict[str, Any]) -> list[str]:
     return out
 
 
+#: What ``--rounds`` reads of each row, per round.
+ROUND_MEASURES = ("msg_s", "server_cpu_ms", "share_by_msg_s", "share_by_cpu")
+
+
+def rounds_summary(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each row's rate and CPU per message in every round of ``--rounds``, with its share
+    of the fair ceiling measured in the same round, and the medians.
+
+    On a shared machine the same code's CPU per message moves by more than a change
+    under test; a row's share of a ceiling measured minutes earlier moves less, and the
+    median of several rounds less still."""
+    rows: dict[str, dict[str, list[float]]] = {}
+    for result in results:
+        scenarios = result["scenarios"]
+        ceiling = scenarios.get("fair-ceiling", {})
+        ceiling_rate = ceiling.get("closed_loop", {}).get("messages_per_second")
+        ceiling_cpu = ceiling.get("closed_loop_cost_per_message", {}).get("server_cpu_ms")
+        for name, row in scenarios.items():
+            if "closed_loop" not in row:
+                continue
+            rate = row["closed_loop"]["messages_per_second"]
+            cpu = row.get("closed_loop_cost_per_message", {}).get("server_cpu_ms")
+            got = rows.setdefault(name, {m: [] for m in ROUND_MEASURES})
+            got["msg_s"].append(rate)
+            if cpu:
+                got["server_cpu_ms"].append(cpu)
+            if name != "fair-ceiling" and ceiling_rate and rate:
+                got["share_by_msg_s"].append(round(rate / ceiling_rate, 3))
+            if name != "fair-ceiling" and ceiling_cpu and cpu:
+                got["share_by_cpu"].append(round(ceiling_cpu / cpu, 3))
+    return {
+        name: {
+            measure: {
+                "rounds": values,
+                "median": round(statistics.median(values), 3) if values else None,
+            }
+            for measure, values in got.items()
+        }
+        for name, got in rows.items()
+    }
+
+
+def rounds_markdown(summary: dict[str, Any]) -> str:
+    """:func:`rounds_summary` as a Markdown table: every round, then the median."""
+
+    def cell(measure: dict[str, Any], percent: bool = False) -> str:
+        def show(v: float) -> str:
+            return f"{100 * v:.0f}%" if percent else f"{v:g}"
+
+        if measure["median"] is None:
+            return "–"
+        rounds = ", ".join(show(v) for v in measure["rounds"])
+        return f"{rounds} (**{show(measure['median'])}**)"
+
+    lines = [
+        "| row | msg/s (closed loop) | server CPU / msg, ms | % of the fair ceiling "
+        "by msg/s | % of the fair ceiling by CPU / msg |",
+        "|---|---|---|---|---|",
+    ]
+    for name, m in summary.items():
+        lines.append(
+            f"| {name} | {cell(m['msg_s'])} | {cell(m['server_cpu_ms'])} | "
+            f"{cell(m['share_by_msg_s'], True)} | {cell(m['share_by_cpu'], True)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a tiny run (smoke)")
@@ -1157,6 +1224,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="N",
         help="instead: 1 vs 2 workers on Redis, N alternating pairs (closed loop)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        metavar="N",
+        help="run the rows N times in turn and report each row's share of the fair "
+        "ceiling measured in the same round, with medians (the rows must include "
+        "fair-ceiling)",
+    )
     args = parser.parse_args(argv)
     if args.workers_pairs:
         pairs = asyncio.run(workers_pairs(args.workers_pairs, args.quick, Progress()))
@@ -1168,6 +1243,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [r for r in rows or () if r not in ROWS]
     if unknown:
         parser.error(f"unknown row '{unknown[0]}' (known: {', '.join(ROWS)})")
+    if args.rounds:
+        if rows is not None and "fair-ceiling" not in rows:
+            parser.error("--rounds compares rows with the fair ceiling: add fair-ceiling")
+        results = [
+            run_all(args.quick, rows=rows, webchat=False, reply_timeout=args.reply_timeout)
+            for _ in range(args.rounds)
+        ]
+        summary = rounds_summary(results)
+        if args.json is not None:
+            document = {"rounds": results, "summary": summary}
+            args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        for n, result in enumerate(results, 1):
+            print(f"Round {n}:\n\n{markdown(result)}")
+        print(rounds_markdown(summary))
+        return 0
     result = run_all(
         args.quick, rows=rows, webchat=not args.no_webchat, reply_timeout=args.reply_timeout
     )

@@ -6,10 +6,11 @@ counts of the fair ceiling are exact, since it makes one script call per message
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
-from bench.e2e import COLUMNS, markdown, run_rows, trips_cell
+from bench.e2e import COLUMNS, markdown, rounds_markdown, rounds_summary, run_rows, trips_cell
 from bench.progress import Progress
 from tests.bench.test_e2e_smoke import _children, _has_redis_server
 from tests.waits import PATIENCE
@@ -83,3 +84,33 @@ async def test_quick_rows_report_every_column() -> None:
     assert re.fullmatch(rf"{NUMBER} \+ {NUMBER} \+ {NUMBER}", two[-1]), two[-1]
     assert re.fullmatch(rf"{NUMBER} \+ – \+ {NUMBER}", old_cells[-1]), old_cells[-1]
     assert "Load average at the start" in table
+
+
+def _round(ceiling: tuple[float, float], **rows: tuple[float, float]) -> dict[str, Any]:
+    """A run's result as run_rows gives it: (msg/s, server CPU ms per message) per row."""
+    scenarios = {
+        name: {
+            "closed_loop": {"messages_per_second": rate},
+            "closed_loop_cost_per_message": {"server_cpu_ms": cpu},
+        }
+        for name, (rate, cpu) in {"fair-ceiling": ceiling, **rows}.items()
+    }
+    return {"scenarios": scenarios}
+
+
+def test_rounds_compare_each_row_with_the_ceiling_of_its_own_round() -> None:
+    results = [
+        _round((1000.0, 0.5), **{"escala-redis": (250.0, 2.0)}),  # 25% / 25%
+        _round((500.0, 1.0), **{"escala-redis": (250.0, 2.5)}),  # a slow round: 50% / 40%
+        _round((800.0, 0.6), **{"escala-redis": (320.0, 2.0)}),  # 40% / 30%
+    ]
+    summary = rounds_summary(results)
+    redis = summary["escala-redis"]
+    assert redis["msg_s"] == {"rounds": [250.0, 250.0, 320.0], "median": 250.0}
+    assert redis["server_cpu_ms"]["median"] == 2.0
+    assert redis["share_by_msg_s"] == {"rounds": [0.25, 0.5, 0.4], "median": 0.4}
+    assert redis["share_by_cpu"] == {"rounds": [0.25, 0.4, 0.3], "median": 0.3}
+    assert summary["fair-ceiling"]["share_by_cpu"]["median"] is None
+    table = rounds_markdown(summary)
+    assert "| escala-redis | 250, 250, 320 (**250**) | 2, 2.5, 2 (**2**) |" in table
+    assert "25%, 50%, 40% (**40%**) | 25%, 40%, 30% (**30%**) |" in table
