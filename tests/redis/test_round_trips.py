@@ -219,7 +219,7 @@ async def test_acks_on_a_cancelled_turn_wait_for_another_ride(redis_url: str) ->
         async def execute(*args: Any, **kwargs: Any) -> Any:
             await asyncio.Event().wait()  # never answers
 
-        pipe.execute = execute  # type: ignore[method-assign]
+        pipe.execute = execute
         stuck.set()
         return pipe
 
@@ -323,7 +323,7 @@ async def test_a_failed_group_fails_each_of_its_steps(redis_url: str) -> None:
         async def execute(*args: Any, **kwargs: Any) -> Any:
             raise redis.exceptions.ConnectionError("connection reset by peer")
 
-        pipe.execute = execute  # type: ignore[method-assign]
+        pipe.execute = execute
         return pipe
 
     store._many_replies_pipeline = broken_pipeline  # type: ignore[method-assign]
@@ -362,7 +362,7 @@ async def test_steps_that_come_while_a_group_is_out_go_together_next(redis_url: 
                 await answer.wait()  # the first group's answer is slow
             return await execute(*args, **kwargs)
 
-        pipe.execute = held  # type: ignore[method-assign]
+        pipe.execute = held
         return pipe
 
     store._many_replies_pipeline = held_pipeline  # type: ignore[method-assign]
