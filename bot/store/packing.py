@@ -75,7 +75,7 @@ class OneTimeoutPipeline(Pipeline):
     """A pipeline (no ``MULTI``) whose replies are read under one timeout, not one each.
 
     redis-py reads each reply of a pipeline through ``Connection.read_response``: a
-    timeout context, its error mapping and bookkeeping per reply (~8 µs). A group of turn
+    timeout context, its error mapping and bookkeeping per reply (~12 µs). A group of turn
     steps (:meth:`bot.store.redis.RedisStore._grouped`) reads dozens. This reads them all
     from the connection's parser under the socket timeout once, with the same error
     mapping (a timeout is redis-py's ``TimeoutError``, a socket error its
