@@ -82,10 +82,7 @@ class LeanSends:
         return Keyboard(self.session.json_dumps({"inline_keyboard": buttons}))
 
     async def send_message(
-        self,
-        chat_id: int,
-        text: str,
-        reply_markup: Keyboard | InlineKeyboardMarkup | None = None,
+        self, chat_id: int, text: str, reply_markup: Keyboard | None = None
     ) -> None:
         """``sendMessage`` without ``parse_mode`` (text is data). Raises aiogram's errors."""
         # The form aiogram's build_form_data makes: numbers as their JSON text, the markup
@@ -93,19 +90,14 @@ class LeanSends:
         form = [("chat_id", str(chat_id))]
         if text:
             form.append(("text", text))
-        if isinstance(reply_markup, InlineKeyboardMarkup):
-            reply_markup = Keyboard(
-                self.session.prepare_value(reply_markup, bot=self.bot, files={})
-            )
         if reply_markup is not None:
             form.append(("reply_markup", reply_markup.field))
-        markup = reply_markup
 
         def method() -> SendMessage:
             return SendMessage(
                 chat_id=chat_id,
                 text=text,
-                reply_markup=markup.markup() if markup is not None else None,
+                reply_markup=reply_markup.markup() if reply_markup is not None else None,
             )
 
         await self._call("sendMessage", form, method)
