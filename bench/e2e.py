@@ -1228,9 +1228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rounds",
         type=int,
         metavar="N",
-        help="run the rows N times in turn and report each row's share of the fair "
-        "ceiling measured in the same round, with medians (the rows must include "
-        "fair-ceiling)",
+        help="run the rows N times in turn (without the web chat) and report each row's "
+        "share of the fair ceiling measured in the same round, with medians (the rows "
+        "must include fair-ceiling)",
     )
     args = parser.parse_args(argv)
     if args.workers_pairs:
