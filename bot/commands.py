@@ -73,6 +73,13 @@ PHRASES: dict[Command, tuple[str, ...]] = {
     ),
 }
 
+#: Per command, its phrases with, for a multi-word one, the form found inside a longer
+#: message (padded with spaces), in ``PHRASES``' order: built once, not per message.
+_SEARCHED: tuple[tuple[Command, tuple[tuple[str, str | None], ...]], ...] = tuple(
+    (command, tuple((p, f" {p} " if " " in p else None) for p in phrases))
+    for command, phrases in PHRASES.items()
+)
+
 _NUMBER = re.compile(r"\b(\d{3,9})\b")
 ACCESS_CODE_LENGTH = 4
 CODE_WORDS = frozenset({"codigo", "code", "cod"})
@@ -97,11 +104,11 @@ def detect(text: str) -> CommandMatch | None:
         after = folded[number_match.end() :].split()
         code = {w for w in after if len(w) == ACCESS_CODE_LENGTH} | CODE_WORDS
         without_number = " ".join(w for w in without_number.split() if w not in code)
-    for command, phrases in PHRASES.items():
-        for phrase in phrases:
-            whole = without_number == phrase if command is Command.STATUS else folded == phrase
-            inside = " " in phrase and f" {phrase} " in f" {folded} "
-            if whole or inside:
+    padded = f" {folded} "
+    for command, phrases in _SEARCHED:
+        whole = without_number if command is Command.STATUS else folded
+        for phrase, inside in phrases:
+            if whole == phrase or (inside is not None and inside in padded):
                 number = int(number_match.group(1)) if number_match else None
                 return CommandMatch(command, number if command is Command.STATUS else None)
     return None

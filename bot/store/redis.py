@@ -540,6 +540,9 @@ class RedisStore(Store):
             if value < least:
                 raise ValueError(f"{name} must be at least {least}, got {value}")
         self.redis = client
+        #: A Redis Cluster client (checked once: ``isinstance`` against redis-py's
+        #: class costs about a microsecond, and every turn step asks).
+        self._cluster = isinstance(client, aioredis.RedisCluster)
         self.keys = Keys(prefix)
         self._first_ticket_number = first_ticket_number
         self._events_cap = events_cap
@@ -646,10 +649,6 @@ class RedisStore(Store):
         if isinstance(reply, Exception):
             raise reply
         return reply
-
-    @property
-    def _cluster(self) -> bool:
-        return isinstance(self.redis, aioredis.RedisCluster)
 
     def _publish(self, pipe: Any, raw: str) -> None:
         """PUBLISH on the live channel, in ``pipe`` (a cluster pipeline refuses it: there
