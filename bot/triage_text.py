@@ -46,6 +46,31 @@ WORD_CUTOFF = 85.0
 #: ``n <= m`` characters (4: a 3-letter word scores at most 75 against a 5-letter one).
 _FUZZY_MIN_CANDIDATE = math.ceil(WORD_CUTOFF * WORD_FUZZY_MIN_LETTERS / (200 - WORD_CUTOFF) - 1e-9)
 PHRASE_CUTOFF = 90.0
+
+
+def _common_run(needle: int) -> int:
+    """The least length of a run of characters that a text and a phrase share whenever
+    ``partial_ratio`` scores them ``PHRASE_CUTOFF`` or more, the shorter of the two
+    being ``needle`` characters long (issue 18: a phrase sharing no such run with the
+    text need not be scored).
+
+    ``partial_ratio`` is the best ``ratio`` of the shorter string ``a`` (length ``m``)
+    against a substring ``b`` of the other (length ``k <= m``): ``200 L / (m + k)``,
+    ``L`` their longest common subsequence. Reaching ``c`` takes ``k >= c m / (200 - c)``
+    and ``L >= c (m + k) / 200``. The ``L`` matched characters fall into runs that are
+    contiguous in both strings, broken only where characters of ``a`` or ``b`` are
+    skipped, at most ``m + k - 2 L`` times, so the longest run has at least
+    ``L / (1 + m + k - 2 L)`` characters, least for the least ``k`` and ``L``."""
+    least_k = math.ceil(PHRASE_CUTOFF * needle / (200 - PHRASE_CUTOFF) - 1e-9)
+    both = needle + least_k
+    matched = PHRASE_CUTOFF * both / 200
+    return math.ceil(matched / (1 + both - 2 * matched) - 1e-9)
+
+
+#: From this length on, a text is filtered by the runs it shares with each phrase
+#: (:meth:`Vocabulary.may_be_near`): every phrase then needs a run of
+#: ``_common_run(min(len(phrase), len(text)))`` characters, 3 or 4.
+_FILTERED_TEXT = next(m for m in range(1, 100) if _common_run(m) >= 4)
 #: Extra words a phrase's window may hold ("minha conta *foi* invadida"); the text's
 #: stop words are not counted.
 WINDOW_SLACK = 2
@@ -175,7 +200,8 @@ class TextForms:
     def near_phrases(self) -> frozenset[str]:
         """The vocabulary's phrases the text holds nearly as written (:meth:`near`),
         scored all at once, in one rapidfuzz call, the first time they are asked about."""
-        phrases = self.vocabulary.phrase_list if self.vocabulary is not None else []
+        vocabulary = self.vocabulary
+        phrases = vocabulary.may_be_near(self.folded) if vocabulary is not None else []
         # partial_ratio is symmetric: the text as the query scores what each phrase
         # against the text scores
         close = process.extract(
@@ -212,6 +238,20 @@ class Vocabulary:
         self.words = frozenset(words)
         self.phrase_list = sorted(set(phrases))
         self.phrases = frozenset(self.phrase_list)
+        # For may_be_near: per run length (3 or 4), the phrases that need a run of that
+        # length with a text of _FILTERED_TEXT characters or more, by their runs; and
+        # the phrases too short to need one.
+        self._runs: dict[int, dict[str, set[int]]] = {3: {}, 4: {}}
+        self._unfiltered: list[int] = []
+        for i, phrase in enumerate(self.phrase_list):
+            size = _common_run(len(phrase))
+            if size < 3:
+                self._unfiltered.append(i)
+                continue
+            size = min(size, 4)  # a run of 5 holds one of 4
+            runs = self._runs[size]
+            for at in range(len(phrase) - size + 1):
+                runs.setdefault(phrase[at : at + size], set()).add(i)
         self._by_stem: dict[str, list[str]] = {}
         self._fuzzy: dict[str, list[str]] = {}  # by first letter
         for word in sorted(self.words):
@@ -219,6 +259,21 @@ class Vocabulary:
                 self._by_stem.setdefault(stem(word), []).append(word)
             if sum(c.isalpha() for c in word) >= WORD_FUZZY_MIN_LETTERS:
                 self._fuzzy.setdefault(word[:1], []).append(word)
+
+    def may_be_near(self, folded: str) -> list[str]:
+        """The phrases ``folded`` (a text folded by :func:`kb.normalize.fold`) may hold nearly
+        as written (:meth:`TextForms.near`), in ``phrase_list`` order: all of them but
+        those that share no run of characters with it that reaching ``PHRASE_CUTOFF``
+        takes (:func:`_common_run`). Same result as scoring every phrase, at a fraction
+        of the cost: a message shares such a run with few of a rule set's phrases."""
+        if len(folded) < _FILTERED_TEXT:
+            return self.phrase_list
+        kept = set(self._unfiltered)
+        for size, runs in self._runs.items():
+            shared = runs.keys() & {folded[at : at + size] for at in range(len(folded) - size + 1)}
+            for run in shared:
+                kept |= runs[run]
+        return [self.phrase_list[i] for i in sorted(kept)]
 
     def positions(self, words: Sequence[str], stems: Sequence[str]) -> dict[str, tuple[int, ...]]:
         """For every rule word that matches some of ``words``, the positions it matches
