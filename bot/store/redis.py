@@ -80,6 +80,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
+import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
 
@@ -360,8 +361,9 @@ class _Signals:
 
 def _record_start(record_id: str) -> str:
     """How a stored record with this id starts after its ``{`` (codec: ``"id"`` first,
-    compact, not ASCII-escaped): how the scripts find a record without decoding it."""
-    return '"id":' + json.dumps(record_id, ensure_ascii=False)
+    written by orjson, as :func:`bot.store.codec.to_json` writes it): how the scripts
+    find a record without decoding it."""
+    return '"id":' + orjson.dumps(record_id).decode()
 
 
 def _text(value: str | bytes) -> str:

@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -22,7 +23,7 @@ from bot.models import (
     Ticket,
     TicketState,
 )
-from bot.store.codec import Record, from_json, to_json
+from bot.store.codec import Record, format_datetime, from_json, to_json
 from flows.position import FlowPosition
 
 T0 = datetime(2026, 11, 23, 13, 0, 0, 123456, tzinfo=UTC)
@@ -118,6 +119,32 @@ def test_values_are_stored_by_value_and_times_with_their_offset() -> None:
     assert conversation["updated_at"] == "2026-11-23T10:00:00.123456-03:00"
     back = from_json(Conversation, to_json(CONVERSATION))
     assert back.updated_at.utcoffset() == timedelta(hours=-3)
+
+
+class _TestClockTime(datetime):
+    """A datetime subclass, as test clocks make (orjson refuses to write one)."""
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2026, 11, 23, 13, 0, tzinfo=UTC),  # no microseconds
+        T0,
+        T0.astimezone(BRT),
+        datetime(2026, 11, 23, 13, 0, tzinfo=ZoneInfo("America/Sao_Paulo")),
+        # offsets with seconds: ISO 8601 writes them, orjson would drop them
+        datetime(2026, 11, 23, 13, 0, tzinfo=timezone(timedelta(hours=5, seconds=15))),
+        datetime(1890, 1, 1, tzinfo=ZoneInfo("America/Sao_Paulo")),  # LMT: -03:06:28
+        _TestClockTime(2026, 11, 23, 13, 0, 0, 7, tzinfo=UTC),
+    ],
+    ids=str,
+)
+def test_every_time_is_stored_as_isoformat_writes_it(at: datetime) -> None:
+    """The Lua scripts compare stored times with ``format_datetime``'s text: however a
+    record's times are written, it is that text, and they read back equal."""
+    message = Message("msg_1", "cnv_1", Direction.BOT, "x", at)
+    assert json.loads(to_json(message))["at"] == at.isoformat() == format_datetime(at)
+    assert from_json(Message, to_json(message)).at == at
 
 
 def test_a_ticket_rewritten_by_lua_cjson_reads_back() -> None:
