@@ -363,7 +363,7 @@ class Engine:
         )
         return Turn(
             parts,
-            replace(conversation, updated_at=now),
+            conversation.changed(updated_at=now),
             contact,
             inbound,
             message,

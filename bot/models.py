@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from flows.position import FlowPosition
 
@@ -316,6 +316,28 @@ class OutboundMessage:
     choices: tuple[Choice, ...] = ()
 
 
+class ConversationChanges(TypedDict, total=False):
+    """The fields :meth:`Conversation.changed` may set: :class:`Conversation`'s, with
+    their types (``tests/unit/test_models.py`` keeps the two lists equal)."""
+
+    id: str
+    contact_id: str
+    channel: str
+    address: str
+    locale: str
+    created_at: datetime
+    updated_at: datetime
+    ticket_id: str | None
+    last_ticket_id: str | None
+    flow: FlowPosition | None
+    pending_choices: tuple[Choice, ...]
+    failed_attempts: int
+    tags: tuple[str, ...]
+    csat_ticket_id: str | None
+    csat_retries: int
+    csat_comment_ticket_id: str | None
+
+
 @dataclass(frozen=True)
 class Conversation:
     """One customer on one channel address. The ticket, if any, says who owns it."""
@@ -341,6 +363,18 @@ class Conversation:
     csat_retries: int = 0
     #: Ticket that got a low CSAT score: the next message may be a comment on it.
     csat_comment_ticket_id: str | None = None
+
+    def changed(self, **changes: Unpack[ConversationChanges]) -> Conversation:
+        """``dataclasses.replace(self, **changes)``, at a sixth of its cost (issue 18: a
+        turn changes its conversation about six times, ~5 µs each through ``replace``,
+        which reads every field by name and runs the frozen ``__init__``). Equivalent
+        because the class has no ``__post_init__`` and no field with ``init=False``;
+        mypy checks the names and types of ``changes`` as it does ``replace``'s."""
+        new = object.__new__(Conversation)
+        fields = vars(new)
+        fields.update(vars(self))
+        fields.update(changes)
+        return new
 
     @property
     def ticket_in_view(self) -> str | None:

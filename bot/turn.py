@@ -146,14 +146,14 @@ class Turn:
     async def _send_choices(self, text: str, choices: tuple[Choice, ...]) -> None:
         self._sent += 1
         if choices:
-            self.conversation = replace(self.conversation, pending_choices=choices)
+            self.conversation = self.conversation.changed(pending_choices=choices)
         await self.parts.outbox.send(
             self.conversation, OutboundMessage(text, choices), contact=self.contact
         )
 
     async def add_tags(self, tags: Sequence[str]) -> None:
         merged = tuple(dict.fromkeys((*self.conversation.tags, *tags)))
-        self.conversation = replace(self.conversation, tags=merged)
+        self.conversation = self.conversation.changed(tags=merged)
 
     async def handoff(self, tier: str | None, priority: str | None, reason: str) -> None:
         if tier is not None:
@@ -223,16 +223,16 @@ class Turn:
             await self._handed_off(ticket, rule=None)
             return Outcome.HANDLED
         if ticket is not None:
-            self.conversation = replace(conversation, ticket_id=ticket.id, last_ticket_id=ticket.id)
+            self.conversation = conversation.changed(ticket_id=ticket.id, last_ticket_id=ticket.id)
             return await self._relay(ticket)
         if conversation.ticket_id is not None:  # (replace only what changes: issue 18)
-            self.conversation = replace(conversation, ticket_id=None)
+            self.conversation = conversation.changed(ticket_id=None)
         if self.inbound.media:  # the words are handled; what came with them, only noted
             await self._event(EventKind.MESSAGE_UNSUPPORTED, **media_data(self.inbound.media))
 
         offered = self.conversation.pending_choices
         if offered:
-            self.conversation = replace(self.conversation, pending_choices=())
+            self.conversation = self.conversation.changed(pending_choices=())
         choice = resolve_choice(self.inbound.text, self.inbound.choice_id, offered)
 
         if (
@@ -325,13 +325,13 @@ class Turn:
     async def _command(self, match: CommandMatch) -> None:
         settings = self.parts.settings
         if match.command is Command.HUMAN:
-            self.conversation = replace(self.conversation, flow=None)
+            self.conversation = self.conversation.changed(flow=None)
             if self.parts.flows.get(settings.human_flow) is not None:
                 await self.start_flow(settings.human_flow)
             else:
                 await self.handoff(None, None, "customer asked for a human")
         elif match.command is Command.STATUS:
-            self.conversation = replace(self.conversation, flow=None)
+            self.conversation = self.conversation.changed(flow=None)
             if self.parts.flows.get(settings.status_flow) is not None:
                 variables = {"ticket_number": str(match.number)} if match.number else {}
                 await self.start_flow(settings.status_flow, variables)
@@ -339,19 +339,19 @@ class Turn:
                 await self.ticket_status(match.number)
         elif match.command is Command.CANCEL:
             had_flow = self.conversation.flow is not None
-            self.conversation = replace(self.conversation, flow=None)
+            self.conversation = self.conversation.changed(flow=None)
             await self._event(EventKind.CANCELLED, flow=had_flow)
             await self.send(
                 i18n.text("cancelled" if had_flow else "nothing_to_cancel", self.locale)
             )
         elif match.command is Command.RESTART:
-            self.conversation = replace(self.conversation, flow=None, failed_attempts=0)
+            self.conversation = self.conversation.changed(flow=None, failed_attempts=0)
             await self._event(EventKind.RESTARTED)
             await self.start_flow(settings.greeting_flow)
 
     async def start_flow(self, flow_id: str, variables: Mapping[str, str] | None = None) -> None:
         await self._event(EventKind.FLOW_STARTED, flow=flow_id)
-        self.conversation = replace(self.conversation, flow=FlowPosition(flow_id, ""))
+        self.conversation = self.conversation.changed(flow=FlowPosition(flow_id, ""))
         position = await self.parts.runner.start(flow_id, self, variables)
         await self._flow_moved(flow_id, position)
 
@@ -361,14 +361,14 @@ class Turn:
         await self._flow_moved(position.flow_id, moved)
 
     async def _flow_moved(self, flow_id: str, position: FlowPosition | None) -> None:
-        self.conversation = replace(self.conversation, flow=position)
+        self.conversation = self.conversation.changed(flow=position)
         if position is None:
             await self._event(EventKind.FLOW_ENDED, flow=flow_id)
 
     async def _picked_suggestion(self, choice: Choice) -> None:
         if choice.id == KB_NONE:
-            self.conversation = replace(
-                self.conversation, failed_attempts=self.conversation.failed_attempts + 1
+            self.conversation = self.conversation.changed(
+                failed_attempts=self.conversation.failed_attempts + 1
             )
             await self._event(EventKind.KB_MISSED, reason="none of the suggestions")
             context = self._triage_context(await self._recent_text(), None, False)
@@ -387,8 +387,8 @@ class Turn:
     async def _tier0(self) -> None:
         decision = self.parts.matcher.match(self.inbound.text)
         if decision.outcome == "none":
-            self.conversation = replace(
-                self.conversation, failed_attempts=self.conversation.failed_attempts + 1
+            self.conversation = self.conversation.changed(
+                failed_attempts=self.conversation.failed_attempts + 1
             )
         triage = self.parts.triage.decide(self._triage_context(self.inbound.text, decision, False))
         if triage.handoff:
@@ -406,7 +406,7 @@ class Turn:
         if entry is None:
             return
         if self.conversation.failed_attempts:
-            self.conversation = replace(self.conversation, failed_attempts=0)
+            self.conversation = self.conversation.changed(failed_attempts=0)
         await self._event(EventKind.KB_ANSWERED, entry=entry.id, score=score)
         if entry.flow and self.parts.flows.get(entry.flow) is not None:
             await self.start_flow(entry.flow, {"kb_entry": entry.id})
