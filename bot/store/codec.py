@@ -55,12 +55,11 @@ def _aware(value: datetime) -> datetime | str:
     """``value`` for :func:`to_json` to write as :func:`format_datetime` does: the
     datetime itself, which orjson writes in the same ISO 8601 form at a fifth of
     ``isoformat``'s cost (issue 18: a turn writes a dozen), or that form as text for an
-    offset with seconds, which orjson would truncate, and for a subclass."""
+    offset with seconds, which orjson would truncate, and for a subclass, which it
+    refuses (a test clock's). A naive one is refused by :func:`format_datetime`."""
     offset = value.utcoffset()
-    if offset is None:
-        raise ValueError(f"naive datetime {value!r}: the store keeps timezone-aware times only")
-    if offset.seconds % 60 or offset.microseconds or type(value) is not datetime:
-        return value.isoformat()  # orjson refuses a subclass (a test clock's)
+    if offset is None or offset.seconds % 60 or offset.microseconds or type(value) is not datetime:
+        return format_datetime(value)
     return value
 
 
