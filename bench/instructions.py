@@ -42,6 +42,12 @@ from typing import Any
 from bench.e2e import QUESTION
 from bench.processes import RedisServer
 from bench.report import machine
+from bot.app import build
+from bot.clock import FakeClock
+from bot.models import InboundMessage, OutboundMessage
+from bot.settings import default_settings
+from bot.store.memory import MemoryStore
+from bot.store.redis import RedisStore
 
 #: Customers writing at once (turns interleave as under load: group commit applies).
 CUSTOMERS = 20
@@ -88,34 +94,30 @@ def per_turn(small: tuple[int, int], large: tuple[int, int]) -> float:
     return (large[1] - small[1]) / turns
 
 
+class _Counting:
+    """A customer channel that counts what it is given."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def send(self, address: str, message: OutboundMessage, locale: str) -> None:
+        self.sent += 1
+
+
 async def turns(count: int, redis_url: str | None = None) -> dict[str, Any]:
     """Run ``count`` counted turns (after the warm-up): the replies they sent, and the
-    KB matcher that answered (``lexical``, or more with the semantic extra)."""
-    from bot.app import build
-    from bot.clock import FakeClock
-    from bot.models import InboundMessage, OutboundMessage
-    from bot.settings import default_settings
-    from bot.store.memory import MemoryStore
-    from bot.store.redis import RedisStore
+    KB matcher that answered (``lexical``, or more with the semantic extra).
 
-    sent = 0
-
-    class Recording:
-        """A customer channel that counts what it is given."""
-
-        async def send(self, address: str, message: OutboundMessage, locale: str) -> None:
-            nonlocal sent
-            sent += 1
-
+    On Redis the two counts of :func:`run` share one private server: each count's
+    customers are its own (their addresses carry ``count``), so each starts with new
+    conversations, as on the memory store, and nothing is deleted."""
     store = MemoryStore() if redis_url is None else RedisStore.from_url(redis_url)
     try:
         if isinstance(store, RedisStore):
-            # The private server of run(): each count starts from an empty one, as the
-            # memory store does (the same customers write in both counts).
-            await store.redis.flushdb()
             await store.load_scripts()
         escala = build(default_settings(), store=store)
-        escala.outbox.register("telegram", Recording())
+        channel = _Counting()
+        escala.outbox.register("telegram", channel)
         clock = FakeClock()
         messages = 0
 
@@ -126,20 +128,24 @@ async def turns(count: int, redis_url: str | None = None) -> dict[str, Any]:
                 await escala.engine.handle(
                     InboundMessage(
                         channel="telegram",
-                        address=str(1000 + number),
+                        address=f"{count}{1000 + number}",
                         text=QUESTION,
-                        provider_message_id=str(messages),
+                        provider_message_id=f"{count}-{messages}",
                         received_at=clock.now(),
                         locale="pt-BR",
                     )
                 )
 
         await asyncio.gather(*(customer(c, WARM_UP) for c in range(CUSTOMERS)))
-        await _until(lambda: sent >= REPLIES * WARM_UP * CUSTOMERS)
-        sent = 0
+        await _until(lambda: channel.sent >= REPLIES * WARM_UP * CUSTOMERS)
+        channel.sent = 0
         await asyncio.gather(*(customer(c, count // CUSTOMERS) for c in range(CUSTOMERS)))
-        await _until(lambda: sent >= REPLIES * count)  # replies still in the outbox
-        return {"turns": count, "replies": sent, "matcher": escala.engine.parts.matcher.kind}
+        await _until(lambda: channel.sent >= REPLIES * count)  # replies still in the outbox
+        return {
+            "turns": count,
+            "replies": channel.sent,
+            "matcher": escala.engine.parts.matcher.kind,
+        }
     finally:
         await store.close()
 
