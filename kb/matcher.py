@@ -274,6 +274,9 @@ class Matcher:
         self._centroids = SparseIndex(self._word_centroids(n) if self.votes else [])
         self._word_counts: SparseIndex | None = None
         self._sizes: npt.NDArray[np.float64] = np.zeros(0)
+        #: Per word, the phrasings holding it, ascending (:meth:`_covered_few`).
+        self._postings: dict[str, list[int]] | None = None
+        self._row_weights: list[float] = []
 
     def _word_centroids(self, entries: int) -> list[dict[str, float]]:
         """Per entry: the sum of its phrasings' unit IDF word vectors, made a unit vector."""
@@ -455,6 +458,77 @@ class Matcher:
             return decide([], self.thresholds)
         return decide(self.ranked(per_entry, reads), self.thresholds)
 
+    def _covered(
+        self, query: dict[str, float]
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """The phrasings that share a word with ``query`` (its words, each weighing 1),
+        ascending, with their ``covered`` and their plain share of words covered
+        (:meth:`nearest`), for every phrasing at once."""
+        shared = self._words.dot(query)
+        by_weight = np.divide(
+            shared, self._weights, out=np.zeros_like(shared), where=self._weights > 0
+        )
+        if self._word_counts is None:  # built on first use: answering never needs it
+            self._word_counts = SparseIndex(dict.fromkeys(s, 1.0) for s in self._sets)
+            self._sizes = np.array([len(s) for s in self._sets], dtype=np.float64)
+        by_count = self._word_counts.dot(query) / np.maximum(self._sizes, 1.0)
+        covered = (by_weight + by_count) / 2
+        rows = np.flatnonzero(covered > 0)
+        return rows, covered[rows], by_count[rows]
+
+    def _covered_few(
+        self, query: dict[str, float], at_least: float
+    ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64], npt.NDArray[np.float64]] | None:
+        """:meth:`_covered` for a query whose words few phrasings hold, in plain Python
+        over those phrasings only, keeping only those that can reach ``at_least``;
+        ``None`` when more than ``SHORTLIST`` share a word (then :meth:`_covered`).
+
+        For a small index (the requests for a human: 44 phrasings) the array
+        operations' fixed costs were most of a call, and most calls keep nothing
+        (issue 18). The same sums in the same order as :meth:`SparseIndex.dot` (each
+        phrasing's shared weight adds the query's words in the query's order): the same
+        floats. Dropping the phrasings that cannot reach ``at_least`` before the
+        shortlist keeps the same ones, as no more than ``SHORTLIST`` are in play."""
+        if self._postings is None:  # built on first use: answering never needs it
+            postings: dict[str, list[int]] = {}
+            for row, token_set in enumerate(self._sets):
+                for token in token_set:
+                    postings.setdefault(token, []).append(row)
+            self._postings = postings
+            self._row_weights = self._weights.tolist()
+        postings = self._postings
+        shared: dict[int, float] = {}
+        counts: dict[int, int] = {}
+        for token in query:
+            holding = postings.get(token)
+            if holding is None:
+                continue
+            weight = self._idf[token] * 1.0
+            for row in holding:
+                shared[row] = shared.get(row, 0.0) + weight
+                counts[row] = counts.get(row, 0) + 1
+        if len(shared) > SHORTLIST:
+            return None
+        weights, sets = self._row_weights, self._sets
+        rows: list[int] = []
+        covered: list[float] = []
+        by_count: list[float] = []
+        for row in sorted(shared):
+            count = counts[row] / max(float(len(sets[row])), 1.0)
+            share = (shared[row] / weights[row] + count) / 2
+            if share > 0 and (
+                at_least <= 0
+                or 100.0 * (FUZZY_WEIGHT + (1 - FUZZY_WEIGHT) * share) >= at_least - 1.0
+            ):
+                rows.append(row)
+                covered.append(share)
+                by_count.append(count)
+        return (
+            np.array(rows, dtype=np.intp),
+            np.array(covered, dtype=np.float64),
+            np.array(by_count, dtype=np.float64),
+        )
+
     def nearest(self, text: str, at_least: float = 0.0) -> list[Nearest]:
         """Per entry, the phrasing ``text`` *contains* best, best first (ties: KB order).
         ``at_least``: the caller reads no score below it, so the phrasings that cannot
@@ -490,25 +564,21 @@ class Matcher:
             return []  # no word of any phrasing: nothing is covered (most texts, for a
             # small index like the requests for a human)
         query = dict.fromkeys(distinct, 1.0)
-        shared = self._words.dot(query)
-        by_weight = np.divide(
-            shared, self._weights, out=np.zeros_like(shared), where=self._weights > 0
-        )
-        if self._word_counts is None:  # built on first use: answering never needs it
-            self._word_counts = SparseIndex(dict.fromkeys(s, 1.0) for s in self._sets)
-            self._sizes = np.array([len(s) for s in self._sets], dtype=np.float64)
-        by_count = self._word_counts.dot(query) / np.maximum(self._sizes, 1.0)
-        covered = (by_weight + by_count) / 2
-        rows = np.flatnonzero(covered > 0)
+        found = self._covered_few(query, at_least)
+        if found is None:
+            rows, covered, by_count = self._covered(query)
+        else:
+            rows, covered, by_count = found
         if not len(rows):
             return []
         if len(rows) > SHORTLIST:
-            rows = rows[np.argpartition(-covered[rows], SHORTLIST - 1)[:SHORTLIST]]
+            top = np.argpartition(-covered, SHORTLIST - 1)[:SHORTLIST]
+            rows, covered, by_count = rows[top], covered[top], by_count[top]
         if at_least > 0:
             # the score below is at most FUZZY_WEIGHT * 100 + (1 - FUZZY_WEIGHT) * 100 *
             # covered (a point of slack for float rounding)
-            ceiling = 100.0 * (FUZZY_WEIGHT + (1 - FUZZY_WEIGHT) * covered[rows])
-            rows = rows[ceiling >= at_least - 1.0]
+            reach = 100.0 * (FUZZY_WEIGHT + (1 - FUZZY_WEIGHT) * covered) >= at_least - 1.0
+            rows, covered, by_count = rows[reach], covered[reach], by_count[reach]
             if not len(rows):
                 return []
         fuzzy = process.cdist(
@@ -521,9 +591,9 @@ class Matcher:
         # minha senha" of "alguém trocou minha senha") would score 100. Containment is
         # one-way, so the character-level score may not go much past the share of words
         # covered (it may forgive a typo the repair missed, never a missing word).
-        ceiling = 100.0 * by_count[rows] + CONTAINMENT_SLACK
+        ceiling = 100.0 * by_count + CONTAINMENT_SLACK
         fuzzy = np.minimum(fuzzy, ceiling)
-        scores = FUZZY_WEIGHT * fuzzy + (1 - FUZZY_WEIGHT) * 100.0 * covered[rows]
+        scores = FUZZY_WEIGHT * fuzzy + (1 - FUZZY_WEIGHT) * 100.0 * covered
         if not NEGATIONS & set(tokens):
             # "the app will not install" is a problem; "how do I install the app" is not
             negated = np.array([bool(NEGATIONS & self._sets[row]) for row in rows], dtype=bool)

@@ -48,15 +48,25 @@ _GLUED = re.compile(
 )
 
 
+#: What a match of ``_GLUED`` holds: searched for first, as most texts hold none and the
+#: search costs a tenth of the pattern's scan (issue 18: the patterns were ~5 µs of a
+#: short message, ~20 µs of a long one, and every normalizer reads the message).
+_GLUED_END = re.compile(r"nt\b", re.IGNORECASE)
+
+
+def _expand(found: re.Match[str]) -> str:
+    head = found.group(1)
+    return f"{_IRREGULAR.get(head.lower(), head)} not"
+
+
 def expand_negations(text: str) -> str:
     """English contractions keep their negation: "won't" is "will not", "doesn't" is
     "does not" (folding alone would leave "won" and a lone "t", and lose the "not")."""
-
-    def expand(found: re.Match[str]) -> str:
-        head = found.group(1)
-        return f"{_IRREGULAR.get(head.lower(), head)} not"
-
-    return _GLUED.sub(expand, _NEGATED.sub(expand, text))
+    if "'" in text or "’" in text:  # a match of _NEGATED holds one
+        text = _NEGATED.sub(_expand, text)
+    if _GLUED_END.search(text) is not None:
+        text = _GLUED.sub(_expand, text)
+    return text
 
 
 def _words(text: str) -> frozenset[str]:

@@ -4,6 +4,7 @@ caller reads left out, the KB's wordless phrasings skipped, the postings gathere
 
 from __future__ import annotations
 
+import copy
 from functools import cache
 
 import numpy as np
@@ -16,7 +17,7 @@ from bot.triage import Triage, load_triage
 from bot.triage_text import TextForms
 from kb.loader import default_kb_path, load_kb
 from kb.matcher import FUZZY_WEIGHT, Matcher, decide, decision_reads
-from kb.normalize import fold
+from kb.normalize import _GLUED, _NEGATED, _expand, expand_negations, fold
 from kb.vectors import SparseIndex, Vector
 
 
@@ -98,6 +99,33 @@ def test_nearest_keeps_every_score_the_caller_reads(text: str, at_least: float) 
     assert read == every
 
 
+def array_path_only(matcher: Matcher) -> Matcher:
+    """``matcher`` with :meth:`Matcher._covered_few` declined: every candidate is found
+    by the array path, as before the plain-Python one."""
+    twin = copy.copy(matcher)
+    twin._covered_few = lambda query, at_least: None  # type: ignore[method-assign]
+    return twin
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts(), st.sampled_from([0.0, 50.0, 75.0, 90.0]))
+def test_few_candidates_found_in_python_score_as_the_arrays_do(text: str, at_least: float) -> None:
+    triage = shipped_triage()
+    for matcher in (triage._human._matcher, triage._examples._matcher, shipped_matcher()):
+        assert matcher is not None
+        assert matcher.nearest(text, at_least) == array_path_only(matcher).nearest(text, at_least)
+        query = dict.fromkeys(set(matcher.normalizer.tokens(text)), 1.0)
+        few = matcher._covered_few(query, at_least)
+        if few is None:
+            continue  # more than SHORTLIST phrasings share a word: the arrays' case
+        rows, covered, by_count = matcher._covered(query)
+        reach = 100.0 * (FUZZY_WEIGHT + (1 - FUZZY_WEIGHT) * covered) >= at_least - 1.0
+        if at_least > 0:
+            rows, covered, by_count = rows[reach], covered[reach], by_count[reach]
+        # the same floats, not only the same rounded scores
+        assert [a.tolist() for a in few] == [rows.tolist(), covered.tolist(), by_count.tolist()]
+
+
 @settings(max_examples=500, deadline=None)
 @given(texts(), st.sampled_from([2, 5, 8, 12]))
 def test_skipping_wordless_phrasings_keeps_the_best_entries_read(text: str, reads: int) -> None:
@@ -145,3 +173,18 @@ def test_a_phrasing_sharing_no_word_scores_at_most_the_fuzzy_weight(text: str) -
     scores = matcher._scores(tokens, rows, overlap)
     wordless = overlap[rows] == 0
     assert (scores[wordless] <= 100.0 * FUZZY_WEIGHT + 1e-3).all()
+
+
+#: Contractions with and without their apostrophe, near misses, and what a word may be
+#: glued to: where the two patterns' matches start and end.
+CONTRACTION_WORDS = (
+    "don't WON’T cant Isnt wont shouldnt ain't n't nt NT ant atendimento não ca t _ é 2"
+)
+CONTRACTION_PARTS = st.sampled_from([*CONTRACTION_WORDS.split(" "), "'", "’", " ", ","])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(CONTRACTION_PARTS, st.text(max_size=3)), max_size=12))
+def test_expanding_negations_after_a_quick_search_is_the_two_patterns(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert expand_negations(text) == _GLUED.sub(_expand, _NEGATED.sub(_expand, text))
