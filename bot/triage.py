@@ -123,14 +123,18 @@ class Conditions:
     @cached_property
     def _keyword_index(
         self,
-    ) -> tuple[frozenset[str], frozenset[str], frozenset[str], tuple[frozenset[str], ...]]:
+    ) -> tuple[frozenset[str], frozenset[str], frozenset[str], dict[str, list[frozenset[str]]]]:
         """The keywords' words; their phrases (a keyword's words, joined); the one-word
-        keywords; per phrase, the words :meth:`Keyword.find` needs all of to look for it
-        in a window."""
+        keywords; the words :meth:`Keyword.find` needs all of to look for a phrase in a
+        window, by one of them (each set is under its least word: a text can hold the
+        set only if it holds that word)."""
         words = frozenset(w for keyword in self.keywords for w in keyword.words)
         phrases = frozenset(k.phrase for k in self.keywords if len(k.words) > 1)
         single = frozenset(k.words[0] for k in self.keywords if len(k.words) == 1)
-        needs = tuple(k.needed for k in self.keywords if k.needed is not None)
+        needs: dict[str, list[frozenset[str]]] = {}
+        for keyword in self.keywords:
+            if keyword.needed is not None:
+                needs.setdefault(min(keyword.needed), []).append(keyword.needed)
         return words, phrases, single, needs
 
     def _keywords_may_hit(self, text: TextForms) -> bool:
@@ -141,15 +145,11 @@ class Conditions:
         each of its meaningful words matches (:meth:`Keyword.find`)."""
         matched, vocabulary = text.matched, text.vocabulary
         words, phrases, single, needs = self._keyword_index
-        if (
-            matched is None
-            or vocabulary is None
-            or not words <= vocabulary.words
-            or not phrases <= vocabulary.phrases
-        ):
+        if matched is None or vocabulary is None or not vocabulary.covers(words, phrases):
             return True  # the text's forms were not worked out for these keywords
         if matched and (
-            not single.isdisjoint(matched) or any(needed <= matched for needed in needs)
+            not single.isdisjoint(matched)
+            or any(needed <= matched for word in matched for needed in needs.get(word, ()))
         ):
             return True
         return bool(phrases) and not phrases.isdisjoint(text.near_phrases)

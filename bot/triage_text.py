@@ -26,7 +26,6 @@ none of them. Two text conditions tolerate that:
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,7 +35,7 @@ from rapidfuzz import fuzz, process
 
 from kb.matcher import Matcher, Nearest, Thresholds
 from kb.model import KbEntry, KnowledgeBase
-from kb.normalize import STOP_WORDS, fold, stem
+from kb.normalize import STOP_WORDS, fold, stem, strip_accents
 from kb.semantic import Embeddings, PhrasingVectors
 
 WORD_FUZZY_MIN_LETTERS = 5
@@ -126,11 +125,6 @@ KEPT_IN_EXAMPLES = (
 EXAMPLE_STOP_WORDS = STOP_WORDS - frozenset(KEPT_IN_EXAMPLES.split())
 #: Longest customer text triage reads; the engine already bounds messages.
 MAX_TEXT = 4000
-
-
-def strip_accents(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 @dataclass(frozen=True)
@@ -238,6 +232,7 @@ class Vocabulary:
         self.words = frozenset(words)
         self.phrase_list = sorted(set(phrases))
         self.phrases = frozenset(self.phrase_list)
+        self._covers: dict[tuple[frozenset[str], frozenset[str]], bool] = {}
         # For may_be_near: per run length (3 or 4), the phrases that need a run of that
         # length with a text of _FILTERED_TEXT characters or more, by their runs; and
         # the phrases too short to need one.
@@ -254,11 +249,22 @@ class Vocabulary:
                 runs.setdefault(phrase[at : at + size], set()).add(i)
         self._by_stem: dict[str, list[str]] = {}
         self._fuzzy: dict[str, list[str]] = {}  # by first letter
+        self._fuzzy_by_length: dict[tuple[str, int], list[str]] = {}  # (_fuzzy_group)
         for word in sorted(self.words):
             if len(word) >= 4:
                 self._by_stem.setdefault(stem(word), []).append(word)
             if sum(c.isalpha() for c in word) >= WORD_FUZZY_MIN_LETTERS:
                 self._fuzzy.setdefault(word[:1], []).append(word)
+        self._longest_fuzzy = max((len(w) for g in self._fuzzy.values() for w in g), default=0)
+
+    def covers(self, words: frozenset[str], phrases: frozenset[str]) -> bool:
+        """Whether ``words`` and ``phrases`` are all this vocabulary's (remembered: a rule
+        set asks about the same few sets on every text; frozensets keep their hash)."""
+        key = (words, phrases)
+        covered = self._covers.get(key)
+        if covered is None:
+            covered = self._covers[key] = words <= self.words and phrases <= self.phrases
+        return covered
 
     def may_be_near(self, folded: str) -> list[str]:
         """The phrases ``folded`` (a text folded by :func:`kb.normalize.fold`) may hold nearly
@@ -275,6 +281,24 @@ class Vocabulary:
                 kept |= runs[run]
         return [self.phrase_list[i] for i in sorted(kept)]
 
+    def _fuzzy_group(self, candidate: str) -> list[str]:
+        """The fuzzy rule words ``candidate`` may be close to: same first letter, and a
+        length that lets rapidfuzz's ``ratio`` reach ``WORD_CUTOFF`` (it is at most
+        ``100 * (1 - |a - b| / (a + b))`` for lengths ``a`` and ``b``; a hair of slack for
+        float rounding). Most words of a text then need no rapidfuzz call (issue 18)."""
+        # a length past three times the longest word's is as far from all of them as
+        # any (the bound is then under 50): one key for those keeps this cache small
+        n = min(len(candidate), 3 * self._longest_fuzzy + 1)
+        key = (candidate[:1], n)
+        group = self._fuzzy_by_length.get(key)
+        if group is None:
+            group = self._fuzzy_by_length[key] = [
+                word
+                for word in self._fuzzy.get(candidate[:1], ())
+                if 100.0 * (1 - abs(len(word) - n) / (len(word) + n)) >= WORD_CUTOFF - 1e-6
+            ]
+        return group
+
     def positions(self, words: Sequence[str], stems: Sequence[str]) -> dict[str, tuple[int, ...]]:
         """For every rule word that matches some of ``words``, the positions it matches
         (the other rule words match none)."""
@@ -287,7 +311,7 @@ class Vocabulary:
             if len(candidate) >= 4:
                 hit.update(self._by_stem.get(candidate_stem, ()))
             if len(candidate) >= _FUZZY_MIN_CANDIDATE:
-                group = self._fuzzy.get(candidate[:1])
+                group = self._fuzzy_group(candidate)
                 if group:
                     close = close_to.get(candidate)
                     if close is None:

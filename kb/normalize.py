@@ -32,12 +32,20 @@ TYPO_LONG_WORD = 8  # from this length on, two edits are forgiven; below it, one
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 
 
-@functools.lru_cache(maxsize=1024)  # one message is folded by the KB, triage, flows...
+@functools.lru_cache(maxsize=1024)  # one message is read by the KB, triage, flows...
+def strip_accents(text: str) -> str:
+    """Lowercase, accents stripped, punctuation kept (routing regexes read this form)."""
+    lowered = text.lower()
+    if lowered.isascii():
+        return lowered  # NFKD leaves ASCII as it is, and no ASCII character combines
+    decomposed = unicodedata.normalize("NFKD", lowered)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@functools.lru_cache(maxsize=1024)
 def fold(text: str) -> str:
     """Lowercase, accents stripped, anything but letters and digits turned to one space."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _NON_WORD.sub(" ", bare).strip()
+    return _NON_WORD.sub(" ", strip_accents(text)).strip()
 
 
 _NEGATED = re.compile(r"\b(\w+?)n['’]t\b", re.IGNORECASE)

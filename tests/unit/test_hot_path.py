@@ -5,6 +5,7 @@ caller reads left out, the KB's wordless phrasings skipped, the postings gathere
 from __future__ import annotations
 
 import copy
+import unicodedata
 from functools import cache
 
 import numpy as np
@@ -17,7 +18,7 @@ from bot.triage import Triage, load_triage
 from bot.triage_text import TextForms
 from kb.loader import default_kb_path, load_kb
 from kb.matcher import FUZZY_WEIGHT, Matcher, decide, decision_reads
-from kb.normalize import _GLUED, _NEGATED, _expand, expand_negations, fold
+from kb.normalize import _GLUED, _NEGATED, _expand, expand_negations, fold, strip_accents
 from kb.vectors import SparseIndex, Vector
 
 
@@ -188,3 +189,11 @@ CONTRACTION_PARTS = st.sampled_from([*CONTRACTION_WORDS.split(" "), "'", "’", 
 def test_expanding_negations_after_a_quick_search_is_the_two_patterns(parts: list[str]) -> None:
     text = "".join(parts)
     assert expand_negations(text) == _GLUED.sub(_expand, _NEGATED.sub(_expand, text))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(), st.text(alphabet="aAeEçÇãÃéÉôÔ ?!.,'’-1ñÑßİſﬁ", max_size=20)))
+def test_stripping_accents_skips_no_work_an_ascii_text_needs(text: str) -> None:
+    strip_accents.cache_clear()
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    assert strip_accents(text) == "".join(c for c in decomposed if not unicodedata.combining(c))

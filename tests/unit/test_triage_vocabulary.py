@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rapidfuzz import fuzz, process
 
-from bot.triage_text import PHRASE_CUTOFF, TextForms, Vocabulary, _common_run, _word_hit
+from bot.triage_text import (
+    PHRASE_CUTOFF,
+    WORD_CUTOFF,
+    TextForms,
+    Vocabulary,
+    _common_run,
+    _word_hit,
+)
 from kb.normalize import stem
 
 RULE_WORDS = [
@@ -173,3 +180,26 @@ def test_a_question_about_opening_hours_is_scored_against_few_phrases() -> None:
     assert len(kept) < len(PHRASES) // 2, kept
     # a short text is scored against every phrase (the bound is weaker there)
     assert vocabulary.may_be_near("fora do ar") == vocabulary.phrase_list
+
+
+def test_a_word_close_enough_has_a_length_the_group_keeps() -> None:
+    # One letter repeated: rapidfuzz's ratio is then exactly the length bound, and
+    # lengths like 17 and 23 sit on the cutoff itself.
+    vocabulary = Vocabulary(["a" * n for n in range(5, 80)])
+    for n in range(1, 100):
+        word = "a" * n
+        close = {w for w in vocabulary.words if fuzz.ratio(word, w) >= WORD_CUTOFF}
+        assert close <= set(vocabulary._fuzzy_group(word)), n
+    assert fuzz.ratio("a" * 17, "a" * 23) == WORD_CUTOFF  # the bound's equality is tried
+    assert "a" * 23 in vocabulary._fuzzy_group("a" * 17)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text("abcd", min_size=5, max_size=30), st.text("abcd", max_size=6), st.integers(0, 6))
+def test_a_typo_close_enough_keeps_its_rule_word_in_the_group(
+    word: str, extra: str, cut: int
+) -> None:
+    rule_word = (word + extra)[: max(len(word) + len(extra) - cut, 5)]
+    vocabulary = Vocabulary([rule_word])
+    if fuzz.ratio(word, rule_word) >= WORD_CUTOFF:
+        assert rule_word in vocabulary._fuzzy_group(word)
