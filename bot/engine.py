@@ -20,6 +20,7 @@ from bot.clock import stable_id
 from bot.content import Content, ContentHolder
 from bot.errors import LockTimeout
 from bot.events import Recorder
+from bot.language import guess_locale
 from bot.masking import Masking
 from bot.models import (
     EMPTY,
@@ -222,17 +223,23 @@ class Engine:
     ) -> Contact:
         """The contact who wrote, created on first contact, with what this message tells
         (saved with the turn when new or changed)."""
+        # A channel that cannot tell the language (SMS, WhatsApp): the customer's words
+        # can, when they clearly do ("ok" does not, and changes nothing).
+        written_in = None if inbound.locale_known else guess_locale(inbound.text)
         if contact is None:
             contact = Contact(
                 id=stable_id("ct", inbound.channel, inbound.address),
                 identities=(Identity(inbound.channel, inbound.address),),
-                locale=normalize_locale(inbound.locale, self.parts.settings.default_locale),
+                locale=written_in
+                or normalize_locale(inbound.locale, self.parts.settings.default_locale),
                 name=inbound.name,
                 attributes=dict(inbound.attributes),
             )
             write.contact = contact
             return contact
         updated = contact
+        if written_in is not None and written_in != contact.locale:
+            updated = replace(updated, locale=written_in)
         if contact.unreachable:
             # They wrote to us, so the channel reaches them again (e.g. a Telegram user
             # who had blocked the bot and unblocked it).
@@ -361,6 +368,9 @@ class Engine:
             channel=inbound.channel,
             message_id=message.id,
         )
+        if conversation.locale != contact.locale and not inbound.locale_known:
+            # the customer now writes in another language (_heard_from): replies follow
+            conversation = conversation.changed(locale=contact.locale)
         return Turn(
             parts,
             conversation.changed(updated_at=now),

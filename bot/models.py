@@ -284,6 +284,9 @@ class InboundMessage:
     ``media``: what came besides ``text`` (which may then be empty). ``keyword``: a
     carrier keyword the channel recognised in ``text``. ``attributes``: contact
     attributes the channel learned with this message (a Telegram deep-link payload).
+    ``locale_known``: False when the channel cannot tell the customer's language (SMS,
+    WhatsApp): ``locale`` is then its configured default, and the engine follows the
+    language the customer writes in (:mod:`bot.language`).
     """
 
     channel: str
@@ -298,6 +301,7 @@ class InboundMessage:
     media: tuple[Media, ...] = ()
     keyword: CarrierKeyword | None = None
     attributes: Mapping[str, str] = field(default_factory=lambda: EMPTY)
+    locale_known: bool = True
 
     @property
     def transcript_text(self) -> str:

@@ -181,6 +181,7 @@ class TwilioChannel:
                 provider_message_id=sid,
                 received_at=self.port.now(),
                 locale=self.config.default_locale,
+                locale_known=False,  # Twilio says nothing of it: the words will
                 raw={"MessageSid": sid, "NumMedia": _count(form.get("NumMedia"))},
                 media=_media(form),
                 keyword=_keyword(body),

@@ -32,6 +32,37 @@ async def test_sms_choices_are_numbered_and_a_number_picks_one(harness: Harness)
     assert "#1001" in harness.fake_twilio.texts(PHONE)[-1]  # "Não" (did not help): handoff
 
 
+async def test_an_english_text_is_answered_in_english_and_ok_changes_nothing(
+    harness: Harness,
+) -> None:
+    # SMS says nothing of the customer's language: their words do (bot.language).
+    await harness.sms_text("Hi, what are your opening hours?")
+    question = harness.fake_twilio.texts(PHONE)[-1]
+    assert question.splitlines()[-2:] == ["1. Yes", "2. No"]
+    await harness.sms_text("2")  # "No": it did not help
+    assert "I've opened ticket #1001" in harness.fake_twilio.texts(PHONE)[-1]
+    await harness.sms_text("ok")  # says no language: still English
+    contact = await harness.store.find_contact(Identity("sms", PHONE))
+    assert contact is not None and contact.locale == "en"
+    ticket = await harness.store.find_ticket(1001)
+    assert ticket is not None
+    conversation = await harness.store.get_conversation(ticket.conversation_id)
+    assert conversation is not None and conversation.locale == "en"
+
+
+async def test_a_customer_who_switches_to_english_gets_english_from_then_on(
+    harness: Harness,
+) -> None:
+    await harness.sms_text("qual o horário de atendimento?", number=WA, channel="whatsapp")
+    assert harness.fake_twilio.texts(WA)[-1].splitlines()[-2:] == ["1. Sim", "2. Não"]
+    await harness.sms_text(
+        "sorry, I don't speak Portuguese. I want to talk to a person", number=WA, channel="whatsapp"
+    )
+    texts = harness.fake_twilio.texts(WA)
+    assert "Of course! I'm passing you to our team." in texts, texts[-3:]
+    assert "I've opened ticket #1001" in texts[-1]
+
+
 async def test_whatsapp_agent_reply_goes_back_to_whatsapp(harness: Harness) -> None:
     await harness.sms_text("quero falar com um atendente", number=WA, channel="whatsapp")
     assert (await harness.escala.desk.claim("ana", 1001)).ok
