@@ -61,7 +61,11 @@ async def test_quick_rows_report_every_column() -> None:
     assert workers["workers"] == 2 and workers["replies_per_message"] == 2
     cost = workers["closed_loop_cost_per_message"]
     assert cost["server_processes"] == 3  # the supervisor and its two workers
-    assert cost["redis_round_trips_per_message"] >= 1
+    # A lone message makes 3 (lock-and-read, commit, the outbox's acknowledgement:
+    # tests/redis/test_round_trips.py); group commit shares the steps of messages that
+    # arrive together, so under load fewer than one per message is normal (0.76-0.80 in
+    # the full runs). A few more read events come from connections opening.
+    assert 0 < cost["redis_round_trips_per_message"] < 4
     assert cost["redis_commands_per_message"] >= cost["redis_round_trips_per_message"]
     # The server's own periodic round trips, watched idle, come off in the net figure.
     assert cost["redis_background_round_trips_per_second"] >= 0
