@@ -503,7 +503,7 @@ class Matcher:
             holding = postings.get(token)
             if holding is None:
                 continue
-            weight = self._idf[token] * 1.0
+            weight = self._idf[token]  # the query weighs each word 1
             for row in holding:
                 shared[row] = shared.get(row, 0.0) + weight
                 counts[row] = counts.get(row, 0) + 1
