@@ -11,6 +11,7 @@ this interface keeps every adapter working, and a new channel needs nothing else
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
@@ -48,6 +49,10 @@ from bot.views import Views
 from bot.workspaces import Workspaces
 
 log = logging.getLogger(__name__)
+
+#: How long a stopping channel may take to deliver what it queued when the server did
+#: not say (``[server] shutdown_timeout_seconds``' default): tests, ``escala chat``.
+STOP_SECONDS = 30.0
 
 #: What a customer may see of their transcript (never private notes or system lines).
 CUSTOMER_VISIBLE = frozenset({Direction.INBOUND, Direction.BOT, Direction.AGENT})
@@ -124,6 +129,12 @@ class ChannelPort(Protocol):
 
     async def delivery_failed(self, channel: str, address: str, reason: str, **data: Any) -> None:
         """A reply that finally did not reach the customer (agents see it)."""
+        ...
+
+    def time_to_stop(self) -> float:
+        """Seconds a stopping channel has left to deliver the replies it queued: what
+        is left of ``[server] shutdown_timeout_seconds`` once in-flight messages are
+        done. A reply not delivered by then stays in the outbox, for the next process."""
         ...
 
     def provider_call(self, channel: str, result: str, seconds: float) -> None:
@@ -295,6 +306,7 @@ class Edge:
         self._clock = clock
         self._ids = ids
         self._users = Users(store, settings.agents)
+        self._stop_by: float | None = None
 
     # -- both sides ---------------------------------------------------------------------
 
@@ -361,6 +373,16 @@ class Edge:
                     turn.finish(outcome)
             log.debug("%s message %s: %s", inbound.channel, inbound.provider_message_id, outcome)
             return outcome
+
+    def stopping(self, within: float) -> None:
+        """The server began to stop and must be done within ``within`` seconds
+        (``[server] shutdown_timeout_seconds``): :meth:`time_to_stop` counts down."""
+        self._stop_by = time.monotonic() + within
+
+    def time_to_stop(self) -> float:
+        if self._stop_by is None:
+            return STOP_SECONDS
+        return max(0.0, self._stop_by - time.monotonic())
 
     def provider_call(self, channel: str, result: str, seconds: float) -> None:
         if self._metrics is not None:

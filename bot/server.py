@@ -29,6 +29,7 @@ from aiohttp.web_log import AccessLogger
 from bot import plugins, scrape
 from bot.app import Escala, build, desk_problems
 from bot.content import embeddings
+from bot.edge import STOP_SECONDS
 from bot.errors import ConfigErrors, StoreError
 from bot.logs import parse_logging
 from bot.metrics import Metrics, MetricsConfig, parse_metrics
@@ -59,7 +60,8 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 1_048_576
     public_base_url: str | None = None
-    shutdown_timeout_seconds: float = 30.0
+    #: In-flight messages and queued replies together (:func:`create_app`).
+    shutdown_timeout_seconds: float = STOP_SECONDS
     #: Requests handled at once; more wait ``queue_seconds`` then get 503 + Retry-After.
     max_in_flight: int = 64
     queue_seconds: float = 0.5
@@ -266,9 +268,12 @@ def create_app(
     max_in_flight: int = 64,
     queue_seconds: float = 0.5,
     body_timeout_seconds: float = 15.0,
+    shutdown_timeout_seconds: float = STOP_SECONDS,
 ) -> web.Application:
     """The webhooks' application; with ``metrics``, ``/metrics`` too unless
-    ``metrics_config.port`` puts it on a listener of its own (:func:`run_server`)."""
+    ``metrics_config.port`` puts it on a listener of its own (:func:`run_server`).
+    Stopping it takes at most ``shutdown_timeout_seconds`` for in-flight messages and
+    the channels' queued replies together (plus a timer sweep's grace)."""
     app = web.Application(client_max_size=max_body_bytes, middlewares=[_guard])
     app[ESCALA] = escala
     app[MAX_BODY] = max_body_bytes
@@ -316,6 +321,11 @@ def create_app(
             # the background, so neither readiness nor the first message waits ~2 s.
             found.encoder.warm_up()
 
+    async def stopping(_: web.Application) -> None:
+        # aiohttp runs this before it waits for in-flight requests: the clock starts
+        # here, and the channels flush their queues in what is left of it.
+        escala.edge.stopping(shutdown_timeout_seconds)
+
     async def stop(_: web.Application) -> None:
         await escala.timers.stop()  # before the plugins whose clients its timers use
         await stop_all(plugins)
@@ -323,6 +333,7 @@ def create_app(
         await escala.outbox.close()  # what is not sent stays stored, for the next process
 
     app.on_startup.append(start)
+    app.on_shutdown.append(stopping)
     app.on_cleanup.append(stop)
     return app
 
@@ -429,6 +440,7 @@ async def run_server(
         max_in_flight=server.max_in_flight,
         queue_seconds=server.queue_seconds,
         body_timeout_seconds=server.body_timeout_seconds,
+        shutdown_timeout_seconds=server.shutdown_timeout_seconds,
     )
     metrics_runner: web.AppRunner | None = None
     if metrics is not None and metrics_config.port is not None:

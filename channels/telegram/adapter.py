@@ -127,7 +127,10 @@ class TelegramChannel:
                 allowed_updates=ALLOWED_UPDATES,
             )
 
-    async def stop(self, flush_timeout: float = 30.0) -> None:
+    async def stop(self, flush_timeout: float | None = None) -> None:
+        """Stop polling, then deliver what is queued within ``flush_timeout`` seconds
+        (default: what is left of the server's shutdown timeout); the rest stays in the
+        outbox for the next process."""
         self._stopping = True
         if self._polling is not None:
             if self._waiting_for_updates:
@@ -135,7 +138,9 @@ class TelegramChannel:
             await asyncio.gather(self._polling, return_exceptions=True)
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        await self.sender.flush(flush_timeout)
+        await self.sender.flush(
+            self.port.time_to_stop() if flush_timeout is None else flush_timeout
+        )
         await self.bot.session.close()
 
     # -- inbound ------------------------------------------------------------------------

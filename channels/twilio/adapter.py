@@ -157,8 +157,12 @@ class TwilioChannel:
     async def start(self) -> None:
         """Nothing to start: Twilio calls the webhook set on the number."""
 
-    async def stop(self, flush_timeout: float = 30.0) -> None:
-        await self.sender.flush(flush_timeout)
+    async def stop(self, flush_timeout: float | None = None) -> None:
+        """Deliver what is queued within ``flush_timeout`` seconds (default: what is
+        left of the server's shutdown timeout); the rest stays in the outbox."""
+        await self.sender.flush(
+            self.port.time_to_stop() if flush_timeout is None else flush_timeout
+        )
         await self.client.http_client.close()
 
     # -- inbound ------------------------------------------------------------------------

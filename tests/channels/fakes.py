@@ -68,6 +68,11 @@ class FakeTelegram(FakeProvider):
         super().__init__()
         self._ids = itertools.count(1)
         self.updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        #: Set: every send waits for it before answering (a provider that hangs).
+        self.answering = asyncio.Event()
+        self.answering.set()
+        #: Set once a send waits for :attr:`answering`.
+        self.holding = asyncio.Event()
 
     async def start_fake(self) -> None:
         app = web.Application()
@@ -101,6 +106,9 @@ class FakeTelegram(FakeProvider):
         self.calls.append(Call(method, fields))
         if method != "sendMessage":
             return web.json_response({"ok": True, "result": True})
+        if not self.answering.is_set():
+            self.holding.set()
+            await self.answering.wait()
         failure = self.next_failure()
         if failure is not None:
             self.calls[-1].ok = False

@@ -39,7 +39,10 @@ MAX_BODY = 64 * 1024
 
 
 class Harness:
-    def __init__(self, store: MemoryStore | None = None) -> None:
+    def __init__(
+        self, store: MemoryStore | None = None, *, shutdown_timeout_seconds: float = 30.0
+    ) -> None:
+        self.shutdown_timeout_seconds = shutdown_timeout_seconds
         self.clock = FakeClock()
         self.store = store or MemoryStore()
         self.escala: Escala = build(
@@ -73,7 +76,12 @@ class Harness:
         self.sms = self._twilio(self.sms_config, backoff)
         self.whatsapp = self._twilio(self.whatsapp_config, backoff)
         plugins: list[Plugin] = [self.telegram, self.sms, self.whatsapp]
-        app = create_app(self.escala, plugins, max_body_bytes=max_body)
+        app = create_app(
+            self.escala,
+            plugins,
+            max_body_bytes=max_body,
+            shutdown_timeout_seconds=self.shutdown_timeout_seconds,
+        )
         self.http = TestClient(TestServer(app, host="127.0.0.1"))
         await self.http.start_server()
 

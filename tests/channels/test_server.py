@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import signal
@@ -19,7 +20,7 @@ from bot.store import Lease, MemoryStore
 from bot.store.base import TurnStart
 from channels.telegram.config import parse_telegram
 from channels.twilio.config import parse_twilio
-from tests.channels.harness import PUBLIC, SMS_FROM, Harness
+from tests.channels.harness import PUBLIC, SMS_FROM, Harness, message
 
 
 class FlakyStore(MemoryStore):
@@ -105,6 +106,32 @@ async def test_shutdown_flushes_outbound_retries() -> None:
     await h.telegram.sender.send("4242", OutboundMessage("still delivered"), "pt-BR")
     await h.http.close()  # the app's cleanup stops the plugins: they flush first
     assert h.fake_telegram.texts(4242) == ["still delivered"]
+    await h.fake_telegram.close()
+    await h.fake_twilio.close()
+
+
+async def test_shutdown_stops_within_its_timeout_and_keeps_unsent_replies() -> None:
+    """A provider that hangs cannot hold a stopping server past ``[server]
+    shutdown_timeout_seconds``: the reply it never answered stays in the outbox, for
+    the next process (the flush used to wait 30 s of its own, whatever the setting)."""
+    h = Harness(shutdown_timeout_seconds=1.0)
+    await h.start()
+    h.fake_telegram.answering.clear()
+    update = {
+        "update_id": 5,
+        "message": message(4242, "pt-br", text="Qual o horário de atendimento?"),
+    }
+    assert (await h.telegram_post(update)).status == 200  # stored, the answer queued
+    async with asyncio.timeout(60):  # the answer reached the provider, which hangs
+        await h.fake_telegram.holding.wait()
+    async with asyncio.timeout(20):  # 1 s asked; without the bound, 30 s
+        await h.http.close()
+    conversation = await h.store.find_conversation("telegram", "4242")
+    assert conversation is not None
+    kept = await h.store.outbox(conversation.id)
+    stalled = h.fake_telegram.calls[-1].fields["text"]
+    assert kept and kept[0].text == stalled and "8h" in stalled
+    h.fake_telegram.answering.set()
     await h.fake_telegram.close()
     await h.fake_twilio.close()
 
