@@ -41,7 +41,7 @@ from bot.models import InboundMessage, Media, OutboundMessage, normalize_locale
 from channels.sending import Backoff, RetryingSender, RetryLater, split_text
 from channels.telegram.config import TelegramConfig
 from channels.telegram.sends import Keyboard, LeanSends
-from channels.telegram.updates import plain_text
+from channels.telegram.updates import decode_update, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -152,10 +152,8 @@ class TelegramChannel:
             log.warning("telegram webhook refused: bad or missing secret token")
             return web.Response(status=403, text="forbidden\n")
         try:
-            # json, not orjson: orjson refuses a lone surrogate escape, which is to be
-            # replaced further on, not refused (tests/channels/test_hardening.py).
-            payload = await request.json()
-        except ValueError:
+            payload = decode_update(await request.read(), request.charset)
+        except (ValueError, LookupError):  # LookupError: a charset Python does not know
             return web.Response(status=400, text="expected a JSON update\n")
         if (plain := plain_text(payload)) is not None:  # most updates: no pydantic
             if plain.chat_type == "private" and not plain.is_bot:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -16,7 +17,7 @@ from bot.errors import ConfigError
 from bot.models import Direction
 from bot.server import ServerConfig, cap_connections, create_app, runner_for
 from channels.telegram.config import parse_telegram
-from tests.channels.harness import Harness, message
+from tests.channels.harness import SECRET, Harness, message
 from tests.journeys.harness import Journey
 
 
@@ -33,6 +34,17 @@ async def test_absurdly_nested_json_is_a_client_error(harness: Harness) -> None:
     body = b'{"update_id": 1, "message": ' + b"[" * depth + b"]" * depth + b"}"
     response = await harness.telegram_post(body)
     assert 400 <= response.status < 500
+
+
+async def test_an_unknown_charset_is_a_client_error(harness: Harness) -> None:
+    headers = {
+        "X-Telegram-Bot-Api-Secret-Token": SECRET,
+        "Content-Type": "application/json; charset=no-such-charset",
+    }
+    body = orjson.dumps({"update_id": 1, "message": message(4242, "pt-br", text="oi")})
+    response = await harness.http.post("/telegram/webhook", data=body, headers=headers)
+    assert response.status == 400
+    assert harness.fake_telegram.texts(4242) == []
 
 
 @pytest.mark.parametrize("where", ["text", "first_name"])

@@ -4,12 +4,15 @@ aiogram reads the same; whatever it cannot read exactly, it leaves to aiogram.""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 from aiogram.types import Update
+from hypothesis import given
+from hypothesis import strategies as st
 
-from channels.telegram.updates import PlainText, plain_text
+from channels.telegram.updates import PlainText, decode_update, plain_text
 
 
 def text_update(**sender: Any) -> dict[str, Any]:
@@ -132,3 +135,66 @@ def test_any_field_changed_is_read_the_same_or_left_to_aiogram() -> None:
 )
 def test_anything_else_is_left_to_aiogram(payload: Any) -> None:
     assert plain_text(payload) is None
+
+
+# --- the body's JSON: orjson where it reads the same, json otherwise ----------------------
+
+#: JSON values with what orjson refuses and json reads: NaN and infinities, integers past
+#: 64 bits, lone surrogates (any code point, written as an escape by ``ensure_ascii``).
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(st.characters(codec=None, exclude_categories=())),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def as_json_reads(body: bytes, charset: str | None) -> tuple[str, str]:
+    """What aiohttp's ``request.json()`` made of the body before (the reference), or the
+    error's kind; json.dumps tells 1 from 1.0 and writes NaN as json read it."""
+    try:
+        return "ok", json.dumps(json.loads(body.decode(charset or "utf-8")))
+    except (ValueError, LookupError) as e:
+        return "error", type(e).__name__
+
+
+def decoded(body: bytes, charset: str | None) -> tuple[str, str]:
+    try:
+        return "ok", json.dumps(decode_update(body, charset))
+    except (ValueError, LookupError) as e:
+        return "error", type(e).__name__
+
+
+@given(JSON_VALUES, st.booleans())
+def test_a_body_decodes_as_request_json_decodes_it(value: Any, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    body = text.encode("utf-8", "surrogatepass")  # raw surrogates: not UTF-8, refused
+    assert decoded(body, None) == as_json_reads(body, None)
+    assert decoded(body, "UTF-8") == as_json_reads(body, "UTF-8")
+
+
+@pytest.mark.parametrize(
+    ("body", "charset"),
+    [
+        (b'{"text": "a\\ud800b"}', None),  # a lone surrogate escape: json reads it
+        (b'{"n": NaN, "big": 123456789012345678901234567890}', None),
+        (b"\xef\xbb\xbf{}", None),  # a byte-order mark: refused by both
+        (b'{"text": "\xe9"}', None),  # Latin-1 bytes sent as UTF-8: refused
+        ('{"text": "é"}'.encode("latin-1"), "latin-1"),  # read in its charset
+        (b"", None),
+        (b"{}", "no-such-charset"),  # refused (was a 500: LookupError)
+        (b'{"id": -9223372036854775809, "f": 0.12345678901234567890}', None),  # kept whole
+    ],
+)
+def test_bodies_orjson_refuses_are_read_by_json(body: bytes, charset: str | None) -> None:
+    assert decoded(body, charset) == as_json_reads(body, charset)
+
+
+def test_nesting_too_deep_is_refused_as_a_bad_body_not_a_crash() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        decode_update(b"[" * 100_000 + b"]" * 100_000, None)
