@@ -14,10 +14,19 @@ defaults, 20 customers at once, on the memory store or, with ``--redis``, on a p
 ``redis-server`` (this process's side only: the client, not the server). Not counted:
 HTTP, aiogram, the provider's API.
 
+``bench.e2e`` asks one question again and again, so whatever is cached by text hits
+across its messages. ``--texts answers`` asks whether that flatters it: every counted
+turn is a new customer's first message, each a different text, drawn (in a fixed
+shuffled order) from the repository's labelled turn cases that expect a KB answer
+(``tests/data/turn_cases*.jsonl``: real phrasings, typos, pt-BR and English).
+``--texts question-first`` counts the benchmark's question in the same way (a new
+customer each turn), the like-for-like reference.
+
 Per turn = (count with ``large`` turns - count with ``small``) / (large - small): the
 start-up, the KB build and the warm-up turns are in both counts and cancel out.
 
     python -m bench.instructions [--redis] [--small 100 --large 300]
+        [--texts question|question-first|answers]
 
 Needs ``valgrind`` (``apt-get install valgrind``); a run takes about a minute per
 count. To compare two versions, run it in a checkout of each.
@@ -30,6 +39,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -59,6 +69,29 @@ NOISE = 0.02
 
 #: Replies per turn: the answer, then "did this help?" (as in bench.e2e).
 REPLIES = 2
+#: What the counted turns say (module doc): the benchmark's question from the same
+#: customers, the question as every customer's first message, or varied first messages.
+TEXTS = ("question", "question-first", "answers")
+#: The varied texts' shuffle (fixed: both counts and every run draw the same order).
+SHUFFLE_SEED = 18
+
+
+def answer_texts() -> list[tuple[str, str]]:
+    """``(text, locale)`` of every distinct labelled turn case that expects a KB
+    answer, in a fixed shuffled order."""
+    from bench.semantic import CASE_FILES
+
+    seen: dict[str, str] = {}
+    for path in CASE_FILES:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            case = json.loads(line)
+            if case["expect"] == "answer":
+                seen.setdefault(case["text"], case.get("locale") or "pt-BR")
+    texts = sorted(seen.items())
+    random.Random(SHUFFLE_SEED).shuffle(texts)
+    return texts
+
+
 #: The longest a child waits for the replies still in the outbox (valgrind is slow).
 REPLY_WAIT_SECONDS = 600.0
 
@@ -104,9 +137,12 @@ class _Counting:
         self.sent += 1
 
 
-async def turns(count: int, redis_url: str | None = None) -> dict[str, Any]:
+async def turns(
+    count: int, redis_url: str | None = None, texts: str = "question"
+) -> dict[str, Any]:
     """Run ``count`` counted turns (after the warm-up): the replies they sent, and the
-    KB matcher that answered (``lexical``, or more with the semantic extra).
+    KB matcher that answered (``lexical``, or more with the semantic extra). ``texts``:
+    one of :data:`TEXTS` (module doc).
 
     On Redis the two counts of :func:`run` share one private server: each count's
     customers are its own (their addresses carry ``count``), so each starts with new
@@ -120,27 +156,43 @@ async def turns(count: int, redis_url: str | None = None) -> dict[str, Any]:
         escala.outbox.register("telegram", channel)
         clock = FakeClock()
         messages = 0
+        # The warm-up asks the benchmark's question in every mode: the varied texts are
+        # drawn for the counted turns only, from the start of the order, so the large
+        # count's texts are the small count's and more.
+        varied = answer_texts() if texts == "answers" else None
+        drawn = 0
 
-        async def customer(number: int, each: int) -> None:
-            nonlocal messages
+        async def customer(number: int, each: int, counted: bool) -> None:
+            nonlocal messages, drawn
             for _ in range(each):
                 messages += 1
+                text, locale = QUESTION, "pt-BR"
+                address = f"{count}{1000 + number}"
+                if counted and texts != "question":
+                    address = f"{count}-new-{messages}"  # a new customer's first message
+                if counted and varied is not None:
+                    text, locale = varied[drawn % len(varied)]
+                    drawn += 1
                 await escala.engine.handle(
                     InboundMessage(
                         channel="telegram",
-                        address=f"{count}{1000 + number}",
-                        text=QUESTION,
+                        address=address,
+                        text=text,
                         provider_message_id=f"{count}-{messages}",
                         received_at=clock.now(),
-                        locale="pt-BR",
+                        locale=locale,
                     )
                 )
 
-        await asyncio.gather(*(customer(c, WARM_UP) for c in range(CUSTOMERS)))
+        await asyncio.gather(*(customer(c, WARM_UP, False) for c in range(CUSTOMERS)))
         await _until(lambda: channel.sent >= REPLIES * WARM_UP * CUSTOMERS)
         channel.sent = 0
-        await asyncio.gather(*(customer(c, count // CUSTOMERS) for c in range(CUSTOMERS)))
-        await _until(lambda: channel.sent >= REPLIES * count)  # replies still in the outbox
+        each = count // CUSTOMERS
+        await asyncio.gather(*(customer(c, each, True) for c in range(CUSTOMERS)))
+        if varied is None:
+            await _until(lambda: channel.sent >= REPLIES * count)  # replies still in the outbox
+        else:  # not every text gets two replies (a choice of answers, a handoff)
+            await _until(lambda: escala.outbox.idle)
         return {
             "turns": count,
             "replies": channel.sent,
@@ -150,12 +202,14 @@ async def turns(count: int, redis_url: str | None = None) -> dict[str, Any]:
         await store.close()
 
 
-def count(turns_: int, redis_url: str | None, valgrind: str) -> tuple[int, dict[str, Any]]:
+def count(
+    turns_: int, redis_url: str | None, valgrind: str, texts: str = "question"
+) -> tuple[int, dict[str, Any]]:
     """callgrind's instruction count for a child process that takes ``turns_`` turns,
     and what the child says of its turns (:func:`turns`)."""
     command = [
         valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null",
-        sys.executable, "-m", "bench.instructions", "--child", str(turns_),
+        sys.executable, "-m", "bench.instructions", "--child", str(turns_), "--texts", texts,
     ]  # fmt: skip
     if redis_url is not None:
         command += ["--redis-url", redis_url]
@@ -169,8 +223,12 @@ def count(turns_: int, redis_url: str | None, valgrind: str) -> tuple[int, dict[
     return collected(done.stderr), said
 
 
-def run(small: int = 100, large: int = 300, redis: bool = False) -> dict[str, Any]:
+def run(
+    small: int = 100, large: int = 300, redis: bool = False, texts: str = "question"
+) -> dict[str, Any]:
     """Instructions per turn on the memory store, or on a private Redis."""
+    if texts not in TEXTS:
+        raise ValueError(f"texts must be one of {', '.join(TEXTS)}, got {texts!r}")
     for turns_ in (small, large):
         if turns_ <= 0 or turns_ % CUSTOMERS:
             raise ValueError(f"turns must be a positive multiple of {CUSTOMERS}, got {turns_}")
@@ -182,12 +240,14 @@ def run(small: int = 100, large: int = 300, redis: bool = False) -> dict[str, An
         if redis:
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory()))
             url = stack.enter_context(RedisServer(directory)).url
-        runs = [(n, *count(n, url, valgrind)) for n in (small, large)]
+        runs = [(n, *count(n, url, valgrind, texts)) for n in (small, large)]
     counts = [(n, instructions) for n, instructions, _ in runs]
     return {
         "store": "redis" if redis else "memory",
         "matcher": runs[0][2]["matcher"],
+        "texts": texts,
         "question": QUESTION,
+        "replies": [said["replies"] for _, _, said in runs],
         "customers": CUSTOMERS,
         "replies_per_turn": REPLIES,
         "counts": counts,
@@ -200,7 +260,7 @@ def run(small: int = 100, large: int = 300, redis: bool = False) -> dict[str, An
 def markdown(result: dict[str, Any]) -> str:
     return (
         f"Instructions per turn ({result['store']} store, {result['matcher']} KB matcher, "
-        "callgrind, "
+        f"texts: {result.get('texts', 'question')}, callgrind, "
         f"{result['customers']} customers at once): "
         f"**{result['instructions_per_turn']:,}** (runs of the same code vary by about "
         f"{result['noise']:.0%})"
@@ -212,15 +272,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--redis", action="store_true", help="on a private redis-server")
     parser.add_argument("--small", type=int, default=100, help="turns of the first count")
     parser.add_argument("--large", type=int, default=300, help="turns of the second count")
+    parser.add_argument(
+        "--texts",
+        choices=TEXTS,
+        default="question",
+        help="what the counted turns say (see above; default: the benchmark's question)",
+    )
     parser.add_argument("--json", type=Path, help="also write the result here")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--redis-url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
-        print(json.dumps(asyncio.run(turns(args.child, args.redis_url))))
+        print(json.dumps(asyncio.run(turns(args.child, args.redis_url, args.texts))))
         return 0
     try:
-        result = run(args.small, args.large, args.redis)
+        result = run(args.small, args.large, args.redis, args.texts)
     except (ValgrindMissing, ValueError) as e:
         print(f"bench.instructions: {e}", file=sys.stderr)
         return 2

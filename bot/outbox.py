@@ -479,6 +479,11 @@ class Outbox:
                 if not held:
                     log.warning("outbox: lease of %s lost", conversation_id)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is being delivered or acknowledged by this process now."""
+        return not self._deliveries and (self._acker is None or self._acker.done())
+
     async def close(self) -> None:
         """Stop delivering: replies not yet accepted stay in the store, for the next
         process (the lease expires)."""

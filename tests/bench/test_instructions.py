@@ -24,6 +24,20 @@ def test_the_counted_turns_run_on_redis(redis_url: str) -> None:
     assert said["replies"] == instructions.REPLIES * instructions.CUSTOMERS
 
 
+def test_varied_first_messages_are_real_turns_from_the_answer_cases() -> None:
+    texts = instructions.answer_texts()
+    assert len(texts) >= 600 and len({text for text, _ in texts}) == len(texts)
+    assert texts == instructions.answer_texts()  # the same order every time
+    assert {locale for _, locale in texts} == {"pt-BR", "en"}
+    said = asyncio.run(instructions.turns(instructions.CUSTOMERS, texts="answers"))
+    assert said["turns"] == instructions.CUSTOMERS
+    # Every first message gets a reply: an answer and "did this help?", or a choice of
+    # answers (one message), so between one and two each.
+    assert instructions.CUSTOMERS <= said["replies"] <= instructions.REPLIES * said["turns"]
+    first = asyncio.run(instructions.turns(instructions.CUSTOMERS, texts="question-first"))
+    assert first["replies"] == instructions.REPLIES * first["turns"]
+
+
 def test_instructions_per_turn_is_the_difference_of_two_counts() -> None:
     output = "==1== Events    : Ir\n==1== Collected : 3846167626\n==1==\n"
     assert instructions.collected(output) == 3_846_167_626
