@@ -9,6 +9,7 @@ import socket
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from aiogram import Bot
@@ -24,8 +25,12 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import Response
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 
-from channels.telegram.sends import LeanSends
+from channels.telegram.sends import LeanSends, form_body
 from tests.channels.fakes import Failure, FakeTelegram
 
 TOKEN = "123456:lean-sends"
@@ -69,6 +74,49 @@ async def test_the_form_on_the_wire_is_the_one_aiogram_sends(fake: FakeTelegram,
     assert calls[4] == calls[5] == ("answerCallbackQuery", {"callback_query_id": "cbq-1"})
     assert fake.buttons(fake.calls[1]) == [("Sim", "kb:yes"), ('Não ✓ "ok"', "kb:no")]
     assert "parse_mode" not in calls[1][1]  # customer text is data
+
+
+FIELDS = st.sampled_from(["chat_id", "text", "reply_markup", "callback_query_id"])
+ANY_TEXT = st.text(st.characters(codec=None, exclude_categories=()), max_size=40)
+
+
+@given(st.lists(st.tuples(FIELDS, ANY_TEXT | st.sampled_from(["Sim", "olá, Rita ✓", "8h às 20h"]))))
+def test_the_form_body_is_urlencode_s(form: list[tuple[str, str]]) -> None:
+    """The same bytes as ``urlencode``, cached or not; the same error for a text that
+    cannot be UTF-8 (a lone surrogate)."""
+    try:
+        expected: bytes | type[Exception] = urlencode(form).encode()
+    except UnicodeEncodeError:
+        expected = UnicodeEncodeError
+    for _ in range(2):  # the second time from the cache
+        try:
+            got: bytes | type[Exception] = form_body(form)
+        except UnicodeEncodeError:
+            got = UnicodeEncodeError
+        assert got == expected
+
+
+async def test_an_echo_json_reads_and_orjson_refuses_is_still_a_success() -> None:
+    """Telegram echoes the message sent; a lone surrogate escape in it is valid JSON to
+    json (aiogram's reader) but refused by orjson: still a delivery, not an error."""
+    seen: list[str] = []
+
+    async def send_message(request: web.Request) -> web.Response:
+        seen.append((await request.post())["text"])  # type: ignore[arg-type]
+        body = b'{"ok": true, "result": {"message_id": 1, "text": "\\ud83d"}}'
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/bot{token}/sendMessage", send_message)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    session = AiohttpSession(api=TelegramAPIServer.from_base(str(server.make_url("")).rstrip("/")))
+    try:
+        await LeanSends(Bot(TOKEN, session=session)).send_message(CHAT, "oi")
+        assert seen == ["oi"]
+    finally:
+        await session.close()
+        await server.close()
 
 
 FAILURES = [
