@@ -148,7 +148,9 @@ class RetryingSender(Generic[Part]):
 
     async def flush(self, within: float | None = None) -> None:
         """Wait until every queued part is delivered or has finally failed. Parts still
-        waiting after ``within`` seconds are recorded as failed, not dropped silently."""
+        waiting after ``within`` seconds are never dropped silently: the outbox keeps
+        those it handed over (:meth:`enqueue`) for the next process, and the others
+        (:meth:`send`) are recorded as failed."""
         workers = list(self._workers.values())
         if not workers:
             return
