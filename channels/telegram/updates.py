@@ -35,17 +35,15 @@ def decode_update(body: bytes, charset: str | None) -> Any:
     integer past 64 bits as a float, where json keeps it whole. Those bodies (any run of
     19 digits: a shorter integer fits), and other charsets, go to json as before: the
     same payload either way (``tests/channels/test_telegram_updates.py``). Nesting too
-    deep for json too is a ``ValueError`` here, not a ``RecursionError``."""
+    deep for json raises ``RecursionError``, as before: the server's guard answers it
+    with a 400 (``bot.server``)."""
     encoding = charset or "utf-8"
     if encoding.lower() == "utf-8" and _LONG_NUMBER.search(body) is None:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass
-    try:
-        return json.loads(body.decode(encoding))
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+    return json.loads(body.decode(encoding))
 
 
 @dataclass(frozen=True, slots=True)
