@@ -41,7 +41,7 @@ from bot.models import InboundMessage, Media, OutboundMessage, normalize_locale
 from channels.sending import Backoff, RetryingSender, RetryLater, split_text
 from channels.telegram.config import TelegramConfig
 from channels.telegram.sends import Keyboard, LeanSends
-from channels.telegram.updates import decode_update, plain_text
+from channels.telegram.updates import json_body, plain_text
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class TelegramChannel:
             log.warning("telegram webhook refused: bad or missing secret token")
             return web.Response(status=403, text="forbidden\n")
         try:
-            payload = decode_update(await request.read(), request.charset)
+            payload = json_body(await request.read(), request.charset)
         except (ValueError, LookupError):  # LookupError: a charset Python does not know
             return web.Response(status=400, text="expected a JSON update\n")
         if (plain := plain_text(payload)) is not None:  # most updates: no pydantic

@@ -22,7 +22,6 @@ strongly, so those are built once per process, not once per collection.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,13 +29,14 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote_plus
 
-import orjson
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import ClientDecodeError, TelegramNetworkError
 from aiogram.methods import AnswerCallbackQuery, GetUpdates, Response, SendMessage, TelegramMethod
 from aiogram.types import InlineKeyboardMarkup
 from aiohttp import ClientError, ClientTimeout
+
+from channels.telegram.updates import json_body
 
 #: The parametrised models aiogram's ``check_response`` asks pydantic for on every call
 #: of the methods this adapter uses. pydantic keeps them in a ``WeakValueDictionary``;
@@ -48,8 +48,6 @@ HELD_RESPONSE_MODELS: tuple[type[Response[Any]], ...] = tuple(
 
 #: What aiohttp's FormData sends for a form without files.
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
-#: A reply body not read yet (``None`` is JSON's null).
-_UNREAD = object()
 #: The form fields whose quoted values are remembered (:func:`form_body`).
 CONTENT_FIELDS = frozenset({"text", "reply_markup"})
 
@@ -164,17 +162,10 @@ class LeanSends:
         except ClientError as e:
             raise TelegramNetworkError(method=method(), message=f"{type(e).__name__}: {e}") from e
         if HTTPStatus.OK <= status <= HTTPStatus.IM_USED:
-            answer: Any = _UNREAD
-            if encoding.lower() == "utf-8":
-                # orjson reads {"ok": true} as json does; what it refuses (a lone
-                # surrogate escape in the echoed text), json reads below, as before.
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    answer = orjson.loads(data)
-            if answer is _UNREAD:
-                try:
-                    answer = session.json_loads(data.decode(encoding))
-                except ValueError:
-                    answer = None
+            try:
+                answer = json_body(data, encoding)  # what json reads, mostly by orjson
+            except ValueError:
+                answer = None
             if isinstance(answer, dict) and answer.get("ok") is True:
                 return  # the echoed result is not needed: not validated
         raw = data.decode(encoding)

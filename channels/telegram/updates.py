@@ -20,14 +20,14 @@ from typing import Any, TypeGuard
 
 import orjson
 
-#: 19 digits in a row: a number orjson may not read as json does (see decode_update).
+#: 19 digits in a row: a number orjson may not read as json does (see json_body).
 _LONG_NUMBER = re.compile(rb"[0-9]{19}")
 
 
-def decode_update(body: bytes, charset: str | None) -> Any:
-    """A webhook body's JSON, exactly as aiohttp's ``request.json()`` reads it (the
-    text in the request's charset, then ``json.loads``); raises ``ValueError`` (or
-    ``LookupError`` for a charset Python does not know).
+def json_body(body: bytes, charset: str | None) -> Any:
+    """A body's JSON (a webhook update, a Bot API answer), exactly as aiohttp's
+    ``request.json()`` reads it (the text in the body's charset, then ``json.loads``);
+    raises ``ValueError`` (or ``LookupError`` for a charset Python does not know).
 
     orjson parses a UTF-8 body in a fraction of json's time (issue 18), but refuses some
     of what json reads (a lone surrogate escape, which is to be replaced further on, not

@@ -12,7 +12,7 @@ from aiogram.types import Update
 from hypothesis import given
 from hypothesis import strategies as st
 
-from channels.telegram.updates import PlainText, decode_update, plain_text
+from channels.telegram.updates import PlainText, json_body, plain_text
 
 
 def text_update(**sender: Any) -> dict[str, Any]:
@@ -165,7 +165,7 @@ def as_json_reads(body: bytes, charset: str | None) -> tuple[str, str]:
 
 def decoded(body: bytes, charset: str | None) -> tuple[str, str]:
     try:
-        return "ok", json.dumps(decode_update(body, charset))
+        return "ok", json.dumps(json_body(body, charset))
     except (ValueError, LookupError) as e:
         return "error", type(e).__name__
 
