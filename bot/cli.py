@@ -55,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", help="talk to the bot in the terminal (customer and agents)")
     chat.add_argument("--config", type=Path, help="settings file (default: built-in defaults)")
-    chat.add_argument("--locale", choices=["pt-BR", "en"], help="the customer's locale")
+    chat.add_argument(
+        "--locale",
+        choices=["pt-BR", "en"],
+        help="the customer's locale (default: the language they write in, starting in "
+        "[engine] default_locale)",
+    )
     chat.add_argument("--agent", help="the agent you act as (default: the first configured)")
     chat.set_defaults(run=run_chat)
 
@@ -699,6 +704,8 @@ def run_chat(args: argparse.Namespace) -> int:
                 locale=args.locale or settings.engine.default_locale,
                 agent_id=agent_id,
                 echo=not sys.stdin.isatty(),
+                # without --locale, the language the customer writes in (as on SMS)
+                locale_known=args.locale is not None,
             )
             await escala.content.start()
             reload_on_hangup(escala)

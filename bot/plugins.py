@@ -113,8 +113,18 @@ class TerminalSpec(Protocol):
     name: str
 
     def terminal(
-        self, edge: Edge, out: TextIO, *, locale: str, agent_id: str, echo: bool
-    ) -> Terminal: ...
+        self,
+        edge: Edge,
+        out: TextIO,
+        *,
+        locale: str,
+        agent_id: str,
+        echo: bool,
+        locale_known: bool = True,
+    ) -> Terminal:
+        """``locale_known``: False when the customer's language was not given (their
+        words then set it, as on SMS: ``InboundMessage.locale_known``)."""
+        ...
 
 
 @functools.cache

@@ -42,12 +42,22 @@ class Console:
     """Customer channel and agent workspace in one terminal."""
 
     def __init__(
-        self, edge: Edge, out: TextIO, locale: str, agent_id: str, echo: bool = True
+        self,
+        edge: Edge,
+        out: TextIO,
+        locale: str,
+        agent_id: str,
+        echo: bool = True,
+        locale_known: bool = True,
     ) -> None:
+        """``locale_known``: False when nobody said which language the customer speaks
+        (``escala chat`` without ``--locale``): ``locale`` is then where the
+        conversation starts, and replies follow the language the customer writes in."""
         self.edge = edge
         self.echo = echo
         self.out = out
         self.locale = locale
+        self.locale_known = locale_known
         self.agent_id = agent_id
         # Message ids unique across runs: on a Redis store a second `escala chat` must
         # not find its "console-1" already seen (and dropped) from the run before.
@@ -134,6 +144,7 @@ class Console:
                 provider_message_id=f"console-{self._run}-{next(self._ids)}",
                 received_at=self.edge.now(),
                 locale=self.locale,
+                locale_known=self.locale_known,
             )
         )
 
@@ -260,9 +271,16 @@ class ConsoleSpec:
     name = CHANNEL
 
     def terminal(
-        self, edge: Edge, out: TextIO, *, locale: str, agent_id: str, echo: bool
+        self,
+        edge: Edge,
+        out: TextIO,
+        *,
+        locale: str,
+        agent_id: str,
+        echo: bool,
+        locale_known: bool = True,
     ) -> Console:
-        return Console(edge, out, locale, agent_id, echo=echo)
+        return Console(edge, out, locale, agent_id, echo=echo, locale_known=locale_known)
 
 
 channel = ConsoleSpec()

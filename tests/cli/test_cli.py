@@ -113,6 +113,17 @@ def test_chat_in_english(tmp_path: Path) -> None:
     assert "I've opened ticket #1001" in out and "within 15 minutes" in out
 
 
+def test_chat_follows_the_language_the_customer_writes_in() -> None:
+    """Without ``--locale`` nobody said which language the customer speaks: an English
+    question gets the English answer. ``--locale`` says it, and the words do not."""
+    english = run_chat(["What are your opening hours?"])
+    assert "bot> We're open Monday to Friday" in english
+    assert "bot> Did this answer help?" in english and "1) Yes" in english
+    portuguese = run_chat(["What are your opening hours?"], "--locale", "pt-BR")
+    assert "bot> Atendemos de segunda a sexta" in portuguese
+    assert "bot> Atendemos de segunda a sexta" in run_chat(["qual o horário de atendimento?"])
+
+
 def test_chat_agent_refusals_are_explained() -> None:
     out = run_chat(["/agent claim", "/agent frobnicate 1"])
     assert "[desk] no ticket in this chat yet" in out
