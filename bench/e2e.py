@@ -123,6 +123,8 @@ class Row:
     store: StoreName | None = None
     metrics: bool = True
     workers: int = 1
+    #: Run with its decisions remembered (:mod:`bench.decided`): what deciding costs.
+    decided: bool = False
 
 
 #: Every row, in run order (``--rows`` picks some). The fair ceiling runs first: the
@@ -138,6 +140,10 @@ ROWS: dict[str, Row] = {
         Row("escala-redis-metrics-off", "escala", "redis", metrics=False),
         # Issue 18: two worker processes (``escala serve --workers 2``) on one Redis.
         Row("escala-redis-2workers", "escala", "redis", workers=2),
+        # Issue 18, a diagnostic: the same server with its decisions remembered
+        # (bench.decided); against the rows above, what the decision costs.
+        Row("escala-memory-decided", "escala", "memory", decided=True),
+        Row("escala-redis-decided", "escala", "redis", decided=True),
     )
 }
 
@@ -290,6 +296,7 @@ def _server_command(
     metrics: bool = True,
     workers: int = 1,
     metrics_port: int | None = None,
+    decided: bool = False,
 ) -> list[str]:
     if server == "old-ceiling":
         module = ["bench.ceilings", "old", "--port", str(port), "--api", api]
@@ -314,7 +321,8 @@ def _server_command(
             ),
             encoding="utf-8",
         )
-        module = ["bot.cli", "serve", "--config", str(config), "--host", HOST, "--port", str(port)]
+        main = "bench.decided" if decided else "bot.cli"
+        module = [main, "serve", "--config", str(config), "--host", HOST, "--port", str(port)]
         if workers > 1:
             module += ["--workers", str(workers)]
     profile = os.environ.get(PROFILE_ENV)
@@ -335,6 +343,7 @@ async def server_process(
     redis_url: str | None = None,
     metrics: bool = True,
     workers: int = 1,
+    decided: bool = False,
 ) -> AsyncIterator[Running]:
     """The server under test as a subprocess; yields its webhook URL once healthy."""
     port = free_port()
@@ -345,7 +354,7 @@ async def server_process(
     # only that one is).
     metrics_port = free_ports(workers) if metrics and workers > 1 else None
     command = _server_command(
-        server, name, directory, port, api, redis_url, metrics, workers, metrics_port
+        server, name, directory, port, api, redis_url, metrics, workers, metrics_port, decided
     )
     process = spawn(command, log, env=env)
     try:
@@ -712,14 +721,16 @@ async def run_scenario(
     reply_timeout: float = REPLY_TIMEOUT,
     workers: int = 1,
     name: str | None = None,
+    decided: bool = False,
 ) -> dict[str, Any]:
     """``escala serve`` on ``store`` (``server="escala"``, ``workers`` processes), or a
     reference server of :mod:`bench.ceilings` (the fair ceiling always on its own
     Redis): the closed loop (the maximum rate), then an open loop at ``rate``
     messages/s (None: 80% of the measured maximum; 0: no open loop).
     ``metrics=False`` serves with ``[metrics] enabled = false`` (issue 14: what metrics
-    cost). A message not answered within ``reply_timeout`` counts as lost. Raises
-    :class:`Skipped` for Redis without ``redis-server``."""
+    cost). ``decided=True`` runs :mod:`bench.decided` (decisions remembered: what
+    deciding costs). A message not answered within ``reply_timeout`` counts as lost.
+    Raises :class:`Skipped` for Redis without ``redis-server``."""
     progress = progress or Progress()
     if server == "fair-ceiling":
         store = "redis"
@@ -727,6 +738,7 @@ async def run_scenario(
         name = server if server != "escala" else f"escala-{store}"
         name += "" if metrics else "-metrics-off"
         name += "" if workers == 1 else f"-{workers}workers"
+        name += "-decided" if decided else ""
     fake = FakeTelegramApi()
     await fake.start()
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -743,7 +755,7 @@ async def run_scenario(
             redis_url = redis.url if redis is not None else None
             target = await stack.enter_async_context(
                 server_process(
-                    server, name, directory, fake.url, session, redis_url, metrics, workers
+                    server, name, directory, fake.url, session, redis_url, metrics, workers, decided
                 )
             )
             generator = Generator(
@@ -791,6 +803,7 @@ async def run_scenario(
                 "store": store,
                 "workers": workers,
                 "metrics": metrics,
+                "decided": decided,
                 "replies_per_message": replies,
                 "customers": customers,
                 "messages_per_customer": messages_per_customer,
@@ -854,6 +867,7 @@ async def run_rows(
                 store=row.store,
                 metrics=row.metrics,
                 workers=row.workers,
+                decided=row.decided,
                 name=name,
                 **common,
             )
@@ -869,6 +883,7 @@ async def run_rows(
         "scenarios": compare(scenarios),
         "targets": targets(scenarios),
         "metrics_overhead": metrics_overhead(scenarios),
+        "decision_cost": decision_cost(scenarios),
     }
     if webchat:
         from bench.webchat import run_webchat  # the web chat's row (issue 17)
@@ -917,6 +932,27 @@ def metrics_overhead(scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "cpu_cost": round(cpu_on / cpu_off - 1, 3) if cpu_on and cpu_off else None,
         "target": 0.05,
     }
+
+
+def decision_cost(scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Issue 18, per store with both rows: server CPU per message of the plain row minus
+    the ``-decided`` row's (what the decision costs under load), and the decided row's
+    share of the fair ceiling (where Escala would be, deciding for free)."""
+    out: dict[str, Any] = {}
+    for store in ("memory", "redis"):
+        plain, decided = (
+            scenarios.get(f"escala-{store}", {}),
+            scenarios.get(f"escala-{store}-decided", {}),
+        )
+        if "closed_loop" not in plain or "closed_loop" not in decided:
+            continue
+        cpu = plain.get("closed_loop_cost_per_message", {}).get("server_cpu_ms")
+        cpu_decided = decided.get("closed_loop_cost_per_message", {}).get("server_cpu_ms")
+        out[store] = {
+            "decision_cpu_ms": round(cpu - cpu_decided, 3) if cpu and cpu_decided else None,
+            "decided_ratio_to_fair_ceiling": decided.get("ratio_to_fair_ceiling"),
+        }
+    return out
 
 
 def targets(scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -1060,6 +1096,15 @@ def markdown(result: dict[str, Any], *, machine_line: bool = True) -> str:
     t = result["targets"]
     if "skipped" not in t:
         lines += ["", "Targets (issue 18): " + "; ".join(_target_lines(t)) + "."]
+    decisions = result.get("decision_cost") or {}
+    if decisions:
+        said = [
+            f"{store}: {_unit(d['decision_cpu_ms'], ' ms')} of server CPU per message; "
+            f"with decisions remembered, {_percent(d['decided_ratio_to_fair_ceiling'])} of "
+            "the fair ceiling"
+            for store, d in decisions.items()
+        ]
+        lines += ["", "The decision (issue 18, the -decided rows): " + "; ".join(said) + "."]
     if "webchat" in result:
         from bench import webchat
 
@@ -1103,6 +1148,10 @@ def trips_cell(cost: dict[str, Any]) -> str:
 
 def _unit(value: object, unit: str = "") -> str:
     return "–" if value is None else f"{value}{unit}"
+
+
+def _percent(ratio: float | None) -> str:
+    return "–" if ratio is None else f"{100 * ratio:.0f}%"
 
 
 def _target_lines(t: dict[str, Any]) -> list[str]:

@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from bench.e2e import COLUMNS, markdown, rounds_markdown, rounds_summary, run_rows, trips_cell
+from bench.e2e import (
+    COLUMNS,
+    compare,
+    decision_cost,
+    markdown,
+    rounds_markdown,
+    rounds_summary,
+    run_rows,
+    trips_cell,
+)
 from bench.progress import Progress
 from tests.bench.test_e2e_smoke import _children, _has_redis_server
 from tests.waits import PATIENCE
@@ -118,3 +127,34 @@ def test_rounds_compare_each_row_with_the_ceiling_of_its_own_round() -> None:
     table = rounds_markdown(summary)
     assert "| escala-redis | 250, 250, 320 (**250**) | 2, 2.5, 2 (**2**) |" in table
     assert "25%, 50%, 40% (**40%**) | 25%, 40%, 30% (**30%**) |" in table
+
+
+def test_the_decision_is_the_plain_row_minus_the_decided_one() -> None:
+    scenarios = compare(
+        _round(
+            (1000.0, 0.6),
+            **{
+                "escala-memory": (400.0, 1.5),
+                "escala-memory-decided": (650.0, 0.9),
+                "escala-redis": (300.0, 1.8),
+            },
+        )["scenarios"]
+    )
+    cost = decision_cost(scenarios)
+    # Redis has no decided row: nothing said of it.
+    assert cost == {"memory": {"decision_cpu_ms": 0.6, "decided_ratio_to_fair_ceiling": 0.65}}
+    result = {
+        "machine": {"cpu": "a CPU", "cores": 2, "python": "3.11"},
+        "load_average": None,
+        "quick": True,
+        "limits": {"max_seconds": 1, "max_requests": 1},
+        "question": "?",
+        "scenarios": {},
+        "targets": {"skipped": "no Redis run"},
+        "metrics_overhead": {"skipped": "no Redis runs"},
+        "decision_cost": cost,
+    }
+    assert (
+        "The decision (issue 18, the -decided rows): memory: 0.6 ms of server CPU per "
+        "message; with decisions remembered, 65% of the fair ceiling."
+    ) in markdown(result)

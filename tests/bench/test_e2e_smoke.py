@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench.e2e import StoreName, markdown, run_scenario
+from bench.e2e import StoreName, _server_command, markdown, run_scenario
 from bench.processes import START_SECONDS, RedisUnavailable, redis_server_binary
 from bench.progress import Progress
 
@@ -115,6 +115,33 @@ async def test_old_ceiling_app_answers_each_webhook_with_one_send() -> None:
     assert closed["sent"] == closed["answered"] == CUSTOMERS * MESSAGES
     assert closed["lost"] == 0 and closed["messages_per_second"] > 0
     assert result["fake_api_calls"]["sendMessage"] == 1 + CUSTOMERS + closed["sent"]
+
+
+async def test_the_decided_row_serves_every_message_with_decisions_remembered(
+    tmp_path: Path,
+) -> None:
+    """Issue 18's diagnostic row: ``bench.decided`` is a whole ``escala serve``."""
+    command = _server_command("escala", "x", tmp_path, 1, "http://127.0.0.1:1", None, decided=True)
+    assert command[1:4] == ["-m", "bench.decided", "serve"]
+    before = _children()
+    result = await run_scenario(
+        "escala",
+        store="memory",
+        decided=True,
+        customers=CUSTOMERS,
+        messages_per_customer=MESSAGES,
+        rate=0,
+        closed_seconds=PATIENCE,
+        max_seconds=PATIENCE,
+        reply_timeout=PATIENCE,
+        progress=Progress(quiet=True),
+    )
+    assert _children() == before
+    assert result["decided"] is True
+    assert result["replies_per_message"] == 2  # the same answer and "did this help?"
+    closed = result["closed_loop"]
+    assert closed["sent"] == closed["answered"] == CUSTOMERS * MESSAGES
+    assert closed["lost"] == 0 and closed["errors"] == {}
 
 
 async def test_the_web_chat_row_answers_every_message_over_websocket() -> None:
