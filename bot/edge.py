@@ -229,6 +229,11 @@ class WorkspacePort(Protocol):
         """True the first time ``key`` is seen within ``ttl_seconds`` (any process)."""
         ...
 
+    def time_to_stop(self) -> float:
+        """Seconds a stopping workspace has left to finish its agents' actions (see
+        :meth:`ChannelPort.time_to_stop`)."""
+        ...
+
     async def report(
         self,
         *,

@@ -46,6 +46,8 @@ MAX_BODY = web.AppKey("max_body_bytes", int)
 METRICS = web.AppKey("metrics", Metrics)
 #: What a 503 asks the provider to wait (seconds).
 RETRY_AFTER_SECONDS = 1
+#: The longest a stopping server waits for a timer sweep under way (within its budget).
+TIMER_GRACE_SECONDS = 10.0
 #: Net allocations between young garbage collections in a serving process (CPython's
 #: default is 700; see run_server).
 GC_YOUNG_THRESHOLD = 10_000
@@ -327,7 +329,9 @@ def create_app(
         escala.edge.stopping(shutdown_timeout_seconds)
 
     async def stop(_: web.Application) -> None:
-        await escala.timers.stop()  # before the plugins whose clients its timers use
+        # Before the plugins whose clients its timers use; a sweep under way gets what
+        # is left of the stop budget, at most its usual grace.
+        await escala.timers.stop(min(TIMER_GRACE_SECONDS, escala.edge.time_to_stop()))
         await stop_all(plugins)
         await escala.content.stop()
         await escala.outbox.close()  # what is not sent stays stored, for the next process

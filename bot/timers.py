@@ -108,8 +108,9 @@ class Timers:
             self._task = asyncio.create_task(self._run(interval_seconds), name="escala-timers")
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
-        """Stop sweeping. A sweep in progress finishes first (its timers are already
-        popped: cancelling it would lose them); past ``grace_seconds`` it is cancelled."""
+        """Stop sweeping. A sweep in progress finishes first; past ``grace_seconds`` it
+        is cancelled, and the timers it had taken but not handled keep their leases, so
+        they fire again ``RETRY_LATER`` after, wherever a sweeper runs (:meth:`sweep`)."""
         task, self._task = self._task, None
         if task is None:
             return

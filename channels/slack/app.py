@@ -163,7 +163,9 @@ class SlackPlugin:
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
             self._socket = None
-        await self.background.drain()
+        # An agent's action under way finishes, within what is left of the server's
+        # stop budget (a hung Slack API must not hold the process past it).
+        await self.background.drain(self.actions.port.time_to_stop())
 
 
 def _unreachable(what: str, timeout: float, error: BaseException) -> str:

@@ -60,10 +60,29 @@ class Background:
         if not task.cancelled() and task.exception() is not None:
             log.error("Slack listener work failed", exc_info=task.exception())
 
-    async def drain(self) -> None:
-        """Wait until no work is left (work may start more work)."""
+    async def drain(self, within: float | None = None) -> None:
+        """Wait until no work is left (work may start more work); past ``within``
+        seconds (a stopping server's budget), cancel what is still running."""
+        loop = asyncio.get_running_loop()
+        deadline = None if within is None else loop.time() + within
         while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                break
+            # wait, not gather: a timeout must not cancel the work before it is counted
+            await asyncio.wait(set(self._tasks), timeout=left)
+        if not self._tasks:
+            return
+        running = list(self._tasks)
+        log.warning(
+            "%d Slack action(s) still running after %.1fs of stopping; cancelled "
+            "(their agents may need to repeat them)",
+            len(running),
+            within,
+        )
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
 
 
 @dataclass(frozen=True)

@@ -92,21 +92,35 @@ class Slack:
         }
 
     async def post(
-        self, body: str, content_type: str, headers: dict[str, str] | None = None
+        self,
+        body: str,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+        *,
+        wait: bool = True,
     ) -> tuple[int, str]:
+        """``wait``: also wait for the work the request started (the default)."""
         sent = headers if headers is not None else self.headers(body, content_type)
         async with self.http.post("/slack/events", data=body.encode(), headers=sent) as response:
             text = await response.text()
             status = response.status
-        await self.plugin.background.drain()
+        if wait:
+            await self.plugin.background.drain()
         return status, text
 
-    async def interaction(self, payload: dict[str, Any]) -> tuple[int, str]:
+    async def interaction(self, payload: dict[str, Any], *, wait: bool = True) -> tuple[int, str]:
         body = urlencode({"payload": json.dumps(payload)})
-        return await self.post(body, "application/x-www-form-urlencoded")
+        return await self.post(body, "application/x-www-form-urlencoded", wait=wait)
 
     async def click(
-        self, action_id: str, number: int, user: str, channel: str = "C111", ts: str = ""
+        self,
+        action_id: str,
+        number: int,
+        user: str,
+        channel: str = "C111",
+        ts: str = "",
+        *,
+        wait: bool = True,
     ) -> tuple[int, str]:
         return await self.interaction(
             {
@@ -126,7 +140,8 @@ class Slack:
                         "action_ts": "1",
                     }
                 ],
-            }
+            },
+            wait=wait,
         )
 
     async def submit_escalation(

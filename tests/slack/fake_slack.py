@@ -35,6 +35,10 @@ class FakeSlack:
     broken: dict[str, int] = field(default_factory=dict)
     #: Methods that answer ``ok: false`` with this error.
     refuse: dict[str, str] = field(default_factory=dict)
+    #: Methods that answer nothing until ``release`` is set (a hung Slack API).
+    hang: set[str] = field(default_factory=set)
+    held: list[str] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
     server: TestServer | None = None
     #: Socket Mode: the app's WebSocket, and the envelope ids it acknowledged.
     socket: web.WebSocketResponse | None = None
@@ -57,6 +61,7 @@ class FakeSlack:
         await self.server.start_server()
 
     async def close(self) -> None:
+        self.release.set()
         if self.server is not None:
             await self.server.close()
 
@@ -96,6 +101,9 @@ class FakeSlack:
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         args = await self._args(request)
+        if method in self.hang:
+            self.held.append(method)
+            await self.release.wait()
         if method in self.rate_limit_once:
             self.rate_limit_once.discard(method)
             self.calls.append(Call(f"{method}:429", args))

@@ -4,11 +4,13 @@ task that ``escala serve`` starts and stops with the server."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 
 import pytest
 
 from bot.clock import FakeClock
+from bot.server import TIMER_GRACE_SECONDS
 from bot.store import MemoryStore
 from bot.timers import RETRY_LATER, Timers
 from tests.channels.harness import Harness
@@ -121,3 +123,27 @@ async def test_a_sweep_killed_mid_handler_leaves_the_timer_to_fire_again() -> No
     assert seen == ["x"]
     clock.advance(seconds=RETRY_LATER.total_seconds())
     assert await survivor.sweep() == 0  # handled: the lease was dropped
+
+
+async def test_a_stopping_server_gives_a_hung_sweep_only_what_is_left_of_its_budget(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The sweep's usual grace (10 s) would outlast a 1 s shutdown timeout; the server
+    gives it what is left of the budget, and the timer keeps its lease (above)."""
+    h = Harness(shutdown_timeout_seconds=1.0)
+    started = asyncio.Event()
+
+    async def hangs(key: str) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    h.escala.timers.on("probe", hangs)
+    await h.escala.timers.schedule("probe", "x", h.clock.now())
+    await h.start()
+    await asyncio.wait_for(started.wait(), timeout=PATIENCE)
+    with caplog.at_level(logging.WARNING, logger="bot.timers"):
+        await h.close()
+    (said,) = [r.getMessage() for r in caplog.records if "timer sweep still busy" in r.getMessage()]
+    grace = float(said.split("after ")[1].split("s;")[0])
+    assert 0 <= grace <= 1.0 < TIMER_GRACE_SECONDS, said
+    assert not _sweeper_tasks()
