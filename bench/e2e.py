@@ -7,8 +7,9 @@ Everything runs on 127.0.0.1 and stops by itself:
 * the server under test is a subprocess: the real ``python -m bot.cli serve`` with
   ``[channels.telegram]`` in webhook mode, a secret token and ``api_base`` pointing
   at the fake, on the memory store or on a dedicated ``redis-server`` (no
-  persistence, stopped by PID), with one process or ``--workers 2`` -- or a reference
-  server of :mod:`bench.ceilings` (also a subprocess): the **fair ceiling** (secret,
+  persistence, stopped by PID), with one process or ``--workers 2``, or (the
+  ``-decided`` rows, a diagnostic) :mod:`bench.decided`, the same server with its
+  decisions remembered -- or a reference server of :mod:`bench.ceilings` (also a subprocess): the **fair ceiling** (secret,
   orjson parse, one Redis round trip storing the message with its dedupe mark, the
   same two sends as Escala, issue 18) and the **old ceiling** (secret, parse, one
   send: no store, issue 6);
