@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows.loader import default_flows_path, load_flows
+from flows.model import Ask, Collect
 from flows.position import FlowPosition
 from flows.runner import FlowReply, FlowRunner
 from tests.unit.test_flows_runner import FakeHost
@@ -113,6 +114,41 @@ async def test_password_reset_by_sms_worked(runner: FlowRunner) -> None:
     assert await reply(runner, position, host, "yes") is None
     assert host.texts[-1].startswith("Great!")
     assert host.handoffs == []
+
+
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [
+        ("pt-BR", "Não entendi 🙂 Como prefere receber o link: por e-mail ou por SMS?"),
+        ("en", "Sorry, I didn't catch that 🙂 How would you like to receive the link"),
+    ],
+)
+async def test_a_reply_that_is_no_option_is_told_so_with_the_options_again(
+    runner: FlowRunner, locale: str, said: str
+) -> None:
+    """Not the question again word for word (the customer would wonder whether they
+    were heard): the flow says it did not understand, and offers the options again."""
+    host = FakeHost(locale=locale)
+    position = await runner.start("password_reset", host)
+    options = host.last_options
+    position = await reply(runner, position, host, "no" if locale == "en" else "não")
+    assert position is not None and position.retries == 1
+    assert host.texts[-1].startswith(said) and host.last_options == options
+
+
+def test_every_shipped_question_that_asks_again_says_it_did_not_understand() -> None:
+    flows = load_flows([default_flows_path()])
+    asking_again = [
+        (flow.id, step.id, step.error)
+        for flow in (flows.get(i) for i in flows.ids())
+        if flow is not None
+        for step in flow.steps.values()
+        if isinstance(step, (Ask, Collect)) and step.max_retries > 0
+    ]
+    assert asking_again  # the shipped flows do ask again
+    for flow_id, step_id, error in asking_again:
+        assert error is not None, f"{flow_id}.{step_id} repeats its question word for word"
+        assert error.by_locale.keys() == {"pt-BR", "en"}, f"{flow_id}.{step_id}: both locales"
 
 
 async def test_talk_to_human(runner: FlowRunner) -> None:
