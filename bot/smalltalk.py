@@ -18,6 +18,7 @@ import enum
 import unicodedata
 from collections.abc import Mapping
 
+from flows.loader import FlowSet
 from kb.normalize import fold
 
 
@@ -141,6 +142,17 @@ EMOJI_KINDS = {"🙏": Kind.THANKS, "👋": Kind.BYE, "😂": Kind.LAUGH, "🤣"
 
 def _is_emoji(char: str) -> bool:
     return unicodedata.category(char) in ("So", "Sk", "Cf") or char in "\ufe0f\u200d"
+
+
+def flow_trigger(flows: FlowSet, text: str) -> str | None:
+    """The flow a message starts (:meth:`FlowSet.find_trigger`): its triggers may be
+    followed by small talk ("bom dia, tudo bem?" is a greeting), unless the whole
+    message is small talk, which is answered as such ("oi, tudo bem?")."""
+
+    def courtesy(rest: str) -> bool:
+        return classify(rest) is not None and classify(text) is None
+
+    return flows.find_trigger(text, then=courtesy)
 
 
 def classify(text: str) -> Kind | None:

@@ -54,7 +54,7 @@ def explain(
 ) -> Explanation:
     version = content.version
     engine = settings.engine
-    trigger = content.flows.find_trigger(text)
+    trigger = smalltalk.flow_trigger(content.flows, text)
     if trigger is not None:
         return Explanation(version, "flow trigger", flow=trigger)
     human = content.triage.human_request(text)

@@ -273,7 +273,7 @@ class Turn:
         """A message outside any flow: a picked suggestion, a flow trigger, or tier 0."""
         if choice is not None and choice.id.startswith(KB_CHOICE):
             await self._picked_suggestion(choice)
-        elif (flow_id := self.parts.flows.find_trigger(self.inbound.text)) is not None:
+        elif (flow_id := smalltalk.flow_trigger(self.parts.flows, self.inbound.text)) is not None:
             await self.start_flow(flow_id)
         elif not await self._small_talk():
             await self._tier0()

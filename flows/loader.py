@@ -6,7 +6,7 @@ error names the file, the place (``flow 'x', step 'y'.pattern``) and the reason.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from flows.errors import FlowError
@@ -23,6 +23,7 @@ class FlowSet:
         self._triggers: dict[str, str] = {
             normalize(t): f.id for f in self._flows.values() for t in f.triggers
         }
+        self._longest = max((len(t.split()) for t in self._triggers), default=0)
 
     def get(self, flow_id: str) -> Flow | None:
         return self._flows.get(flow_id)
@@ -30,10 +31,31 @@ class FlowSet:
     def ids(self) -> tuple[str, ...]:
         return tuple(self._flows)
 
-    def find_trigger(self, text: str) -> str | None:
-        """The flow whose trigger equals ``text``, ignoring case, accents and punctuation."""
+    def find_trigger(self, text: str, then: Callable[[str], bool] | None = None) -> str | None:
+        """The flow ``text`` starts, ignoring case, accents and punctuation: the one whose
+        trigger it is, or, when it is several triggers in a row, the last one's ("oi, bom
+        dia" is the greeting's; "olá! esqueci minha senha" the password reset's: a
+        greeting before a request is courtesy). ``then``: what may follow the triggers
+        (the rest of the text, normalized), e.g. small talk ("bom dia, tudo bem?")."""
         key = normalize(text)
-        return self._triggers.get(key) if key else None
+        if not key:
+            return None
+        found = self._triggers.get(key)
+        if found is not None:
+            return found
+        words = key.split()
+        at = 0
+        while at < len(words):  # the longest trigger at each place, left to right
+            for size in range(min(self._longest, len(words) - at), 0, -1):
+                flow = self._triggers.get(" ".join(words[at : at + size]))
+                if flow is not None:
+                    found, at = flow, at + size
+                    break
+            else:
+                break
+        if found is None or at == len(words):
+            return found
+        return found if then is not None and then(" ".join(words[at:])) else None
 
     def handoff_tiers(self) -> set[tuple[str, str, str]]:
         """``(flow id, step id, tier)`` of every handoff naming a tier, for the engine to check."""

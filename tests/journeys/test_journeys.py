@@ -34,6 +34,25 @@ async def test_kb_answer_then_did_this_help(journey: Journey) -> None:
     assert labels(replies[1]) == ["Sim", "Não"]
 
 
+@pytest.mark.parametrize(
+    ("text", "locale", "first"),
+    [
+        ("Oi, bom dia!", "pt-BR", "Olá! 👋 Sou o assistente virtual. Como posso ajudar?"),
+        ("Boa tarde, tudo bem?", "pt-BR", "Olá! 👋 Sou o assistente virtual. Como posso ajudar?"),
+        ("oi tudo bem?", "pt-BR", "Tudo bem por aqui, obrigado! Como posso ajudar?"),
+        ("Olá! Esqueci minha senha", "pt-BR", "Vamos resolver isso!"),
+        ("hi, good morning", "en", "Hi there! 👋 I'm the virtual assistant. How can I help?"),
+    ],
+)
+async def test_an_everyday_greeting_is_greeted(
+    journey: Journey, text: str, locale: str, first: str
+) -> None:
+    """How most conversations begin: a greeting of a few words, perhaps with "tudo
+    bem?", or before the request itself. Not "tell me more about what you need"."""
+    replies = await journey.say(text, locale=locale)
+    assert replies[0].text.startswith(first), replies[0].text
+
+
 async def test_english_customer_gets_english_answer(journey: Journey) -> None:
     replies = await journey.say("when are you open?", locale="en", address="77")
     assert replies[0].text == "We're open Monday to Friday, 8am to 8pm."

@@ -193,10 +193,34 @@ def test_shipped_flows_load() -> None:
         ("oi, quero saber do meu pedido", None),
         ("", None),
         ("!!!", None),
+        # Several triggers in a row: the last one's flow (a greeting is courtesy).
+        ("Oi, bom dia!", "greeting"),
+        ("olá boa tarde", "greeting"),
+        ("Good morning!", "greeting"),
+        ("Olá! Esqueci minha senha", "password_reset"),
+        ("hi, forgot my password", "password_reset"),
+        # Something else after them: not by itself (see the next test).
+        ("bom dia, tudo bem?", None),
+        ("oi menu de opções", None),
     ],
 )
 def test_find_trigger(text: str, flow_id: str | None) -> None:
     assert load_flows([default_flows_path()]).find_trigger(text) == flow_id
+
+
+def test_what_may_follow_the_triggers_is_the_callers_to_say() -> None:
+    flows = load_flows([default_flows_path()])
+    heard: list[str] = []
+
+    def then(rest: str) -> bool:
+        heard.append(rest)
+        return rest == "tudo bem"
+
+    assert flows.find_trigger("Bom dia, tudo bem?", then=then) == "greeting"
+    assert flows.find_trigger("Bom dia, meu pedido não chegou", then=then) is None
+    assert heard == ["tudo bem", "meu pedido nao chegou"]
+    assert flows.find_trigger("Qual o horário?", then=then) is None
+    assert len(heard) == 2  # no trigger first: nothing to ask about
 
 
 def test_normalize() -> None:
