@@ -138,6 +138,9 @@ _KIND_ORDER = (
 )
 #: Emoji read as words when a message is nothing but emoji.
 EMOJI_KINDS = {"🙏": Kind.THANKS, "👋": Kind.BYE, "😂": Kind.LAUGH, "🤣": Kind.LAUGH}
+#: Anger, sadness, disapproval: a message of emoji with one of these is no small talk
+#: (an angry customer told "Combinado!" is angrier); it is asked what happened.
+UPSET_EMOJI = frozenset("😡😠🤬😤👎😞😢😭💔😩😫🙁☹😒😣😖🤦😑😐🙄😕😟😥😰😱🤯")
 
 
 def _is_emoji(char: str) -> bool:
@@ -163,6 +166,8 @@ def classify(text: str) -> Kind | None:
         if not symbols or not any(_is_emoji(c) for c in symbols):
             return None  # "????" or "..." is low information, not small talk
         if not all(_is_emoji(c) or unicodedata.category(c).startswith("P") for c in symbols):
+            return None
+        if any(c in UPSET_EMOJI for c in symbols):
             return None
         for emoji, kind in EMOJI_KINDS.items():
             if emoji in text:

@@ -53,6 +53,12 @@ async def test_an_everyday_greeting_is_greeted(
     assert replies[0].text.startswith(first), replies[0].text
 
 
+async def test_an_angry_emoji_is_asked_what_happened(journey: Journey) -> None:
+    (reply,) = await journey.say("😡😡😡")
+    assert reply.text.startswith("Pode me contar com um pouco mais de detalhes")
+    assert "atendente" in reply.text  # a person is one word away
+
+
 async def test_english_customer_gets_english_answer(journey: Journey) -> None:
     replies = await journey.say("when are you open?", locale="en", address="77")
     assert replies[0].text == "We're open Monday to Friday, 8am to 8pm."

@@ -47,6 +47,11 @@ def shipped() -> Triage:
         ("????", None),
         ("sim", None),
         ("😡 meu pedido", None),
+        # Upset emoji are no small talk: never "Combinado!" to an angry customer.
+        ("😡😡😡", None),
+        ("👎🏽", None),
+        ("🤦\u200d♀️", None),
+        ("👍🏽", smalltalk.Kind.ACK),
     ],
 )
 def test_small_talk(text: str, kind: smalltalk.Kind | None) -> None:
