@@ -72,6 +72,25 @@ async def test_helpful_answer_ends_without_ticket(journey: Journey) -> None:
     assert journey.workspace.opened == []
 
 
+@pytest.mark.parametrize(
+    ("said", "helped"),
+    [("👍", True), ("sim, obrigado!", True), ("não ajudou em nada", False), ("👎", False)],
+)
+async def test_did_this_help_is_answered_as_customers_answer(
+    journey: Journey, said: str, helped: bool
+) -> None:
+    """Not only "Sim" and "Não": a thumbs up is a yes (it was "Combinado!" and no
+    feedback), and "não ajudou em nada" a no (it was a new question for the KB)."""
+    await journey.say("qual o horario de atendimento")
+    replies = await journey.say(said)
+    if helped:
+        assert replies[0].text.startswith("Que bom!")
+        assert journey.workspace.opened == []
+    else:
+        assert replies[0].text.startswith("Poxa, sinto muito.")
+        assert len(journey.workspace.opened) == 1
+
+
 async def test_suggestion_then_choice(journey: Journey) -> None:
     replies = await journey.say("quero cancelar")
     assert replies[-1].text.startswith("Não tenho certeza se entendi")

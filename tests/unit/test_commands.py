@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import Command, detect, resolve_choice
+from bot.commands import Command, detect, resolve_choice, yes_or_no
 from bot.models import Choice
 
 
@@ -67,3 +67,42 @@ def test_no_choice_when_nothing_matches() -> None:
     assert resolve_choice("talvez", None, OFFERED) is None
     assert resolve_choice("", "maybe", OFFERED) is None
     assert resolve_choice("1", None, ()) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("s", "yes"),
+        ("Sim, obrigado!", "yes"),
+        ("claro", "yes"),
+        ("deu certo", "yes"),
+        ("yep", "yes"),
+        ("it worked!", "yes"),
+        ("👍", "yes"),
+        ("👍🏽", "yes"),
+        ("n", "no"),
+        ("não ajudou em nada", "no"),
+        ("nao deu certo", "no"),  # a no wins
+        ("it didn't help", "no"),
+        ("nope", "no"),
+        ("👎", "no"),
+        # Anything more is probably the next question: neither.
+        ("sim, mas quero trocar o endereço", None),
+        ("não recebi meu pedido", None),
+        ("obrigado", None),
+        ("ok", None),
+        ("🤔", None),
+        ("", None),
+    ],
+)
+def test_everyday_yes_and_no(text: str, said: str | None) -> None:
+    assert yes_or_no(text) == said
+
+
+def test_a_yes_or_no_question_reads_them_other_choices_do_not() -> None:
+    assert resolve_choice("👍", None, OFFERED) == OFFERED[0]
+    assert resolve_choice("não ajudou em nada", None, OFFERED) == OFFERED[1]
+    assert resolve_choice("talvez", None, OFFERED) is None
+    other = (Choice("email", "E-mail"), Choice("sms", "SMS"))
+    assert resolve_choice("👍", None, other) is None
+    assert resolve_choice("sim", None, (Choice("kb:a", "A"), Choice("kb:none", "Nenhuma"))) is None
