@@ -138,15 +138,84 @@ def resolve_choice(text: str, choice_id: str | None, offered: Sequence[Choice]) 
 YES, NO = "yes", "no"
 #: Folded words that say yes, or no, to a yes-or-no question.
 YES_WORDS = frozenset(
-    "sim s ss claro isso ajudou funcionou resolveu certo certeza "
-    "yes y yep yeah yup sure helped worked did".split()
+    [
+        "sim",
+        "s",
+        "ss",
+        "claro",
+        "isso",
+        "ajudou",
+        "funcionou",
+        "resolveu",
+        "certo",
+        "certeza",
+        "yes",
+        "y",
+        "yep",
+        "yeah",
+        "yup",
+        "sure",
+        "helped",
+        "worked",
+        "did",
+    ]
 )
-NO_WORDS = frozenset("nao n nem nada nenhum nenhuma negativo no nope nah not didn didnt".split())
+NO_WORDS = frozenset(
+    [
+        "nao",
+        "n",
+        "nem",
+        "nada",
+        "nenhum",
+        "nenhuma",
+        "negativo",
+        "no",
+        "nope",
+        "nah",
+        "not",
+        "didn",
+        "didnt",
+    ]
+)
 #: Words that may come with them ("sim, obrigado!", "não ajudou em nada", "it didn't help").
 YES_NO_FILLERS = frozenset(
-    "obrigado obrigada valeu vlw muito mesmo bastante demais em de com forma alguma deu "
-    "pela pelo ajuda e foi tudo thanks thank you it t help work really much a lot so "
-    "very at all".split()
+    [
+        "obrigado",
+        "obrigada",
+        "valeu",
+        "vlw",
+        "muito",
+        "mesmo",
+        "bastante",
+        "demais",
+        "em",
+        "de",
+        "com",
+        "forma",
+        "alguma",
+        "deu",
+        "pela",
+        "pelo",
+        "ajuda",
+        "e",
+        "foi",
+        "tudo",
+        "thanks",
+        "thank",
+        "you",
+        "it",
+        "t",
+        "help",
+        "work",
+        "really",
+        "much",
+        "a",
+        "lot",
+        "so",
+        "very",
+        "at",
+        "all",
+    ]
 )
 YES_EMOJI = frozenset("👍✅👌🙏😄😊🙂")
 NO_EMOJI = frozenset("👎❌🙁😞😡😠")
