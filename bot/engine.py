@@ -224,8 +224,11 @@ class Engine:
         """The contact who wrote, created on first contact, with what this message tells
         (saved with the turn when new or changed)."""
         # A channel that cannot tell the language (SMS, WhatsApp): the customer's words
-        # can, when they clearly do ("ok" does not, and changes nothing).
-        written_in = None if inbound.locale_known else guess_locale(inbound.text)
+        # can, when they clearly do ("ok" does not, and changes nothing). A first
+        # message has no language to keep: less evidence is enough ("thanks, bye").
+        written_in = (
+            None if inbound.locale_known else guess_locale(inbound.text, first=contact is None)
+        )
         if contact is None:
             contact = Contact(
                 id=stable_id("ct", inbound.channel, inbound.address),

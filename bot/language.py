@@ -39,13 +39,32 @@ MIN_MARKERS = 2
 DOMINANCE = 3
 
 
-def guess_locale(text: str) -> str | None:
-    """``"pt-BR"`` or ``"en"`` when ``text`` clearly says which; ``None`` otherwise."""
+#: Greetings, thanks and goodbyes only one language writes: on a first message they
+#: count too (:func:`guess_locale`).
+_PT_COURTESY = _words("oi ola obrigado obrigada valeu vlw tchau sim bom boa dia tarde noite")
+_EN_COURTESY = _words("hi hello hey thanks thank please bye goodbye yes sorry morning")
+
+
+def guess_locale(text: str, *, first: bool = False) -> str | None:
+    """``"pt-BR"`` or ``"en"`` when ``text`` clearly says which; ``None`` otherwise.
+
+    ``first``: the customer's first message, with no language to keep, where the
+    default language is only a guess too: then one marker or word of courtesy of one
+    language, and none of the other, is enough ("the app keeps crashing", "thanks,
+    bye")."""
     words = fold(text).split()
     portuguese = sum(w in _PT_MARKERS for w in words)
     english = sum(w in _EN_MARKERS for w in words)
     if portuguese >= MIN_MARKERS and portuguese >= DOMINANCE * english:
         return "pt-BR"
     if english >= MIN_MARKERS and english >= DOMINANCE * portuguese:
+        return "en"
+    if not first:
+        return None
+    portuguese += sum(w in _PT_COURTESY for w in words)
+    english += sum(w in _EN_COURTESY for w in words)
+    if portuguese and not english:
+        return "pt-BR"
+    if english and not portuguese:
         return "en"
     return None

@@ -99,6 +99,7 @@ class Journey:
         choice_id: str | None = None,
         message_id: str | None = None,
         at: datetime | None = None,
+        locale_known: bool = True,
     ) -> list[OutboundMessage]:
         """The customer writes; returns what they received in answer."""
         self._sequence += 1
@@ -113,6 +114,7 @@ class Journey:
                 provider_message_id=message_id or f"m{self._sequence}",
                 received_at=at or self.clock.now(),
                 locale=locale,
+                locale_known=locale_known,
                 choice_id=choice_id,
             )
         )

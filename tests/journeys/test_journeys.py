@@ -59,6 +59,18 @@ async def test_an_angry_emoji_is_asked_what_happened(journey: Journey) -> None:
     assert "atendente" in reply.text  # a person is one word away
 
 
+async def test_a_first_short_english_message_on_sms_is_answered_in_english(
+    journey: Journey,
+) -> None:
+    """SMS says nothing of the language; "thanks, bye" holds no small word, but it is
+    the contact's first message, so its words of courtesy decide (not the default)."""
+    (reply,) = await journey.say("thanks, bye", channel="sms", locale_known=False)
+    assert reply.text.startswith("You're welcome!")
+    # a later message that says too little keeps the language
+    (reply,) = await journey.say("ok", channel="sms", locale_known=False)
+    assert reply.text.startswith("Great!")
+
+
 async def test_english_customer_gets_english_answer(journey: Journey) -> None:
     replies = await journey.say("when are you open?", locale="en", address="77")
     assert replies[0].text == "We're open Monday to Friday, 8am to 8pm."

@@ -42,6 +42,25 @@ def test_a_message_says_its_language_only_when_it_clearly_does(
     assert guess_locale(text) == locale
 
 
+@pytest.mark.parametrize(
+    ("text", "locale"),
+    [
+        ("the app keeps crashing", "en"),
+        ("thanks, bye", "en"),
+        ("hey there", "en"),
+        ("obrigado!", "pt-BR"),
+        ("app nao abre", "pt-BR"),
+        # still nothing to go on, or as much of each: the default language
+        ("ok", None),
+        ("boleto", None),
+        ("oi, my boleto", None),
+        ("to com problema no app", None),
+    ],
+)
+def test_a_first_message_says_its_language_with_less(text: str, locale: str | None) -> None:
+    assert guess_locale(text, first=True) == locale
+
+
 def labelled_cases() -> list[tuple[str, str]]:
     cases = []
     for path in sorted(DATA.glob("turn_cases*.jsonl")):
@@ -73,4 +92,24 @@ def test_no_labelled_customer_message_is_taken_for_the_other_language() -> None:
     for language, least in (("pt-BR", 0.85), ("en", 0.65)):
         written = [text for text, locale in cases if locale == language]
         guessed = sum(guess_locale(text) == language for text in written)
+        assert guessed >= least * len(written), (language, guessed, len(written))
+
+
+#: Labelled with an English conversation's locale, written in Portuguese: a first
+#: message's guess is right to say Portuguese.
+PORTUGUESE_IN_ENGLISH_CONVERSATIONS = {"aparece erro 500 quando salvo", "voces vendem carro?"}
+
+
+def test_a_first_message_is_not_taken_for_the_other_language_either() -> None:
+    """The first-message guess takes less evidence; measured on the same cases it says
+    more (2026-12-01: 1,386 of 1,442 in Portuguese, 98 of 116 in English, against 1,281
+    and 83) and is wrong on none whose text is in the labelled language. On BANKING77
+    and CLINC150 train (25,103 English texts) it took none for Portuguese (a session
+    check; the datasets are not in the repository)."""
+    cases = labelled_cases()
+    wrong = {text for text, locale in cases if guess_locale(text, first=True) not in (None, locale)}
+    assert wrong == ENGLISH_IN_PORTUGUESE_CONVERSATIONS | PORTUGUESE_IN_ENGLISH_CONVERSATIONS
+    for language, least in (("pt-BR", 0.9), ("en", 0.8)):
+        written = [text for text, locale in cases if locale == language]
+        guessed = sum(guess_locale(text, first=True) == language for text in written)
         assert guessed >= least * len(written), (language, guessed, len(written))
