@@ -197,6 +197,7 @@ def test_shipped_flows_load() -> None:
         ("Oi, bom dia!", "greeting"),
         ("olá boa tarde", "greeting"),
         ("Good morning!", "greeting"),
+        ("hey there", "greeting"),
         ("Olá! Esqueci minha senha", "password_reset"),
         ("hi, forgot my password", "password_reset"),
         # Something else after them: not by itself (see the next test).
