@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import enum
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.models import Choice
+from bot.smalltalk import NO, YES, yes_or_no
 from kb.normalize import fold
 
 
@@ -132,111 +132,3 @@ def resolve_choice(text: str, choice_id: str | None, offered: Sequence[Choice]) 
         said = yes_or_no(text)
         picked = next((c for c in offered if c.id == said), None)
     return picked
-
-
-#: The choice ids of a yes-or-no question (the shipped flows' "did this help?").
-YES, NO = "yes", "no"
-#: Folded words that say yes, or no, to a yes-or-no question.
-YES_WORDS = frozenset(
-    [
-        "sim",
-        "s",
-        "ss",
-        "claro",
-        "isso",
-        "ajudou",
-        "funcionou",
-        "resolveu",
-        "certo",
-        "certeza",
-        "yes",
-        "y",
-        "yep",
-        "yeah",
-        "yup",
-        "sure",
-        "helped",
-        "worked",
-        "did",
-    ]
-)
-NO_WORDS = frozenset(
-    [
-        "nao",
-        "n",
-        "nem",
-        "nada",
-        "nenhum",
-        "nenhuma",
-        "negativo",
-        "no",
-        "nope",
-        "nah",
-        "not",
-        "didn",
-        "didnt",
-    ]
-)
-#: Words that may come with them ("sim, obrigado!", "não ajudou em nada", "it didn't help").
-YES_NO_FILLERS = frozenset(
-    [
-        "obrigado",
-        "obrigada",
-        "valeu",
-        "vlw",
-        "muito",
-        "mesmo",
-        "bastante",
-        "demais",
-        "em",
-        "de",
-        "com",
-        "forma",
-        "alguma",
-        "deu",
-        "pela",
-        "pelo",
-        "ajuda",
-        "e",
-        "foi",
-        "tudo",
-        "thanks",
-        "thank",
-        "you",
-        "it",
-        "t",
-        "help",
-        "work",
-        "really",
-        "much",
-        "a",
-        "lot",
-        "so",
-        "very",
-        "at",
-        "all",
-    ]
-)
-YES_EMOJI = frozenset("👍✅👌🙏😄😊🙂")
-NO_EMOJI = frozenset("👎❌🙁😞😡😠")
-
-
-def yes_or_no(text: str) -> str | None:
-    """``yes`` or ``no`` when ``text`` is only an everyday answer to a yes-or-no question
-    ("s", "claro!", "sim, obrigado", "👍" / "não ajudou em nada", "nope", "👎"); a no
-    wins ("não ajudou"); ``None`` when it says anything more ("sim, mas o outro pedido
-    ...": probably the next question)."""
-    words = fold(text).split()
-    if not words:
-        # skin tones (Sk), the emoji variation selector and joiners say nothing more
-        marks = {
-            c for c in text if not c.isspace() and unicodedata.category(c) not in ("Sk", "Cf")
-        } - {"\ufe0f"}
-        if marks and marks <= YES_EMOJI | NO_EMOJI:
-            return NO if marks & NO_EMOJI else YES
-        return None
-    if not all(w in YES_WORDS or w in NO_WORDS or w in YES_NO_FILLERS for w in words):
-        return None
-    if any(w in NO_WORDS for w in words):
-        return NO
-    return YES if any(w in YES_WORDS for w in words) else None

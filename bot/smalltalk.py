@@ -236,6 +236,99 @@ def is_negative(text: str) -> bool:
     )
 
 
+#: The choice ids of a yes-or-no question (the shipped flows' "did this help?").
+YES, NO = "yes", "no"
+#: Folded words that say yes to a yes-or-no question; a no is a :data:`NEGATIVE` one,
+#: or English's longer ways ("not", "didn't").
+AFFIRMATIVE = frozenset(
+    [
+        "sim",
+        "s",
+        "ss",
+        "claro",
+        "isso",
+        "ajudou",
+        "funcionou",
+        "resolveu",
+        "certo",
+        "certeza",
+        "yes",
+        "y",
+        "yep",
+        "yeah",
+        "yup",
+        "sure",
+        "helped",
+        "worked",
+        "did",
+    ]
+)
+_NO_WORDS = NEGATIVE | {"not", "didn", "didnt"}
+#: Words that may come with them ("sim, obrigado!", "não ajudou em nada", "it didn't help").
+_YES_NO_FILLERS = frozenset(
+    [
+        "obrigado",
+        "obrigada",
+        "valeu",
+        "vlw",
+        "muito",
+        "mesmo",
+        "bastante",
+        "demais",
+        "em",
+        "de",
+        "com",
+        "forma",
+        "alguma",
+        "deu",
+        "pela",
+        "pelo",
+        "ajuda",
+        "e",
+        "foi",
+        "tudo",
+        "thanks",
+        "thank",
+        "you",
+        "it",
+        "t",
+        "help",
+        "work",
+        "really",
+        "much",
+        "a",
+        "lot",
+        "so",
+        "very",
+        "at",
+        "all",
+    ]
+)
+_YES_EMOJI = frozenset("👍✅👌🙏😄😊🙂")
+_NO_EMOJI = UPSET_EMOJI | {"❌"}
+
+
+def yes_or_no(text: str) -> str | None:
+    """``yes`` or ``no`` when ``text`` is only an everyday answer to a yes-or-no question
+    ("s", "claro!", "sim, obrigado", "👍" / "não ajudou em nada", "nope", "👎"); a no
+    wins ("não ajudou"); ``None`` when it says anything more ("sim, mas o outro pedido
+    ...": probably the next question)."""
+    words = fold(text).split()
+    if not words:
+        # skin tones (Sk), the emoji variation selector and joiners say nothing more
+        marks = {
+            c for c in text if not c.isspace() and unicodedata.category(c) not in ("Sk", "Cf")
+        } - {"\ufe0f"}
+        if marks and marks <= _YES_EMOJI | _NO_EMOJI:
+            return NO if marks & _NO_EMOJI else YES
+        return None
+    if not all(w in AFFIRMATIVE or w in _NO_WORDS or w in _YES_NO_FILLERS for w in words):
+        return None
+    if any(w in _NO_WORDS for w in words):
+        return NO
+    return YES if any(w in AFFIRMATIVE for w in words) else None
+
+
 REPLIES: Mapping[Kind, Mapping[str, str]] = {
     Kind.THANKS: {
         "pt-BR": "De nada! 😊 Se precisar de mais alguma coisa, é só escrever.",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import Command, detect, resolve_choice, yes_or_no
+from bot.commands import Command, detect, resolve_choice
 from bot.models import Choice
+from bot.smalltalk import yes_or_no
 
 
 @pytest.mark.parametrize(
