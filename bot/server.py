@@ -62,7 +62,8 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 1_048_576
     public_base_url: str | None = None
-    #: In-flight messages and queued replies together (:func:`create_app`).
+    #: In-flight messages, timers, Slack actions and queued replies together
+    #: (:func:`create_app`).
     shutdown_timeout_seconds: float = STOP_SECONDS
     #: Requests handled at once; more wait ``queue_seconds`` then get 503 + Retry-After.
     max_in_flight: int = 64
@@ -274,8 +275,9 @@ def create_app(
 ) -> web.Application:
     """The webhooks' application; with ``metrics``, ``/metrics`` too unless
     ``metrics_config.port`` puts it on a listener of its own (:func:`run_server`).
-    Stopping it takes at most ``shutdown_timeout_seconds`` for in-flight messages and
-    the channels' queued replies together (plus a timer sweep's grace)."""
+    Stopping it takes at most ``shutdown_timeout_seconds`` for in-flight messages, a
+    timer sweep under way, agents' Slack actions and the channels' queued replies
+    together."""
     app = web.Application(client_max_size=max_body_bytes, middlewares=[_guard])
     app[ESCALA] = escala
     app[MAX_BODY] = max_body_bytes
